@@ -1,0 +1,59 @@
+// gndet: one program, many subcommands (gndet --help lists them).
+#include <algorithm>
+#include <cstdio>
+#include <iostream>
+
+#include "apps/args.h"
+#include "apps/commands.h"
+#include "gndet_config.h"
+#include "tensor/backend.h"
+
+namespace gndet::app {
+
+std::vector<Command>& commands() {
+  static std::vector<Command> cmds;
+  return cmds;
+}
+
+static void print_help() {
+  std::vector<Command> cmds = commands();
+  std::sort(cmds.begin(), cmds.end(), [](const Command& a, const Command& b) { return std::string(a.name) < b.name; });
+  std::cout << "gndet " << GNDET_VERSION
+            << ": Group Normalization (GN) and GN+WS Faster / Mask R-CNN, from scratch in C++20 and CUDA\n\n"
+            << "usage: gndet <command> [arguments] [--help]\n\ncommands:\n";
+  for (const Command& c : cmds) std::printf("  %-12s %s\n", c.name, c.summary);
+  std::cout << "\nbuilt with CUDA: " << (GNDET_WITH_CUDA ? "yes" : "no") << ", cuDNN: " << (GNDET_WITH_CUDNN ? "yes" : "no")
+            << "; GPUs visible: " << cuda::device_count() << "\n";
+}
+
+}  // namespace gndet::app
+
+int main(int argc, char** argv) {
+  using namespace gndet::app;
+  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
+    print_help();
+    return argc < 2 ? 2 : 0;
+  }
+  if (std::string(argv[1]) == "--version") {
+    std::cout << "gndet " << GNDET_VERSION << "\n";
+    return 0;
+  }
+  const std::string name = argv[1];
+  for (const Command& c : commands()) {
+    if (name != c.name) continue;
+    try {
+      return c.run(Args(argv + 2, argv + argc));
+    } catch (const UsageError& e) {
+      std::cerr << "usage error: " << e.what() << "\n";
+      return 2;
+    } catch (const gndet::Error& e) {
+      std::cerr << "error: " << e.what() << "\n";
+      return 1;
+    } catch (const std::exception& e) {
+      std::cerr << "error: " << e.what() << "\n";
+      return 1;
+    }
+  }
+  std::cerr << "gndet: unknown command '" << name << "' (gndet --help lists them)\n";
+  return 2;
+}

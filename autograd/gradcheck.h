@@ -1,0 +1,72 @@
+// gradcheck: compares an op's backward with central finite differences, in float64 on the CPU.
+//
+// With outputs y_k = f(inputs) and fixed random weights r_k ~ N(0, 1), it checks the gradient of
+// the scalar L = sum_k <y_k, r_k>: analytically by one backward pass with output gradients r_k,
+// numerically by (L(x + eps e_j) - L(x - eps e_j)) / (2 eps) for every element j of every input
+// that requires grad. This tests J^T r for a random r (the "fast mode" of PyTorch's gradcheck):
+// a wrong Jacobian entry escapes only if r happens to be orthogonal to the error, which has
+// probability zero. An element passes when |analytic - numeric| <= atol + rtol * |numeric|.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "tensor/dispatch.h"
+#include "tensor/tensor.h"
+
+namespace gndet::autograd {
+
+struct GradcheckOptions {
+  double eps = 1e-6;   // perturbation; float64 leaves ~1e-10 relative error in the difference
+  double atol = 1e-5;
+  double rtol = 1e-3;
+  uint64_t seed = 1234;  // for the projection weights r_k
+};
+
+struct GradcheckResult {
+  bool passed = false;
+  double max_abs_error = 0.0;  // max |analytic - numeric|
+  double max_rel_error = 0.0;  // max |analytic - numeric| / max(|numeric|, atol / rtol)
+  int64_t elements = 0;        // input elements checked
+  std::string worst;           // where the worst element is and its two values
+  std::string error;           // set when the check could not run (e.g. no backward)
+  std::string skipped;         // set when the case needs something absent here (e.g. a GPU)
+};
+
+inline GradcheckResult gradcheck_skipped(std::string why) {
+  GradcheckResult r;
+  r.passed = true;
+  r.skipped = std::move(why);
+  return r;
+}
+
+using MultiFn = std::function<Tensors(const Tensors&)>;
+using SingleFn = std::function<Tensor(const Tensors&)>;
+
+// Inputs that require grad must be float64 CPU tensors; the others are passed through unchanged
+// (index tensors, masks, constants).
+GradcheckResult gradcheck(const SingleFn& f, const Tensors& inputs, const GradcheckOptions& opts = {});
+GradcheckResult gradcheck_outputs(const MultiFn& f, const Tensors& inputs, const GradcheckOptions& opts = {});
+
+// ---- the registry of gradcheck cases, run by `gndet gradcheck` and by the test suite ----
+struct GradcheckCase {
+  std::string op;    // the OpDef name it exercises
+  std::string name;  // what is special about this case
+  GradcheckResult (*run)();
+};
+const std::vector<GradcheckCase>& gradcheck_cases();
+struct GradcheckRegistrar {
+  GradcheckRegistrar(const char* op, const char* name, GradcheckResult (*run)());
+};
+
+}  // namespace gndet::autograd
+
+#define GNDET_GRADCHECK_IMPL(op, name, id)                                                            \
+  static ::gndet::autograd::GradcheckResult GNDET_CONCAT(gradcheck_case_, id)();                        \
+  static const ::gndet::autograd::GradcheckRegistrar GNDET_CONCAT(gradcheck_reg_, id)(                  \
+      op, name, &GNDET_CONCAT(gradcheck_case_, id));                                                    \
+  static ::gndet::autograd::GradcheckResult GNDET_CONCAT(gradcheck_case_, id)()
+// GNDET_GRADCHECK("relu", "3x4, no element near the kink") { ...; return gradcheck(f, inputs); }
+#define GNDET_GRADCHECK(op, name) GNDET_GRADCHECK_IMPL(op, name, __COUNTER__)

@@ -1,0 +1,40 @@
+// The seam between the device-independent core and a device backend (CUDA). The CUDA backend
+// registers itself at load time; a build without CUDA registers nothing, so asking for a CUDA
+// tensor raises "gndet was built without CUDA" instead of crashing.
+#pragma once
+
+#include <cstddef>
+
+#include "tensor/device.h"
+
+namespace gndet {
+
+class Allocator {
+ public:
+  virtual ~Allocator() = default;
+  virtual void* allocate(size_t nbytes) = 0;
+  virtual void deallocate(void* ptr, size_t nbytes) = 0;
+};
+
+// 64-byte aligned host memory.
+Allocator* cpu_allocator();
+
+struct DeviceBackend {
+  int (*device_count)();
+  Allocator* (*allocator)(int device);
+  void (*synchronize)(int device);
+};
+
+void register_backend(DeviceType type, const DeviceBackend* backend);
+// The backend for `device`; throws when it was not built or the index is out of range.
+const DeviceBackend& backend_for(Device device);
+Allocator* allocator_for(Device device);
+
+namespace cuda {
+bool is_built();      // the library was compiled with the CUDA backend
+bool is_available();  // ... and at least one GPU is present
+int device_count();   // 0 when not available
+void synchronize(int device = 0);
+}  // namespace cuda
+
+}  // namespace gndet
