@@ -22,8 +22,16 @@ struct BadIndex {
   }
 };
 
+// Copying ops (gather, index_select) take every dtype, bool masks included; accumulating ops
+// (scatter_add, index_add) only numbers.
 template <class F>
 void dispatch_value_and_index(const Tensor& values, const Tensor& idx, const char* op, F&& f) {
+  dispatch_all(values.dtype(), op, [&]<class T>() {
+    dispatch_index(idx.dtype(), op, [&]<class I>() { f.template operator()<T, I>(); });
+  });
+}
+template <class F>
+void dispatch_number_and_index(const Tensor& values, const Tensor& idx, const char* op, F&& f) {
   dispatch_numeric(values.dtype(), op, [&]<class T>() {
     dispatch_index(idx.dtype(), op, [&]<class I>() { f.template operator()<T, I>(); });
   });
@@ -78,7 +86,7 @@ void index_select_cpu(const Tensor& out, const Tensor& src, const Tensor& idx, I
 // Scatters are serial over the indexed dimension: two indices may name the same target.
 void scatter_add_cpu(const Tensor& out, const Tensor& idx, const Tensor& src, IndexGeometry g) {
   BadIndex bad;
-  dispatch_value_and_index(src, idx, "scatter_add", [&]<class T, class I>() {
+  dispatch_number_and_index(src, idx, "scatter_add", [&]<class T, class I>() {
     T* o = static_cast<T*>(out.raw_data());
     const T* s = static_cast<const T*>(src.raw_data());
     const I* ix = static_cast<const I*>(idx.raw_data());
@@ -102,7 +110,7 @@ void scatter_add_cpu(const Tensor& out, const Tensor& idx, const Tensor& src, In
 
 void index_add_cpu(const Tensor& out, const Tensor& idx, const Tensor& src, IndexGeometry g) {
   BadIndex bad;
-  dispatch_value_and_index(src, idx, "index_add", [&]<class T, class I>() {
+  dispatch_number_and_index(src, idx, "index_add", [&]<class T, class I>() {
     T* o = static_cast<T*>(out.raw_data());
     const T* s = static_cast<const T*>(src.raw_data());
     const I* ix = static_cast<const I*>(idx.raw_data());

@@ -1,0 +1,196 @@
+#include "detection/config.h"
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "tensor/error.h"
+
+namespace gndet {
+namespace fs = std::filesystem;
+
+namespace {
+
+void merge_into(Json& base, const Json& over) {
+  if (!base.is_object() || !over.is_object() || (over.contains("_delete_") && over["_delete_"] == true)) {
+    base = over;
+    if (base.is_object()) base.erase("_delete_");
+    return;
+  }
+  for (auto it = over.begin(); it != over.end(); ++it) {
+    if (base.contains(it.key())) {
+      merge_into(base[it.key()], it.value());
+    } else {
+      base[it.key()] = it.value();
+      if (base[it.key()].is_object()) base[it.key()].erase("_delete_");
+    }
+  }
+}
+
+Json read_json(const fs::path& path) {
+  std::ifstream in(path);
+  GNDET_CHECK(in.good(), "cannot read config '", path.string(), "'");
+  try {
+    return Json::parse(in, nullptr, true, /*ignore_comments=*/true);
+  } catch (const Json::parse_error& e) {
+    GNDET_FAIL("config '", path.string(), "' is not valid JSON: ", e.what());
+  }
+}
+
+Json load_rec(const fs::path& path, std::vector<std::string>& chain) {
+  const std::string key = fs::weakly_canonical(path).string();
+  for (const std::string& c : chain) {
+    GNDET_CHECK(c != key, "config '", path.string(), "': _base_ inheritance cycle");
+  }
+  GNDET_CHECK(fs::exists(path), "config file '", path.string(), "' not found");
+  chain.push_back(key);
+  Json own = read_json(path);
+  GNDET_CHECK(own.is_object(), "config '", path.string(), "' must be a JSON object");
+  Json merged = Json::object();
+  if (own.contains("_base_")) {
+    Json bases = own["_base_"];
+    if (bases.is_string()) bases = Json::array({bases});
+    GNDET_CHECK(bases.is_array(), "config '", path.string(), "': _base_ must be a path or a list of paths");
+    for (const Json& b : bases) {
+      GNDET_CHECK(b.is_string(), "config '", path.string(), "': _base_ entries must be strings");
+      merge_into(merged, load_rec(path.parent_path() / b.get<std::string>(), chain));
+    }
+    own.erase("_base_");
+  }
+  merge_into(merged, own);
+  chain.pop_back();
+  return merged;
+}
+
+std::vector<std::string> split_key(const std::string& key) {
+  std::vector<std::string> parts;
+  std::stringstream ss(key);
+  std::string part;
+  while (std::getline(ss, part, '.')) parts.push_back(part);
+  return parts;
+}
+
+bool is_index(const std::string& s) {
+  return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
+}
+
+}  // namespace
+
+Json load_config(const std::string& path) {
+  std::vector<std::string> chain;
+  return load_rec(fs::path(path), chain);
+}
+
+void apply_config_override(Json& cfg, const std::string& assignment) {
+  const size_t eq = assignment.find('=');
+  GNDET_CHECK(eq != std::string::npos && eq > 0, "--cfg-options: expected key=value, got '", assignment, "'");
+  const std::string key = assignment.substr(0, eq), text = assignment.substr(eq + 1);
+  Json* node = &cfg;
+  std::string walked;
+  for (const std::string& part : split_key(key)) {
+    walked += (walked.empty() ? "" : ".") + part;
+    if (node->is_array() && is_index(part)) {
+      const size_t i = std::stoul(part);
+      GNDET_CHECK(i < node->size(), "--cfg-options: ", walked, " is out of range (the list has ", node->size(),
+                  " elements)");
+      node = &(*node)[i];
+    } else {
+      if (!node->is_object() || !node->contains(part)) {
+        std::string known;
+        if (node->is_object()) {
+          for (auto it = node->begin(); it != node->end(); ++it) known += (known.empty() ? "" : ", ") + it.key();
+        }
+        GNDET_FAIL("--cfg-options: unknown config key '", walked, "'",
+                   known.empty() ? std::string() : " (keys here: " + known + ")");
+      }
+      node = &(*node)[part];
+    }
+  }
+  Json value;
+  try {
+    value = Json::parse(text);
+  } catch (const Json::parse_error&) {
+    value = text;
+  }
+  *node = value;
+}
+
+// ---- ConfigNode ----
+
+void ConfigNode::fail(const std::string& what) const {
+  std::string got = json_->dump();
+  if (got.size() > 80) got = got.substr(0, 77) + "...";
+  GNDET_FAIL("config ", path_.empty() ? std::string("<root>") : path_, ": ", what, ", got ", got);
+}
+
+bool ConfigNode::has(const std::string& key) const { return json_->is_object() && json_->contains(key); }
+
+ConfigNode ConfigNode::operator[](const std::string& key) const {
+  const std::string child = path_.empty() ? key : path_ + "." + key;
+  GNDET_CHECK(has(key), "config: missing key ", child);
+  return ConfigNode((*json_)[key], child);
+}
+
+ConfigNode ConfigNode::at(size_t index) const {
+  if (!json_->is_array()) fail("expected a list");
+  GNDET_CHECK(index < json_->size(), "config ", path_, ": index ", index, " out of range (", json_->size(), " elements)");
+  return ConfigNode((*json_)[index], path_ + "." + std::to_string(index));
+}
+
+size_t ConfigNode::size() const {
+  if (!json_->is_array()) fail("expected a list");
+  return json_->size();
+}
+
+int64_t ConfigNode::as_int() const {
+  if (!json_->is_number_integer()) fail("expected an integer");
+  return json_->get<int64_t>();
+}
+double ConfigNode::as_double() const {
+  if (!json_->is_number()) fail("expected a number");
+  return json_->get<double>();
+}
+bool ConfigNode::as_bool() const {
+  if (!json_->is_boolean()) fail("expected true or false");
+  return json_->get<bool>();
+}
+std::string ConfigNode::as_string() const {
+  if (!json_->is_string()) fail("expected a string");
+  return json_->get<std::string>();
+}
+std::vector<int64_t> ConfigNode::as_int_list() const {
+  std::vector<int64_t> out;
+  for (size_t i = 0; i < size(); ++i) out.push_back(at(i).as_int());
+  return out;
+}
+std::vector<double> ConfigNode::as_double_list() const {
+  std::vector<double> out;
+  for (size_t i = 0; i < size(); ++i) out.push_back(at(i).as_double());
+  return out;
+}
+
+int64_t ConfigNode::get_int(const std::string& key, int64_t fallback) const {
+  return has(key) && !(*json_)[key].is_null() ? (*this)[key].as_int() : fallback;
+}
+double ConfigNode::get_double(const std::string& key, double fallback) const {
+  return has(key) && !(*json_)[key].is_null() ? (*this)[key].as_double() : fallback;
+}
+bool ConfigNode::get_bool(const std::string& key, bool fallback) const {
+  return has(key) && !(*json_)[key].is_null() ? (*this)[key].as_bool() : fallback;
+}
+std::string ConfigNode::get_string(const std::string& key, const std::string& fallback) const {
+  return has(key) && !(*json_)[key].is_null() ? (*this)[key].as_string() : fallback;
+}
+
+std::string ConfigNode::type(const std::vector<std::string>& accepted) const {
+  const std::string t = (*this)["type"].as_string();
+  for (const std::string& a : accepted) {
+    if (a == t) return t;
+  }
+  std::string list;
+  for (const std::string& a : accepted) list += (list.empty() ? "" : ", ") + a;
+  GNDET_FAIL("config ", path_, ".type: '", t, "' is not supported (expected one of: ", list, ")");
+}
+
+}  // namespace gndet
