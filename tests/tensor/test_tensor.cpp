@@ -72,6 +72,28 @@ TEST_CASE("generator state round-trips", "[tensor]") {
   CHECK_THROWS_WITH(h.set_state("nonsense"), Catch::Contains("malformed"));
 }
 
+TEST_CASE("bulk draws equal sequential draws, whatever the thread count", "[tensor]") {
+  // 100003 values: past the parallel threshold, and odd so the last normal pair is split.
+  Generator bulk(21), seq(21);
+  const std::vector<double> u = rand({100003}, bulk, kFloat64).to_vector<double>();
+  for (size_t i = 0; i < u.size(); i += 997) {
+    Generator at(21);
+    for (size_t k = 0; k < i; ++k) at.next_u64();
+    CHECK(u[i] == at.uniform());
+  }
+  CHECK(bulk.offset() == 100003);
+  // SplitMix64 reference values for seed 0 (Steele, Lea and Flood; e.g. Java's SplittableRandom).
+  CHECK(Generator::number(0, 0) == 0xe220a8397b1dcdafull);
+  CHECK(Generator::number(0, 1) == 0x6e789e6aa1b965f4ull);
+  const std::vector<double> z = randn({11}, seq, kFloat64).to_vector<double>();
+  Generator pairs(21);
+  for (int j = 0; j < 5; ++j) {
+    const double u1 = pairs.uniform(), u2 = pairs.uniform();
+    CHECK(z[2 * j] == std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2));
+  }
+  CHECK(seq.offset() == 12);
+}
+
 TEST_CASE("views share storage: a write through a view is seen by its base", "[tensor]") {
   Tensor base = arange(0.0, 12.0, 1.0, kFloat32).reshape({3, 4});
   Tensor row = base.select(0, 1);

@@ -1,0 +1,113 @@
+// gndet infer: detections drawn on images, plus their JSON.
+#include <filesystem>
+#include <iostream>
+
+#include "apps/args.h"
+#include "apps/commands.h"
+#include "apps/experiment.h"
+#include "apps/visualize.h"
+#include "autograd/grad_mode.h"
+#include "data/image.h"
+#include "data/mask.h"
+#include "nn/checkpoint.h"
+#include "tensor/safetensors.h"
+
+namespace gndet::app {
+namespace {
+namespace fs = std::filesystem;
+
+// The test pipeline without annotation loading, then the data preprocessor's steps.
+data::Pipeline test_pipeline(const Json& cfg) {
+  Json steps = Json::array();
+  for (const Json& s : cfg.at("test_dataloader").at("dataset").at("pipeline")) {
+    if (s.value("type", "") != "LoadAnnotations") steps.push_back(s);
+  }
+  data::Pipeline pipeline = data::Pipeline::from_json(steps, "test_dataloader.dataset.pipeline");
+  if (cfg["model"].contains("data_preprocessor")) {
+    for (auto& step : data::data_preprocessor_transforms(cfg["model"]["data_preprocessor"], "model.data_preprocessor")) {
+      pipeline.append(step);
+    }
+  }
+  return pipeline;
+}
+
+Json detections_json(const std::string& path, const Detections& d, const std::vector<std::string>& names,
+                     double score_thr, int64_t height, int64_t width) {
+  Json dets = Json::array();
+  const std::vector<float> scores = d.scores.to_vector<float>(), boxes = d.boxes.to_vector<float>();
+  const std::vector<int64_t> labels = d.labels.to_vector<int64_t>();
+  for (size_t k = 0; k < scores.size(); ++k) {
+    if (scores[k] < score_thr) continue;
+    Json j = {{"label", labels[k]},
+              {"class", names.at(labels[k])},
+              {"score", scores[k]},
+              {"bbox_xyxy", {boxes[4 * k], boxes[4 * k + 1], boxes[4 * k + 2], boxes[4 * k + 3]}}};
+    if (d.masks.defined()) {
+      const data::Rle rle = data::rle_encode(d.masks.select(0, static_cast<int64_t>(k)).cpu().contiguous());
+      j["segmentation"] = {{"size", {height, width}}, {"counts", data::rle_to_string(rle)}};
+    }
+    dets.push_back(j);
+  }
+  return {{"image", path}, {"height", height}, {"width", width}, {"score_thr", score_thr}, {"detections", dets}};
+}
+
+int run_infer(const Args& args) {
+  ArgParser p("gndet infer",
+              "Detects objects in IMAGE files (JPEG or PNG, any size) with CHECKPOINT and writes, for each, a PNG with\n"
+              "the masks blended in, boxes, class names and scores, and a JSON of the detections (boxes xyxy in image\n"
+              "pixels, masks as COCO compressed RLEs).");
+  p.positional("CONFIG", "the config the checkpoint was trained with")
+      .positional("CHECKPOINT", "a gndet checkpoint or a safetensors file of model weights")
+      .positional("IMAGE", "images to run on", 1, -1)
+      .option("--out-dir", "DIR", "where the pictures and JSON files go", "infer_out")
+      .option("--score-thr", "T", "draw and list detections scoring at least T", "0.3")
+      .multi("--cfg-options", "KEY=VALUE", "override config entries")
+      .option("--device", "DEV", "cpu, cuda, cuda:N or auto", "auto")
+      .example("gndet infer configs/shapes/mask-rcnn_r18_fpn_gn-all_shapes.json work_dirs/shapes/latest.safetensors "
+               "data/shapes/val/000001.png");
+  if (!p.parse(args)) {
+    std::cout << p.help();
+    return 0;
+  }
+  const double score_thr = p.get_double("--score-thr");
+  const Json cfg = load_run_config(p.get("CONFIG"), p.list("--cfg-options"));
+  const Device device = choose_device(p.get("--device"));
+  auto model = build_model(cfg, 0, kCPU, nullptr);
+  const nn::LoadReport r = model->load_state_dict(nn::load_state_dict_from_file(p.get("CHECKPOINT")), /*strict=*/false);
+  GNDET_CHECK(r.ok(), "checkpoint '", p.get("CHECKPOINT"), "' does not match the model of '", p.get("CONFIG"), "': ",
+              r.str());
+  model->to(device);
+  model->eval();
+  const data::Pipeline pipeline = test_pipeline(cfg);
+  const std::vector<std::string> names = class_names(cfg, model->num_classes());
+  const int64_t divisor = loader_options(cfg, "test_dataloader", 0).pad_size_divisor;
+  const std::string out_dir = p.get("--out-dir");
+  fs::create_directories(out_dir);
+  autograd::NoGradGuard no_grad;
+  for (const std::string& path : p.list("IMAGE")) {
+    const Tensor image = data::read_image(path);
+    data::Sample s = data::make_sample(image, false);
+    s.meta.filename = path;
+    Generator rng(0);
+    pipeline.apply(s, rng);
+    std::vector<data::Sample> one;
+    one.push_back(std::move(s));
+    const ModelInputs in = to_model_inputs(data::collate(std::move(one), divisor), device, false);
+    const Detections d = model->predict(in.images, in.infos).at(0);
+    const std::string stem = out_dir + "/" + fs::path(path).stem().string();
+    data::write_png(stem + ".png", draw_detections(image, d, names, score_thr));
+    write_file_atomic(stem + ".json",
+                      detections_json(path, d, names, score_thr, image.size(0), image.size(1)).dump(2) + "\n");
+    int64_t shown = 0;
+    for (float sc : d.scores.to_vector<float>()) shown += sc >= score_thr ? 1 : 0;
+    std::printf("%s: %lld detections >= %.2f -> %s.png, %s.json\n", path.c_str(), static_cast<long long>(shown),
+                score_thr, stem.c_str(), stem.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+GNDET_COMMAND("infer", "detect objects in images and draw them", run_infer);
+
+}  // namespace gndet::app

@@ -1,0 +1,110 @@
+#include "apps/plot.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "apps/canvas.h"
+
+namespace gndet::app {
+namespace {
+
+struct Series {
+  std::string name;
+  std::vector<std::pair<double, double>> points;
+};
+
+std::string tick_label(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), std::abs(v) >= 100 || v == std::floor(v) ? "%.0f" : "%.2f", v);
+  return buf;
+}
+
+// One panel: axes, 5 ticks per axis, the series, a legend.
+void draw_panel(Canvas& c, int64_t x0, int64_t y0, int64_t w, int64_t h, const std::string& title,
+                const std::string& xlabel, const std::vector<Series>& series) {
+  double xmin = 1e300, xmax = -1e300, ymin = 0, ymax = -1e300;
+  for (const Series& s : series) {
+    for (auto [x, y] : s.points) {
+      xmin = std::min(xmin, x);
+      xmax = std::max(xmax, x);
+      ymax = std::max(ymax, y);
+    }
+  }
+  if (xmax <= xmin) xmax = xmin + 1;
+  if (ymax <= ymin) ymax = ymin + 1;
+  ymax *= 1.05;
+  const int64_t left = x0 + 60, right = x0 + w - 10, top = y0 + 30, bottom = y0 + h - 40;
+  const Rgb black{0, 0, 0}, grey{200, 200, 200};
+  c.text(left, y0 + 8, title, black, 2);
+  auto px = [&](double x) { return left + (x - xmin) / (xmax - xmin) * static_cast<double>(right - left); };
+  auto py = [&](double y) { return bottom - (y - ymin) / (ymax - ymin) * static_cast<double>(bottom - top); };
+  for (int t = 0; t <= 4; ++t) {
+    const double yv = ymin + (ymax - ymin) * t / 4, xv = xmin + (xmax - xmin) * t / 4;
+    c.line(left, py(yv), right, py(yv), grey);
+    const std::string yl = tick_label(yv), xl = tick_label(xv);
+    c.text(left - 6 - Canvas::text_width(yl), static_cast<int64_t>(py(yv)) - 4, yl, black);
+    c.text(static_cast<int64_t>(px(xv)) - Canvas::text_width(xl) / 2, bottom + 6, xl, black);
+  }
+  c.line(left, bottom, right, bottom, black);
+  c.line(left, top, left, bottom, black);
+  c.text((left + right) / 2 - Canvas::text_width(xlabel) / 2, bottom + 22, xlabel, black);
+  int64_t legend_y = top + 4;
+  for (size_t i = 0; i < series.size(); ++i) {
+    const Rgb color = palette(static_cast<int64_t>(i));
+    const auto& pts = series[i].points;
+    for (size_t k = 1; k < pts.size(); ++k) {
+      c.line(px(pts[k - 1].first), py(pts[k - 1].second), px(pts[k].first), py(pts[k].second), color, 2);
+    }
+    if (pts.size() == 1) c.fill_rect(static_cast<int64_t>(px(pts[0].first)) - 2, static_cast<int64_t>(py(pts[0].second)) - 2,
+                                     static_cast<int64_t>(px(pts[0].first)) + 3, static_cast<int64_t>(py(pts[0].second)) + 3, color);
+    const int64_t lx = right - 150;
+    c.fill_rect(lx, legend_y + 3, lx + 14, legend_y + 6, color);
+    c.text(lx + 20, legend_y, series[i].name, black);
+    legend_y += 12;
+  }
+}
+
+}  // namespace
+
+void write_training_plot(const std::string& scalars_json, const std::string& png_path) {
+  std::ifstream in(scalars_json);
+  if (!in.good()) return;
+  std::map<std::string, Series> losses, aps;
+  std::string line;
+  while (std::getline(in, line)) {
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception&) {
+      continue;  // a line cut short by a crash: skip it
+    }
+    if (!j.is_object() || !j.contains("mode")) continue;
+    const bool train = j["mode"] == "train";
+    const double x = train ? j.value("step", 0.0) : j.value("epoch", 0.0);
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      if (!it.value().is_number()) continue;
+      const std::string& k = it.key();
+      if (train && k.rfind("loss", 0) == 0) {
+        losses[k].name = k;
+        losses[k].points.emplace_back(x, it.value().get<double>());
+      } else if (!train && (k == "coco/bbox_mAP" || k == "coco/segm_mAP")) {
+        aps[k].name = k.substr(5);
+        aps[k].points.emplace_back(x, it.value().get<double>());
+      }
+    }
+  }
+  if (losses.empty()) return;
+  std::vector<Series> ls, as;
+  for (auto& [k, s] : losses) ls.push_back(s);
+  for (auto& [k, s] : aps) as.push_back(s);
+  Canvas c(1100, 440);
+  draw_panel(c, 0, 0, 640, 440, "training losses", "iteration", ls);
+  if (!as.empty()) draw_panel(c, 640, 0, 460, 440, "val AP (COCO, IoU .50:.95)", "epoch", as);
+  c.save_png(png_path);
+}
+
+}  // namespace gndet::app
