@@ -2,7 +2,6 @@
 
 #include <filesystem>
 
-#include "data/mask.h"
 #include "detection/config.h"
 #include "nn/checkpoint.h"
 #include "tensor/backend.h"
@@ -31,7 +30,7 @@ std::shared_ptr<data::CocoDataset> build_dataset(const Json& cfg, const std::str
   // mmdetection 3 normalises and pads in the model's data_preprocessor; gndet does it in the pipeline.
   if (cfg["model"].contains("data_preprocessor")) {
     for (auto& step : data::data_preprocessor_transforms(cfg["model"]["data_preprocessor"], "model.data_preprocessor")) {
-      const_cast<data::Pipeline&>(ds->pipeline()).append(step);
+      ds->append_transform(step);
     }
   }
   return ds;
@@ -86,22 +85,8 @@ std::vector<data::Detection> to_coco_detections(const std::vector<Detections>& d
                                                 const std::vector<ImageInfo>& infos, const data::CocoInstances& coco) {
   std::vector<data::Detection> out;
   for (size_t i = 0; i < dets.size(); ++i) {
-    const std::vector<float> boxes = dets[i].boxes.to_vector<float>();
-    const std::vector<float> scores = dets[i].scores.to_vector<float>();
-    const std::vector<int64_t> labels = dets[i].labels.to_vector<int64_t>();
-    const Tensor masks = dets[i].masks.defined() ? dets[i].masks.cpu().contiguous() : Tensor();
-    for (size_t d = 0; d < scores.size(); ++d) {
-      data::Detection det;
-      det.image_id = infos[i].image_id;
-      det.category_id = coco.category_of(labels[d]);
-      det.score = scores[d];
-      const float* b = &boxes[4 * d];
-      det.bbox = data::BoxXywh{b[0], b[1], b[2] - b[0], b[3] - b[1]};
-      if (masks.defined()) {
-        det.segmentation = data::Segmentation::from_rle(data::rle_encode(masks.select(0, static_cast<int64_t>(d))));
-      }
-      out.push_back(std::move(det));
-    }
+    data::append_detections(out, coco, infos[i].image_id, dets[i].boxes.cpu(), dets[i].scores.cpu(), dets[i].labels.cpu(),
+                            dets[i].masks.defined() ? dets[i].masks.cpu() : Tensor());
   }
   return out;
 }

@@ -1,0 +1,158 @@
+// CPU layer benchmark: conv2d (forward, input gradient, weight gradient) in GFLOP/s on
+// ResNet-50 / Mask R-CNN layer shapes, and GroupNorm forward / backward in GB/s, each printed
+// with a same-run reference so that the numbers mean something on any machine:
+//   GFLOP/s  against the best of a large square Eigen GEMM (the peak our conv GEMMs can reach),
+//   GB/s     against a plain memcpy of the same bytes, split over the same OpenMP threads.
+// Bytes count each input read once and each output written once (GN forward: x in, y out;
+// backward: dy and x in, dx out; the (N, G) statistics and (C) parameters are negligible).
+//
+//   build-layers/bench/cpu_layers [--quick] [--conv-only | --gn-only]
+#include <Eigen/Core>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "autograd/grad_mode.h"
+#include "ops/conv.h"
+#include "ops/norm.h"
+#include "tensor/factory.h"
+#include "tensor/random.h"
+
+using namespace gndet;
+
+namespace {
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Best wall time of fn over repetitions: at least `min_reps`, and until `budget_s` has passed.
+double best_time(const std::function<void()>& fn, int min_reps, double budget_s) {
+  fn();  // warm-up: page faults, caches
+  double best = 1e30;
+  const double start = now_s();
+  for (int r = 0; r < min_reps || now_s() - start < budget_s; ++r) {
+    const double t0 = now_s();
+    fn();
+    best = std::min(best, now_s() - t0);
+    if (r > 1000) break;
+  }
+  return best;
+}
+
+double eigen_gemm_peak(int64_t n, double budget_s) {
+  using Mat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  Mat a = Mat::Random(n, n), b = Mat::Random(n, n), c(n, n);
+  const double t = best_time([&] { c.noalias() = a * b; }, 3, budget_s);
+  return 2.0 * static_cast<double>(n * n * n) / t / 1e9;
+}
+
+// GB/s of copying `bytes` from one buffer to another, the copy split over the OpenMP threads.
+double memcpy_bandwidth(size_t bytes, double budget_s) {
+  std::vector<char> src(bytes, 1), dst(bytes, 0);
+  const int threads = omp_get_max_threads();
+  const double t = best_time(
+      [&] {
+#pragma omp parallel for schedule(static)
+        for (int i = 0; i < threads; ++i) {
+          const size_t lo = bytes * i / threads, hi = bytes * (i + 1) / threads;
+          std::memcpy(dst.data() + lo, src.data() + lo, hi - lo);
+        }
+      },
+      3, budget_s);
+  return 2.0 * static_cast<double>(bytes) / t / 1e9;  // read + write
+}
+
+struct ConvShape {
+  const char* name;
+  int64_t N, C_in, H, W, C_out, k, stride, pad, groups;
+};
+
+void bench_conv(const ConvShape& s, double peak, double budget_s) {
+  Generator gen(1);
+  const Tensor x = randn({s.N, s.C_in, s.H, s.W}, gen);
+  const Tensor w = randn({s.C_out, s.C_in / s.groups, s.k, s.k}, gen);
+  const Conv2dParams p{{s.stride, s.stride}, {s.pad, s.pad}, {1, 1}, s.groups};
+  const Tensor y = conv2d(x, w, Tensor(), p.stride, p.padding, p.dilation, p.groups);
+  const Tensor dy = randn(y.shape(), gen);
+  Tensor dx = empty(x.shape()), dw = empty(w.shape());
+  const double flops = 2.0 * static_cast<double>(y.numel()) * static_cast<double>(s.C_in / s.groups * s.k * s.k);
+  const double t_fwd = best_time([&] { conv2d(x, w, Tensor(), p.stride, p.padding, p.dilation, p.groups); }, 3, budget_s);
+  const double t_dx = best_time([&] { conv2d_backward_input_kernel(kCPU, dx, dy, w, p); }, 3, budget_s);
+  const double t_dw = best_time([&] { conv2d_backward_weight_kernel(kCPU, dw, dy, x, p); }, 3, budget_s);
+  auto col = [&](double t) {
+    const double g = flops / t / 1e9;
+    std::printf(" %7.1f (%4.2f)", g, g / peak);
+  };
+  std::printf("%-34s %7.2f", s.name, flops / 1e9);
+  col(t_fwd);
+  col(t_dx);
+  col(t_dw);
+  std::printf("\n");
+}
+
+void bench_group_norm(const Shape& shape, int64_t groups, double budget_s) {
+  Generator gen(2);
+  const Tensor x = randn(shape, gen), weight = randn({shape[1]}, gen), bias = randn({shape[1]}, gen);
+  const int64_t N = shape[0], C = shape[1], S = x.numel() / (N * C);
+  const Tensor x3 = x.reshape({N, C, S});
+  Tensor y = empty({N, C, S}), mean = empty({N, groups}), rstd = empty({N, groups});
+  Tensor dx = empty({N, C, S}), dweight = empty({C}), dbias = empty({C});
+  const Tensor dy = randn({N, C, S}, gen);
+  const double t_fwd = best_time([&] { group_norm_kernel(kCPU, y, mean, rstd, x3, weight, bias, groups, 1e-5); }, 5, budget_s);
+  const double t_bwd = best_time(
+      [&] { group_norm_backward_kernel(kCPU, dx, dweight, dbias, dy, x3, mean, rstd, weight, groups); }, 5, budget_s);
+  const double bytes = static_cast<double>(x.numel()) * sizeof(float);
+  const double copy_gbs = memcpy_bandwidth(static_cast<size_t>(bytes), budget_s);
+  const double fwd = 2.0 * bytes / t_fwd / 1e9, bwd = 3.0 * bytes / t_bwd / 1e9;
+  std::printf("%-34s %7.1f  %6.1f (%4.2f)  %6.1f (%4.2f) %8.1f\n", (shape_str(shape) + " G " + std::to_string(groups)).c_str(),
+              bytes / 1e6, fwd, fwd / copy_gbs, bwd, bwd / copy_gbs, copy_gbs);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool quick = false, conv = true, gn = true;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    quick = quick || a == "--quick";
+    if (a == "--conv-only") gn = false;
+    if (a == "--gn-only") conv = false;
+  }
+  const double budget = quick ? 0.05 : 0.5;
+  autograd::NoGradGuard no_grad;
+  std::printf("gndet CPU layers, %d OpenMP threads, Eigen SIMD: %s\n\n", omp_get_max_threads(), Eigen::SimdInstructionSetsInUse());
+
+  if (conv) {
+  const double peak = std::max(eigen_gemm_peak(1024, budget), eigen_gemm_peak(2048, budget));
+  std::printf("reference: Eigen float GEMM, best of 1024^3 and 2048^3: %.1f GFLOP/s\n\n", peak);
+  std::printf("%-34s %7s %15s %15s %15s\n", "conv2d float32 (N,Cin,H,W)->Cout", "GFLOP", "forward", "grad input",
+              "grad weight");
+  std::printf("%-34s %7s %15s %15s %15s\n", "", "", "GFLOP/s (xpeak)", "GFLOP/s (xpeak)", "GFLOP/s (xpeak)");
+  const ConvShape convs[] = {
+      {"stem 7x7/2 (2,3,224,224)->64", 2, 3, 224, 224, 64, 7, 2, 3, 1},
+      {"layer1 3x3 (2,64,56,56)->64", 2, 64, 56, 56, 64, 3, 1, 1, 1},
+      {"layer1 1x1 (2,64,56,56)->256", 2, 64, 56, 56, 256, 1, 1, 0, 1},
+      {"layer2 3x3/2 (2,128,56,56)->128", 2, 128, 56, 56, 128, 3, 2, 1, 1},
+      {"layer3 3x3 (2,256,14,14)->256", 2, 256, 14, 14, 256, 3, 1, 1, 1},
+      {"layer4 1x1 (2,2048,7,7)->512", 2, 2048, 7, 7, 512, 1, 1, 0, 1},
+      {"fpn 3x3 (2,256,56,56)->256", 2, 256, 56, 56, 256, 3, 1, 1, 1},
+      {"mask head 3x3 (64,256,14,14)->256", 64, 256, 14, 14, 256, 3, 1, 1, 1},
+      {"resnext 3x3 g32 (2,128,56,56)->128", 2, 128, 56, 56, 128, 3, 1, 1, 32},
+  };
+  for (const ConvShape& s : convs) bench_conv(s, peak, budget);
+  }
+  if (!gn) return 0;
+
+  std::printf("\n%-34s %7s %15s %15s %8s\n", "group_norm float32", "MB", "forward", "backward", "memcpy");
+  std::printf("%-34s %7s %15s %15s %8s\n", "", "", "GB/s (xmemcpy)", "GB/s (xmemcpy)", "GB/s");
+  const Shape gn_shapes[] = {{2, 256, 56, 56}, {2, 256, 100, 152}, {64, 256, 14, 14}, {2, 64, 200, 304}};
+  for (const Shape& s : gn_shapes) bench_group_norm(s, 32, budget);
+  return 0;
+}

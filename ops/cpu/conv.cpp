@@ -1,0 +1,471 @@
+// CPU convolution by im2col + Eigen GEMM.
+//
+// Per group, a convolution is the product Y_g (C_out/G, P) = W_g (C_out/G, K) * col (K, P) where
+// col holds, for every output position, the K = C_in/G * kh * kw input values its kernel sees.
+// The output positions of a batch are processed in column tiles, one GEMM per (tile, group). A
+// tile's column buffer is bounded (kColumnBudget elements), which bounds its width:
+//  - when two whole images fit in a tile (RoI heads: 7x7, 14x14; small feature maps), several
+//    images are batched into one tile, so that the GEMM stays wide; outputs go through a small
+//    buffer (that copy is 1/K of the GEMM's work);
+//  - otherwise each tile is one image or a piece of one, and the GEMM reads and writes the tensors
+//    in place through strided maps (no copy of x, y or dy); a 1x1 / stride-1 / unpadded
+//    convolution then even skips im2col, its column matrix is x itself.
+//
+// Threads: one OpenMP region per kernel call. Eigen runs serially inside it (it never nests a
+// region), and its own parallel GEMM, whose threads spin-wait on each other, is never used: that
+// collapses as soon as anything else (a data loader) competes for the cores. Instead the team
+// splits each (tile, group) step itself:
+//   forward          by output columns: each thread im2cols and multiplies its own columns;
+//   input gradient   by columns for the GEMM into the shared column buffer, then by input
+//                    channel for col2im (channels own disjoint dx planes: no races);
+//   weight gradient  by rows of the column matrix (K), i.e. by columns of dW: each thread
+//                    im2cols its rows and owns its dW columns across all tiles.
+// Grouped convolutions with at least as many groups as threads (ResNeXt) give whole groups to
+// threads instead, each with its own buffers and no synchronisation at all.
+//
+// Gradient conventions: dx and dw are overwritten, never accumulated into.
+#include <Eigen/Core>
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <omp.h>
+#include <vector>
+
+#include "ops/conv.h"
+#include "tensor/cpu_loop.h"
+
+namespace gndet {
+namespace {
+
+template <class T>
+using RowMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using Outer = Eigen::OuterStride<>;
+template <class T>
+using MatMap = Eigen::Map<RowMat<T>, 0, Outer>;
+template <class T>
+using ConstMatMap = Eigen::Map<const RowMat<T>, 0, Outer>;
+
+constexpr int64_t kColumnBudget = int64_t{1} << 21;  // elements of one tile's column buffer (8 MB in float)
+constexpr int64_t kMinColumns = 256;  // a tile may exceed the budget to reach this width: narrower GEMMs are slow
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// The sizes of one convolution y = conv(x, w), read from the tensors that play x, y and w.
+struct Geometry {
+  int64_t N, C_in, H, W;        // x
+  int64_t C_out, H_out, W_out;  // y
+  int64_t kh, kw, sh, sw, ph, pw, dh, dw, groups;
+
+  int64_t cin_g() const { return C_in / groups; }
+  int64_t cout_g() const { return C_out / groups; }
+  int64_t K() const { return cin_g() * kh * kw; }
+  int64_t P() const { return H_out * W_out; }
+  int64_t HW() const { return H * W; }
+  // Output position p reads input position p: the column matrix is the input itself.
+  bool pointwise() const {
+    return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 && H_out == H && W_out == W;
+  }
+};
+
+Geometry make_geometry(const Tensor& x, const Tensor& y, const Tensor& w, const Conv2dParams& p) {
+  return {x.size(0),     x.size(1),     x.size(2),     x.size(3),     y.size(1),      y.size(2),
+          y.size(3),     w.size(2),     w.size(3),     p.stride[0],   p.stride[1],    p.padding[0],
+          p.padding[1],  p.dilation[0], p.dilation[1], p.groups};
+}
+
+// Output positions [p0, p1) of images [n0, n1); a multi-image tile always spans whole images.
+struct Tile {
+  int64_t n0, n1, p0, p1;
+  int64_t span() const { return p1 - p0; }
+  int64_t cols() const { return (n1 - n0) * span(); }
+  bool single() const { return n1 - n0 == 1; }
+};
+
+std::vector<Tile> make_tiles(const Geometry& g) {
+  const int64_t P = g.P();
+  const int64_t max_cols = std::max(kMinColumns, kColumnBudget / std::max<int64_t>(g.K(), 1));
+  std::vector<Tile> tiles;
+  if (g.N == 1 || 2 * P > max_cols) {
+    const int64_t step = ceil_div(P, ceil_div(P, max_cols));  // equal pieces, none tiny
+    for (int64_t n = 0; n < g.N; ++n) {
+      for (int64_t p0 = 0; p0 < P; p0 += step) tiles.push_back({n, n + 1, p0, std::min(P, p0 + step)});
+    }
+  } else {
+    const int64_t per = std::clamp<int64_t>(max_cols / P, 1, g.N);
+    for (int64_t n0 = 0; n0 < g.N; n0 += per) tiles.push_back({n0, std::min(g.N, n0 + per), 0, P});
+  }
+  return tiles;
+}
+
+int64_t max_tile_cols(const std::vector<Tile>& tiles) {
+  int64_t m = 0;
+  for (const Tile& t : tiles) m = std::max(m, t.cols());
+  return m;
+}
+
+// The valid range [lo, hi) of output columns ow whose input column ow*sw + off lies in [0, W).
+void valid_columns(const Geometry& g, int64_t off, int64_t* lo, int64_t* hi) {
+  *lo = off >= 0 ? 0 : ceil_div(-off, g.sw);
+  *hi = off >= g.W ? 0 : std::min(g.W_out, (g.W - 1 - off) / g.sw + 1);
+  *lo = std::min(*lo, g.W_out);
+  *hi = std::max(*hi, *lo);
+}
+
+// One row of the column matrix: for output positions [p0, p1) of one image, the value that kernel
+// tap (i, j) reads from the channel plane `src` (zero in the padding).
+template <class T>
+void im2col_row(const Geometry& g, const T* src, T* dst, int64_t i, int64_t j, int64_t p0, int64_t p1) {
+  const int64_t off_h = i * g.dh - g.ph, off_w = j * g.dw - g.pw;
+  int64_t lo, hi;
+  valid_columns(g, off_w, &lo, &hi);
+  for (int64_t p = p0; p < p1;) {
+    const int64_t oh = p / g.W_out, ow0 = p % g.W_out;
+    const int64_t ow1 = std::min(g.W_out, ow0 + (p1 - p));
+    T* d = dst + (p - p0);  // d[k] is the entry of output column ow0 + k
+    const int64_t ih = oh * g.sh + off_h;
+    if (ih < 0 || ih >= g.H) {
+      std::fill(d, d + (ow1 - ow0), T(0));
+    } else {
+      const int64_t a = std::clamp(lo, ow0, ow1), b = std::clamp(hi, a, ow1);
+      std::fill(d, d + (a - ow0), T(0));
+      const T* row = src + ih * g.W;
+      if (g.sw == 1) {
+        if (b > a) std::memcpy(d + (a - ow0), row + (a + off_w), static_cast<size_t>(b - a) * sizeof(T));
+      } else {
+        for (int64_t ow = a; ow < b; ++ow) d[ow - ow0] = row[ow * g.sw + off_w];
+      }
+      std::fill(d + (b - ow0), d + (ow1 - ow0), T(0));
+    }
+    p += ow1 - ow0;
+  }
+}
+
+// The adjoint of im2col_row: adds each entry of one column-matrix row into the input position it
+// was read from.
+template <class T>
+void col2im_row(const Geometry& g, const T* src, T* plane, int64_t i, int64_t j, int64_t p0, int64_t p1) {
+  const int64_t off_h = i * g.dh - g.ph, off_w = j * g.dw - g.pw;
+  int64_t lo, hi;
+  valid_columns(g, off_w, &lo, &hi);
+  for (int64_t p = p0; p < p1;) {
+    const int64_t oh = p / g.W_out, ow0 = p % g.W_out;
+    const int64_t ow1 = std::min(g.W_out, ow0 + (p1 - p));
+    const T* s = src + (p - p0);  // s[k] is the entry of output column ow0 + k
+    const int64_t ih = oh * g.sh + off_h;
+    if (ih >= 0 && ih < g.H) {
+      const int64_t a = std::clamp(lo, ow0, ow1), b = std::clamp(hi, a, ow1);
+      T* row = plane + ih * g.W;
+      if (g.sw == 1) {
+        T* r = row + (a + off_w);
+        const T* v = s + (a - ow0);
+#pragma omp simd
+        for (int64_t k = 0; k < b - a; ++k) r[k] += v[k];
+      } else {
+        for (int64_t ow = a; ow < b; ++ow) row[ow * g.sw + off_w] += s[ow - ow0];
+      }
+    }
+    p += ow1 - ow0;
+  }
+}
+
+// The threads sharing one kernel call, and their shares of the work.
+struct Team {
+  int index = 0;
+  int size = 1;
+  std::pair<int64_t, int64_t> share(int64_t n) const { return {n * index / size, n * (index + 1) / size}; }
+  void sync() const {
+    if (size > 1) {
+#pragma omp barrier
+    }
+  }
+};
+
+// This thread's columns of a tile: a range of positions (single-image tile) or of whole images.
+Tile share_of(const Tile& t, const Team& team) {
+  if (t.single()) {
+    const auto [a, b] = team.share(t.span());
+    return {t.n0, t.n1, t.p0 + a, t.p0 + b};
+  }
+  const auto [a, b] = team.share(t.n1 - t.n0);
+  return {t.n0 + a, t.n0 + b, t.p0, t.p1};
+}
+int64_t column_offset(const Tile& t, const Tile& sub) {
+  return t.single() ? sub.p0 - t.p0 : (sub.n0 - t.n0) * t.span();
+}
+
+// Rows [r0, r1) of the column matrix of group `grp` over sub-tile s; `col` points at s's first
+// column and rows are `ld` apart.
+template <class T>
+void im2col(const Geometry& g, const T* x, const Tile& s, int64_t grp, int64_t r0, int64_t r1, T* col, int64_t ld) {
+  const int64_t khw = g.kh * g.kw;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t c = r / khw, i = (r / g.kw) % g.kh, j = r % g.kw;
+    for (int64_t n = s.n0; n < s.n1; ++n) {
+      const T* plane = x + (n * g.C_in + grp * g.cin_g() + c) * g.HW();
+      im2col_row(g, plane, col + r * ld + (n - s.n0) * s.span(), i, j, s.p0, s.p1);
+    }
+  }
+}
+
+// dx planes of channels [c0, c1) of group `grp`, in the tile's images, += col2im(col).
+template <class T>
+void col2im(const Geometry& g, const T* col, int64_t ld, const Tile& t, int64_t grp, int64_t c0, int64_t c1, T* dx) {
+  const int64_t khw = g.kh * g.kw;
+  for (int64_t n = t.n0; n < t.n1; ++n) {
+    for (int64_t c = c0; c < c1; ++c) {
+      T* plane = dx + (n * g.C_in + grp * g.cin_g() + c) * g.HW();
+      for (int64_t i = 0; i < g.kh; ++i) {
+        for (int64_t j = 0; j < g.kw; ++j) {
+          const T* src = col + (c * khw + i * g.kw + j) * ld + (n - t.n0) * t.span();
+          col2im_row(g, src, plane, i, j, t.p0, t.p1);
+        }
+      }
+    }
+  }
+}
+
+// buf (C_out/G, columns of s, row stride ld) <-> the channels of group `grp` of a (N, C_out, P)
+// tensor, for the whole images of a multi-image sub-tile.
+template <class T>
+void gather_outputs(const Geometry& g, const T* y, const Tile& s, int64_t grp, T* buf, int64_t ld) {
+  const int64_t cog = g.cout_g(), P = g.P();
+  for (int64_t n = s.n0; n < s.n1; ++n) {
+    for (int64_t o = 0; o < cog; ++o) {
+      std::memcpy(buf + o * ld + (n - s.n0) * P, y + (n * g.C_out + grp * cog + o) * P, static_cast<size_t>(P) * sizeof(T));
+    }
+  }
+}
+template <class T>
+void scatter_outputs(const Geometry& g, const T* buf, int64_t ld, const Tile& s, int64_t grp, T* y) {
+  const int64_t cog = g.cout_g(), P = g.P();
+  for (int64_t n = s.n0; n < s.n1; ++n) {
+    for (int64_t o = 0; o < cog; ++o) {
+      std::memcpy(y + (n * g.C_out + grp * cog + o) * P, buf + o * ld + (n - s.n0) * P, static_cast<size_t>(P) * sizeof(T));
+    }
+  }
+}
+
+// The (C_out/G, K) weight matrix of group `grp`.
+template <class T>
+ConstMatMap<T> weight_of(const Geometry& g, const T* w, int64_t grp) {
+  return ConstMatMap<T>(w + grp * g.cout_g() * g.K(), g.cout_g(), g.K(), Outer(g.K()));
+}
+// The (rows, columns of s) block of channels [c0, c0 + rows) of a (N, C, P) tensor, s single-image.
+template <class T>
+ConstMatMap<T> block_of(const T* t, int64_t C, int64_t P, const Tile& s, int64_t c0, int64_t rows) {
+  return ConstMatMap<T>(t + (s.n0 * C + c0) * P + s.p0, rows, s.span(), Outer(P));
+}
+template <class T>
+MatMap<T> block_of(T* t, int64_t C, int64_t P, const Tile& s, int64_t c0, int64_t rows) {
+  return MatMap<T>(t + (s.n0 * C + c0) * P + s.p0, rows, s.span(), Outer(P));
+}
+
+// Scratch of one team: the column matrix (K x tile columns) and a (C_out/G x tile columns) buffer
+// for the outputs or output gradients of multi-image tiles. Rows are `ld` (the widest tile) apart
+// for every tile, so that a thread's rows never move between steps.
+template <class T>
+struct Workspace {
+  T* col;
+  T* buf;
+  int64_t ld;
+};
+
+// One (tile, group) step of each kernel, run by every thread of `team`.
+template <class T>
+void forward_step(const Geometry& g, const Tile& t, int64_t grp, const Team& team, const Workspace<T>& ws, T* y,
+                  const T* x, const T* w, const T* b) {
+  const Tile s = share_of(t, team);
+  const int64_t K = g.K(), cog = g.cout_g(), cig = g.cin_g(), ld = ws.ld, off = column_offset(t, s);
+  const ConstMatMap<T> Wg = weight_of(g, w, grp);
+  auto add_bias = [&](auto& Y) {
+    if (b != nullptr) Y.colwise() += Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>(b + grp * cog, cog);
+  };
+  if (t.single() && g.pointwise()) {  // x and y in place: no buffer
+    if (s.cols() == 0) return;
+    MatMap<T> Y = block_of(y, g.C_out, g.P(), s, grp * cog, cog);
+    Y.noalias() = Wg * block_of(x, g.C_in, g.HW(), s, grp * cig, cig);
+    add_bias(Y);
+    return;
+  }
+  if (s.cols() > 0) {
+    im2col(g, x, s, grp, 0, K, ws.col + off, ld);
+    const ConstMatMap<T> Col(ws.col + off, K, s.cols(), Outer(ld));
+    if (t.single()) {
+      MatMap<T> Y = block_of(y, g.C_out, g.P(), s, grp * cog, cog);
+      Y.noalias() = Wg * Col;
+      add_bias(Y);
+    } else {
+      MatMap<T> O(ws.buf + off, cog, s.cols(), Outer(ld));
+      O.noalias() = Wg * Col;
+      add_bias(O);
+      scatter_outputs(g, ws.buf + off, ld, s, grp, y);
+    }
+  }
+  team.sync();  // shares change between tiles: no thread may overwrite columns another still reads
+}
+
+template <class T>
+void backward_input_step(const Geometry& g, const Tile& t, int64_t grp, bool first, const Team& team,
+                         const Workspace<T>& ws, T* dx, const T* dy, const T* w) {
+  const int64_t K = g.K(), cog = g.cout_g(), cig = g.cin_g(), ld = ws.ld;
+  const Tile s = share_of(t, team);
+  const ConstMatMap<T> Wg = weight_of(g, w, grp);
+  const auto WgT = Wg.transpose();
+  if (t.single() && g.pointwise()) {  // each dx element is written exactly once: no zeroing, no col2im
+    if (s.cols() > 0) {
+      block_of(dx, g.C_in, g.HW(), s, grp * cig, cig).noalias() = WgT * block_of(dy, g.C_out, g.P(), s, grp * cog, cog);
+    }
+    return;
+  }
+  const auto [c0, c1] = team.share(cig);
+  if (first) {  // col2im accumulates: clear this thread's channels of the group in every image
+    for (int64_t n = 0; n < g.N; ++n) {
+      T* planes = dx + (n * g.C_in + grp * cig + c0) * g.HW();
+      std::fill(planes, planes + (c1 - c0) * g.HW(), T(0));
+    }
+  }
+  if (s.cols() > 0) {
+    const int64_t off = column_offset(t, s);
+    MatMap<T> D(ws.col + off, K, s.cols(), Outer(ld));
+    if (t.single()) {
+      D.noalias() = WgT * block_of(dy, g.C_out, g.P(), s, grp * cog, cog);
+    } else {
+      gather_outputs(g, dy, s, grp, ws.buf + off, ld);
+      D.noalias() = WgT * ConstMatMap<T>(ws.buf + off, cog, s.cols(), Outer(ld));
+    }
+  }
+  team.sync();  // the tile's column gradient is complete
+  col2im(g, ws.col, ld, t, grp, c0, c1, dx);
+  team.sync();  // before the next step overwrites the column buffer
+}
+
+template <class T>
+void backward_weight_step(const Geometry& g, const Tile& t, int64_t grp, bool first, const Team& team,
+                          const Workspace<T>& ws, T* dw, const T* dy, const T* x) {
+  const int64_t K = g.K(), cog = g.cout_g(), cig = g.cin_g(), ld = ws.ld;
+  if (!t.single()) {
+    const Tile s = share_of(t, team);
+    gather_outputs(g, dy, s, grp, ws.buf + column_offset(t, s), ld);
+    team.sync();  // every thread reads all of the tile's output gradient
+  }
+  const auto [r0, r1] = team.share(K);
+  if (r1 > r0) {
+    MatMap<T> dW(dw + grp * cog * K + r0, cog, r1 - r0, Outer(K));
+    auto accumulate = [&](const auto& DY, const auto& X) {
+      if (first) {
+        dW.noalias() = DY * X.transpose();
+      } else {
+        dW.noalias() += DY * X.transpose();
+      }
+    };
+    if (t.single()) {
+      const ConstMatMap<T> DY = block_of(dy, g.C_out, g.P(), t, grp * cog, cog);
+      if (g.pointwise()) {
+        accumulate(DY, block_of(x, g.C_in, g.HW(), t, grp * cig + r0, r1 - r0));
+      } else {
+        im2col(g, x, t, grp, r0, r1, ws.col, ld);
+        accumulate(DY, ConstMatMap<T>(ws.col + r0 * ld, r1 - r0, t.cols(), Outer(ld)));
+      }
+    } else {
+      im2col(g, x, t, grp, r0, r1, ws.col, ld);
+      accumulate(ConstMatMap<T>(ws.buf, cog, t.cols(), Outer(ld)),
+                 ConstMatMap<T>(ws.col + r0 * ld, r1 - r0, t.cols(), Outer(ld)));
+    }
+  }
+  if (!t.single()) team.sync();  // before the next gather overwrites the buffer
+}
+
+// Runs step(tile, group, first_tile_of_group, team, workspace) over every tile and group.
+// Below kParallelFlops the call runs on one thread (a region costs a few microseconds).
+template <class T, class Step>
+void run_steps(const Geometry& g, Step&& step) {
+  constexpr double kParallelFlops = 2e6;
+  const std::vector<Tile> tiles = make_tiles(g);
+  const int64_t cols = max_tile_cols(tiles);
+  const int64_t ws_size = (g.K() + g.cout_g()) * cols;
+  const int threads = omp_get_max_threads();
+  const double flops = 2.0 * static_cast<double>(g.N * g.P()) * static_cast<double>(g.C_out * g.K());
+  const bool parallel = threads > 1 && flops >= kParallelFlops;
+  if (parallel && g.groups >= threads) {
+    auto scratch = std::unique_ptr<T[]>(new T[static_cast<size_t>(threads * ws_size)]);  // uninitialised on purpose
+#pragma omp parallel for schedule(dynamic)
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      T* mine = scratch.get() + omp_get_thread_num() * ws_size;
+      const Workspace<T> ws{mine, mine + g.K() * cols, cols};
+      for (size_t ti = 0; ti < tiles.size(); ++ti) step(tiles[ti], grp, ti == 0, Team{}, ws);
+    }
+    return;
+  }
+  auto scratch = std::unique_ptr<T[]>(new T[static_cast<size_t>(ws_size)]);
+  const Workspace<T> ws{scratch.get(), scratch.get() + g.K() * cols, cols};
+#pragma omp parallel if (parallel)
+  {
+    const Team team{omp_get_thread_num(), omp_get_num_threads()};
+    for (size_t ti = 0; ti < tiles.size(); ++ti) {
+      for (int64_t grp = 0; grp < g.groups; ++grp) step(tiles[ti], grp, ti == 0, team, ws);
+    }
+  }
+}
+
+template <class T>
+const T* ptr(const Tensor& t) {
+  return t.defined() ? static_cast<const T*>(t.raw_data()) : nullptr;
+}
+template <class T>
+T* mut(const Tensor& t) {
+  return static_cast<T*>(t.raw_data());
+}
+
+void conv2d_forward_cpu(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b, Conv2dParams p) {
+  const Geometry g = make_geometry(x, y, w, p);
+  dispatch_floating(x.dtype(), "conv2d", [&]<class T>() {
+    run_steps<T>(g, [&](const Tile& t, int64_t grp, bool, const Team& team, const Workspace<T>& ws) {
+      forward_step(g, t, grp, team, ws, mut<T>(y), ptr<T>(x), ptr<T>(w), ptr<T>(b));
+    });
+  });
+}
+
+void conv2d_backward_input_cpu(const Tensor& dx, const Tensor& dy, const Tensor& w, Conv2dParams p) {
+  const Geometry g = make_geometry(dx, dy, w, p);
+  dispatch_floating(dx.dtype(), "conv2d_backward_input", [&]<class T>() {
+    run_steps<T>(g, [&](const Tile& t, int64_t grp, bool first, const Team& team, const Workspace<T>& ws) {
+      backward_input_step(g, t, grp, first, team, ws, mut<T>(dx), ptr<T>(dy), ptr<T>(w));
+    });
+  });
+}
+
+void conv2d_backward_weight_cpu(const Tensor& dw, const Tensor& dy, const Tensor& x, Conv2dParams p) {
+  const Geometry g = make_geometry(x, dy, dw, p);
+  dispatch_floating(dw.dtype(), "conv2d_backward_weight", [&]<class T>() {
+    run_steps<T>(g, [&](const Tile& t, int64_t grp, bool first, const Team& team, const Workspace<T>& ws) {
+      backward_weight_step(g, t, grp, first, team, ws, mut<T>(dw), ptr<T>(dy), ptr<T>(x));
+    });
+  });
+}
+
+void channel_sum_cpu(const Tensor& db, const Tensor& dy) {
+  const int64_t N = dy.size(0), C = dy.size(1), S = dy.numel() / std::max<int64_t>(N * C, 1);
+  dispatch_floating(dy.dtype(), "channel_sum", [&]<class T>() {
+    const T* in = ptr<T>(dy);
+    T* out = mut<T>(db);
+#pragma omp parallel for schedule(static) if (dy.numel() >= cpu::kParallelGrain)
+    for (int64_t c = 0; c < C; ++c) {
+      double s = 0.0;
+      for (int64_t n = 0; n < N; ++n) {
+        const T* row = in + (n * C + c) * S;
+#pragma omp simd reduction(+ : s)
+        for (int64_t i = 0; i < S; ++i) s += row[i];
+      }
+      out[c] = static_cast<T>(s);
+    }
+  });
+}
+
+}  // namespace
+
+GNDET_REGISTER_KERNEL(conv2d_forward_kernel, CPU, conv2d_forward_cpu);
+GNDET_REGISTER_KERNEL(conv2d_backward_input_kernel, CPU, conv2d_backward_input_cpu);
+GNDET_REGISTER_KERNEL(conv2d_backward_weight_kernel, CPU, conv2d_backward_weight_cpu);
+GNDET_REGISTER_KERNEL(channel_sum_kernel, CPU, channel_sum_cpu);
+
+}  // namespace gndet

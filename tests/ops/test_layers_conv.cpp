@@ -1,0 +1,223 @@
+// conv2d, conv_transpose2d and linear: hand-computed cases and a naive loop reference in double
+// for forward and both gradients, over shapes that reach every path of the CPU kernel (batched
+// small images, single-image tiles, tiles split inside one large image, 1x1 without im2col,
+// groups, dilation, strides, an empty batch). Run it with OMP_NUM_THREADS=1, 2 and 3 to cover
+// the serial path, even and uneven splits of the work between threads.
+#include <vector>
+
+#include "ops/conv.h"
+#include "ops/elementwise.h"
+#include "ops/linear.h"
+#include "ops/reduce.h"
+#include "tensor/factory.h"
+#include "tensor/random.h"
+#include "tests/support.h"
+
+using namespace gndet;
+using V = std::vector<float>;
+using VD = std::vector<double>;
+
+namespace {
+
+struct ConvCase {
+  int64_t N, C_in, H, W, C_out, kh, kw;
+  Pair stride{1, 1}, padding{0, 0}, dilation{1, 1};
+  int64_t groups = 1;
+};
+
+int64_t out_size(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d) { return (in + 2 * p - d * (k - 1) - 1) / s + 1; }
+
+// y = conv(x, w) + b and, for an output gradient r, the gradients dx and dw, by plain loops.
+struct NaiveConv {
+  VD y, dx, dw;
+};
+NaiveConv naive_conv(const ConvCase& c, const VD& x, const VD& w, const VD& b, const VD& r) {
+  const int64_t Ho = out_size(c.H, c.kh, c.stride[0], c.padding[0], c.dilation[0]);
+  const int64_t Wo = out_size(c.W, c.kw, c.stride[1], c.padding[1], c.dilation[1]);
+  const int64_t cig = c.C_in / c.groups, cog = c.C_out / c.groups;
+  NaiveConv out{VD(c.N * c.C_out * Ho * Wo, 0.0), VD(x.size(), 0.0), VD(w.size(), 0.0)};
+  for (int64_t n = 0; n < c.N; ++n) {
+    for (int64_t o = 0; o < c.C_out; ++o) {
+      const int64_t g = o / cog;
+      for (int64_t oh = 0; oh < Ho; ++oh) {
+        for (int64_t ow = 0; ow < Wo; ++ow) {
+          const int64_t yi = ((n * c.C_out + o) * Ho + oh) * Wo + ow;
+          double acc = b.empty() ? 0.0 : b[o];
+          for (int64_t ci = 0; ci < cig; ++ci) {
+            for (int64_t i = 0; i < c.kh; ++i) {
+              for (int64_t j = 0; j < c.kw; ++j) {
+                const int64_t ih = oh * c.stride[0] - c.padding[0] + i * c.dilation[0];
+                const int64_t iw = ow * c.stride[1] - c.padding[1] + j * c.dilation[1];
+                if (ih < 0 || ih >= c.H || iw < 0 || iw >= c.W) continue;
+                const int64_t xi = ((n * c.C_in + g * cig + ci) * c.H + ih) * c.W + iw;
+                const int64_t wi = ((o * cig + ci) * c.kh + i) * c.kw + j;
+                acc += w[wi] * x[xi];
+                out.dx[xi] += w[wi] * r[yi];
+                out.dw[wi] += x[xi] * r[yi];
+              }
+            }
+          }
+          out.y[yi] = acc;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+double max_diff(const VD& a, const VD& b) {
+  REQUIRE(a.size() == b.size());
+  double m = 0.0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("conv2d on an arange input, by hand", "[layers]") {
+  const Tensor x = arange(0.0, 16.0, 1.0, kFloat32).reshape({1, 1, 4, 4});
+  const Tensor w = ones({1, 1, 3, 3});
+  // Sums of the four 3x3 windows of [[0..3], [4..7], [8..11], [12..15]], plus the bias 1.
+  CHECK(conv2d(x, w, ones({1})).to_vector<float>() == V{46, 55, 82, 91});
+  // Padding 1, stride 2: windows centred on (0,0), (0,2), (2,0), (2,2), cut by the border.
+  CHECK(conv2d(x, w, Tensor(), {2, 2}, {1, 1}).to_vector<float>() == V{10, 24, 51, 90});
+  // Dilation 2 on a 5x5 arange: the 3x3 taps at rows/cols {0, 2, 4}.
+  const Tensor x5 = arange(0.0, 25.0, 1.0, kFloat32).reshape({1, 1, 5, 5});
+  CHECK(conv2d(x5, w, Tensor(), {1, 1}, {0, 0}, {2, 2}).to_vector<float>() == V{0 + 2 + 4 + 10 + 12 + 14 + 20 + 22 + 24});
+  // Two groups: each output channel sees only its own input channel (1x1 weights 2 and 10).
+  const Tensor xg = from_data<float>({1, 2, 3, 4}, {1, 2, 1, 2});
+  CHECK(conv2d(xg, from_data<float>({2, 10}, {2, 1, 1, 1}), Tensor(), {1, 1}, {0, 0}, {1, 1}, 2).to_vector<float>() ==
+        V{2, 4, 30, 40});
+}
+
+TEST_CASE("conv2d matches a naive loop in forward and both gradients", "[layers]") {
+  const std::vector<ConvCase> cases = {
+      {2, 3, 5, 4, 4, 3, 3, {1, 1}, {1, 1}},                      // batched small images
+      {1, 4, 9, 7, 6, 3, 3, {2, 2}, {2, 1}, {2, 1}, 2},           // stride, dilation, groups
+      {2, 64, 64, 64, 4, 3, 3, {1, 1}, {1, 1}},                   // 4096 positions: tiles split an image
+      {3, 8, 6, 6, 8, 1, 1},                                       // 1x1 over batched small images
+      {1, 8, 20, 20, 6, 1, 1, {1, 1}, {0, 0}, {1, 1}, 2},          // 1x1 direct (no im2col), groups
+      {2, 4, 8, 8, 4, 1, 1, {2, 2}},                               // 1x1 stride 2: im2col again
+      {5, 6, 7, 7, 12, 3, 3, {1, 1}, {1, 1}, {1, 1}, 3},           // many images, groups 3
+      {1, 64, 6, 6, 64, 3, 3, {1, 1}, {1, 1}, {1, 1}, 32},         // ResNeXt-like 32 groups
+      {1, 3, 37, 29, 8, 7, 7, {2, 2}, {3, 3}},                    // stem 7x7/2, one image
+      {2, 2, 17, 16, 3, 3, 2, {1, 1}, {1, 0}},                    // 17x15 = 255 positions: batched
+      {2, 256, 30, 30, 4, 3, 3, {1, 1}, {1, 1}},                  // one image per tile, in place
+      {2, 2048, 24, 24, 4, 1, 1},                                  // 1x1 in place over two images
+      {20, 256, 10, 10, 8, 3, 3, {1, 1}, {1, 1}},                 // three multi-image tiles (9, 9, 2 images)
+      {2, 64, 24, 24, 64, 3, 3, {1, 1}, {1, 1}, {1, 1}, 32},      // groups >= threads: groups split over threads
+      {2, 16, 24, 24, 16, 3, 3, {1, 1}, {1, 1}, {1, 1}, 2},       // 2 groups, large enough to run in parallel
+  };
+  Generator gen(7);
+  for (const ConvCase& c : cases) {
+    INFO("N " << c.N << " C_in " << c.C_in << " " << c.H << "x" << c.W << " C_out " << c.C_out << " k " << c.kh << "x"
+              << c.kw << " groups " << c.groups);
+    Tensor x = randn({c.N, c.C_in, c.H, c.W}, gen, kFloat64).set_requires_grad();
+    Tensor w = randn({c.C_out, c.C_in / c.groups, c.kh, c.kw}, gen, kFloat64).set_requires_grad();
+    Tensor b = randn({c.C_out}, gen, kFloat64).set_requires_grad();
+    const Tensor y = conv2d(x, w, b, c.stride, c.padding, c.dilation, c.groups);
+    const Tensor r = randn(y.shape(), gen, kFloat64);
+    const NaiveConv ref = naive_conv(c, x.to_vector<double>(), w.to_vector<double>(), b.to_vector<double>(),
+                                     r.to_vector<double>());
+    // Sums of at most 576 products of N(0, 1) values: double rounding stays below 1e-12.
+    CHECK(max_diff(y.to_vector<double>(), ref.y) < 1e-10);
+    sum(y * r).backward();
+    CHECK(max_diff(x.grad().to_vector<double>(), ref.dx) < 1e-10);
+    CHECK(max_diff(w.grad().to_vector<double>(), ref.dw) < 1e-9);  // sums over up to 2 * 4096 positions
+    CHECK(max_diff(b.grad().to_vector<double>(), sum(r, {0, 2, 3}).to_vector<double>()) < 1e-10);
+  }
+}
+
+TEST_CASE("conv2d in float32 agrees with the double reference", "[layers]") {
+  const ConvCase c{2, 16, 12, 12, 8, 3, 3, {1, 1}, {1, 1}};
+  Generator gen(8);
+  const Tensor x = randn({c.N, c.C_in, c.H, c.W}, gen, kFloat64), w = randn({8, 16, 3, 3}, gen, kFloat64);
+  const Tensor y = conv2d(x.to(kFloat32), w.to(kFloat32), Tensor(), c.stride, c.padding);
+  const NaiveConv ref = naive_conv(c, x.to_vector<double>(), w.to_vector<double>(), {}, VD(y.numel(), 0.0));
+  // 144-term sums of N(0, 1) products (|y| ~ 12): float32 rounding ~1e-5, well under 1e-3.
+  CHECK(max_diff(y.to_vector<double>(), ref.y) < 1e-3);
+}
+
+TEST_CASE("conv2d computes only the gradients that are needed, and handles an empty batch", "[layers]") {
+  Tensor w = ones({2, 1, 3, 3}, kFloat64).set_requires_grad();
+  const Tensor x = ones({1, 1, 4, 4}, kFloat64);  // the image: no gradient wanted
+  sum(conv2d(x, w, Tensor(), {1, 1}, {1, 1})).backward();
+  // Each tap sees the 4x4 ones image shifted by the padding: corners 9, edges 12, centre 16.
+  CHECK(w.grad().to_vector<double>() == VD{9, 12, 9, 12, 16, 12, 9, 12, 9, 9, 12, 9, 12, 16, 12, 9, 12, 9});
+  CHECK_FALSE(x.requires_grad());
+
+  Tensor xe = zeros({0, 3, 5, 5}, kFloat64).set_requires_grad();
+  Tensor we = ones({4, 3, 3, 3}, kFloat64).set_requires_grad();
+  const Tensor ye = conv2d(xe, we, Tensor(), {2, 2}, {1, 1});
+  CHECK(ye.shape() == Shape{0, 4, 3, 3});
+  sum(ye).backward();
+  CHECK(xe.grad().shape() == Shape{0, 3, 5, 5});
+  CHECK(sum(abs(we.grad())).item<double>() == 0.0);
+}
+
+TEST_CASE("conv_transpose2d: kernel 2 stride 2 by hand, and the adjoint of conv2d", "[layers]") {
+  // Each input pixel spreads over its own 2x2 block of the output.
+  const Tensor x = from_data<float>({1, 2, 3, 4}, {1, 1, 2, 2});
+  CHECK(conv_transpose2d(x, ones({1, 1, 2, 2}), from_data<float>({0.5}), {2, 2}).to_vector<float>() ==
+        V{1.5, 1.5, 2.5, 2.5, 1.5, 1.5, 2.5, 2.5, 3.5, 3.5, 4.5, 4.5, 3.5, 3.5, 4.5, 4.5});
+
+  // <conv_transpose(u, w), v> == <u, conv(v, w)> for every geometry, including output_padding.
+  struct Geo {
+    Pair stride, padding, output_padding, dilation;
+    int64_t groups;
+  };
+  const Geo geos[] = {{{2, 2}, {0, 0}, {0, 0}, {1, 1}, 1},
+                      {{2, 2}, {1, 1}, {1, 1}, {1, 1}, 2},
+                      {{3, 1}, {1, 0}, {2, 0}, {1, 2}, 1},
+                      {{1, 1}, {0, 0}, {0, 1}, {1, 2}, 1}};  // output_padding < dilation
+  Generator gen(9);
+  for (const Geo& g : geos) {
+    const Tensor u = randn({2, 4, 5, 4}, gen, kFloat64);
+    const Tensor w = randn({4, 6 / g.groups, 3, 2}, gen, kFloat64);
+    const Tensor y = conv_transpose2d(u, w, Tensor(), g.stride, g.padding, g.output_padding, g.dilation, g.groups);
+    for (int d = 0; d < 2; ++d) {
+      const int64_t k = d == 0 ? 3 : 2;
+      CHECK(y.size(2 + d) == (u.size(2 + d) - 1) * g.stride[d] - 2 * g.padding[d] + g.dilation[d] * (k - 1) +
+                                 g.output_padding[d] + 1);
+    }
+    const Tensor v = randn(y.shape(), gen, kFloat64);
+    const Tensor cv = conv2d(v, w, Tensor(), g.stride, g.padding, g.dilation, g.groups);
+    // With output_padding >= stride, conv2d(v) has positions beyond u's; they pair with nothing.
+    const Tensor cv_cut = cv.narrow(2, 0, u.size(2)).narrow(3, 0, u.size(3));
+    // Two sums of ~500 double products of N(0, 1) values: agreement to ~1e-13 relative.
+    CHECK(sum(y * v).item<double>() == Approx(sum(u * cv_cut).item<double>()).epsilon(1e-11));
+  }
+}
+
+TEST_CASE("linear by hand, with batch dimensions and without bias", "[layers]") {
+  const Tensor x = from_data<float>({1, 2, 3, 4, 5, 6}, {1, 2, 3});
+  const Tensor w = from_data<float>({1, 0, -1, 2, 1, 0}, {2, 3});
+  CHECK(linear(x, w, from_data<float>({10, 20})).to_vector<float>() == V{8, 24, 8, 33});
+  CHECK(linear(x, w, Tensor()).shape() == Shape{1, 2, 2});
+  Tensor xg = from_data<double>({1, 2, 3}, {1, 3}).set_requires_grad();
+  Tensor wg = from_data<double>({1, 0, -1, 2, 1, 0}, {2, 3}).set_requires_grad();
+  Tensor bg = zeros({2}, kFloat64).set_requires_grad();
+  sum(linear(xg, wg, bg)).backward();
+  CHECK(xg.grad().to_vector<double>() == VD{3, 1, -1});  // column sums of w
+  CHECK(wg.grad().to_vector<double>() == VD{1, 2, 3, 1, 2, 3});
+  CHECK(bg.grad().to_vector<double>() == VD{1, 1});
+}
+
+TEST_CASE("conv and linear errors name the op, the shapes and what was expected", "[layers][errors]") {
+  CHECK_THROWS_WITH(conv2d(zeros({1, 64, 8, 8}), zeros({16, 32, 3, 3}), Tensor()),
+                    Catch::Contains("conv2d: input channels 64 != weight's 32 * groups 1"));
+  CHECK_THROWS_WITH(conv2d(zeros({1, 4, 2, 2}), zeros({4, 4, 3, 3}), Tensor()),
+                    Catch::Contains("conv2d") && Catch::Contains("(1, 4, 2, 2)") && Catch::Contains("smaller than the kernel"));
+  CHECK_THROWS_WITH(conv2d(zeros({1, 4, 5, 5}), zeros({4, 4, 3, 3}), zeros({3})),
+                    Catch::Contains("conv2d: expected bias (4), got (3)"));
+  CHECK_THROWS_WITH(conv2d(zeros({4, 5, 5}), zeros({4, 4, 3, 3}), Tensor()),
+                    Catch::Contains("conv2d: expected input (N, C_in, H, W), got (4, 5, 5)"));
+  CHECK_THROWS_WITH(conv2d(zeros({1, 4, 5, 5}), zeros({4, 4, 3, 3}, kFloat64), Tensor()),
+                    Catch::Contains("conv2d: weight is float64"));
+  CHECK_THROWS_WITH(conv_transpose2d(zeros({1, 4, 5, 5}), zeros({8, 2, 2, 2}), Tensor()),
+                    Catch::Contains("conv_transpose2d: input channels 4 != weight's 8"));
+  CHECK_THROWS_WITH(conv_transpose2d(zeros({1, 4, 5, 5}), zeros({4, 2, 2, 2}), Tensor(), {2, 2}, {0, 0}, {2, 2}),
+                    Catch::Contains("output_padding (2, 2) must be smaller than the stride (2, 2)"));
+  CHECK_THROWS_WITH(linear(zeros({2, 5}), zeros({3, 4}), Tensor()),
+                    Catch::Contains("linear: input features 5 != weight's 4"));
+}
