@@ -61,6 +61,8 @@ int run_infer(const Args& args) {
       .positional("IMAGE", "images to run on", 1, -1)
       .option("--out-dir", "DIR", "where the pictures and JSON files go", "infer_out")
       .option("--score-thr", "T", "draw and list detections scoring at least T", "0.3")
+      .option("--display-scale", "F", "enlarge pictures F times before drawing (readable labels on small images)", "1")
+      .option("--grid", "PNG", "also tile all pictures (of one size) into this file, 4 per row")
       .multi("--cfg-options", "KEY=VALUE", "override config entries")
       .option("--device", "DEV", "cpu, cuda, cuda:N or auto", "auto")
       .example("gndet infer configs/shapes/mask-rcnn_r18_fpn_gn-all_shapes.json work_dirs/shapes/latest.safetensors "
@@ -83,6 +85,9 @@ int run_infer(const Args& args) {
   const int64_t divisor = loader_options(cfg, "test_dataloader", 0).pad_size_divisor;
   const std::string out_dir = p.get("--out-dir");
   fs::create_directories(out_dir);
+  const int display_scale = static_cast<int>(p.get_int("--display-scale"));
+  GNDET_CHECK(display_scale >= 1 && display_scale <= 16, "--display-scale must be in 1..16, got ", display_scale);
+  std::vector<Tensor> pictures;
   autograd::NoGradGuard no_grad;
   for (const std::string& path : p.list("IMAGE")) {
     const Tensor image = data::read_image(path);
@@ -95,13 +100,18 @@ int run_infer(const Args& args) {
     const ModelInputs in = to_model_inputs(data::collate(std::move(one), divisor), device, false);
     const Detections d = model->predict(in.images, in.infos).at(0);
     const std::string stem = out_dir + "/" + fs::path(path).stem().string();
-    data::write_png(stem + ".png", draw_detections(image, d, names, score_thr));
+    pictures.push_back(draw_detections(image, d, names, score_thr, display_scale));
+    data::write_png(stem + ".png", pictures.back());
     write_file_atomic(stem + ".json",
                       detections_json(path, d, names, score_thr, image.size(0), image.size(1)).dump(2) + "\n");
     int64_t shown = 0;
     for (float sc : d.scores.to_vector<float>()) shown += sc >= score_thr ? 1 : 0;
     std::printf("%s: %lld detections >= %.2f -> %s.png, %s.json\n", path.c_str(), static_cast<long long>(shown),
                 score_thr, stem.c_str(), stem.c_str());
+  }
+  if (p.has("--grid")) {
+    data::write_png(p.get("--grid"), tile_pictures(pictures, 4));
+    std::printf("grid of %zu pictures -> %s\n", pictures.size(), p.get("--grid").c_str());
   }
   return 0;
 }

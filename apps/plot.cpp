@@ -17,15 +17,26 @@ struct Series {
   std::vector<std::pair<double, double>> points;
 };
 
-std::string tick_label(double v) {
+std::string tick_label(double v, double step) {
   char buf[32];
-  std::snprintf(buf, sizeof(buf), std::abs(v) >= 100 || v == std::floor(v) ? "%.0f" : "%.2f", v);
+  const int decimals = step >= 1 ? 0 : static_cast<int>(std::ceil(-std::log10(step) - 1e-9));
+  std::snprintf(buf, sizeof(buf), "%.*f", decimals, v);
   return buf;
+}
+
+// A round tick step (1, 2 or 5 times a power of ten) giving about `target` intervals over span.
+double nice_step(double span, int target) {
+  const double raw = span / target;
+  const double mag = std::pow(10.0, std::floor(std::log10(raw)));
+  for (double m : {1.0, 2.0, 5.0, 10.0}) {
+    if (m * mag >= raw) return m * mag;
+  }
+  return 10 * mag;
 }
 
 // One panel: axes, 5 ticks per axis, the series, a legend.
 void draw_panel(Canvas& c, int64_t x0, int64_t y0, int64_t w, int64_t h, const std::string& title,
-                const std::string& xlabel, const std::vector<Series>& series) {
+                const std::string& xlabel, const std::vector<Series>& series, bool integer_x) {
   double xmin = 1e300, xmax = -1e300, ymin = 0, ymax = -1e300;
   for (const Series& s : series) {
     for (auto [x, y] : s.points) {
@@ -36,17 +47,24 @@ void draw_panel(Canvas& c, int64_t x0, int64_t y0, int64_t w, int64_t h, const s
   }
   if (xmax <= xmin) xmax = xmin + 1;
   if (ymax <= ymin) ymax = ymin + 1;
-  ymax *= 1.05;
-  const int64_t left = x0 + 60, right = x0 + w - 10, top = y0 + 30, bottom = y0 + h - 40;
+  const double ystep = nice_step(ymax - ymin, 5);
+  ymax = std::ceil(ymax / ystep) * ystep;
+  double xstep = nice_step(xmax - xmin, 5);
+  if (integer_x) xstep = std::max(1.0, std::round(xstep));
+  xmin = std::floor(xmin / xstep) * xstep;
+  xmax = std::ceil(xmax / xstep) * xstep;
+  const int64_t left = x0 + 60, right = x0 + w - 24, top = y0 + 30, bottom = y0 + h - 40;
   const Rgb black{0, 0, 0}, grey{200, 200, 200};
   c.text(left, y0 + 8, title, black, 2);
   auto px = [&](double x) { return left + (x - xmin) / (xmax - xmin) * static_cast<double>(right - left); };
   auto py = [&](double y) { return bottom - (y - ymin) / (ymax - ymin) * static_cast<double>(bottom - top); };
-  for (int t = 0; t <= 4; ++t) {
-    const double yv = ymin + (ymax - ymin) * t / 4, xv = xmin + (xmax - xmin) * t / 4;
+  for (double yv = ymin; yv <= ymax + ystep * 1e-6; yv += ystep) {
     c.line(left, py(yv), right, py(yv), grey);
-    const std::string yl = tick_label(yv), xl = tick_label(xv);
+    const std::string yl = tick_label(yv, ystep);
     c.text(left - 6 - Canvas::text_width(yl), static_cast<int64_t>(py(yv)) - 4, yl, black);
+  }
+  for (double xv = xmin; xv <= xmax + xstep * 1e-6; xv += xstep) {
+    const std::string xl = tick_label(xv, xstep);
     c.text(static_cast<int64_t>(px(xv)) - Canvas::text_width(xl) / 2, bottom + 6, xl, black);
   }
   c.line(left, bottom, right, bottom, black);
@@ -102,8 +120,8 @@ void write_training_plot(const std::string& scalars_json, const std::string& png
   for (auto& [k, s] : losses) ls.push_back(s);
   for (auto& [k, s] : aps) as.push_back(s);
   Canvas c(1100, 440);
-  draw_panel(c, 0, 0, 640, 440, "training losses", "iteration", ls);
-  if (!as.empty()) draw_panel(c, 640, 0, 460, 440, "val AP (COCO, IoU .50:.95)", "epoch", as);
+  draw_panel(c, 0, 0, 640, 440, "training losses", "iteration", ls, true);
+  if (!as.empty()) draw_panel(c, 640, 0, 460, 440, "val AP (COCO, IoU .50:.95)", "epoch", as, true);
   c.save_png(png_path);
 }
 

@@ -12,6 +12,7 @@
 #include "nn/checkpoint.h"
 #include "nn/lr_schedule.h"
 #include "nn/optim.h"
+#include "tensor/cuda_api.h"
 #include "tensor/safetensors.h"
 
 namespace gndet::app {
@@ -50,11 +51,13 @@ nn::LrSchedule schedule_from_config(const Json& cfg, double base_lr, bool* by_ep
   return nn::LrSchedule(o);
 }
 
+// mmdetection logs the peak GPU memory of its caching allocator; on the CPU gndet reports the
+// process's peak resident set instead.
 double memory_mb(Device device) {
-  (void)device;  // the CUDA allocator's statistics are reported by the CUDA backend when present
+  if (device.is_cuda()) return static_cast<double>(cuda::memory_stats(device.index).peak_allocated_bytes) / (1 << 20);
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_maxrss) / 1024.0;  // peak resident set, KiB -> MiB
+  return static_cast<double>(u.ru_maxrss) / 1024.0;  // KiB -> MiB
 }
 
 std::vector<std::pair<std::string, double>> ap_metrics(const EvalReport& r) {

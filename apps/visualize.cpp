@@ -4,12 +4,61 @@
 #include <cstdio>
 
 #include "apps/canvas.h"
+#include "ops/elementwise.h"
+#include "ops/join.h"
+#include "tensor/factory.h"
 
 namespace gndet::app {
 
-Tensor draw_detections(const Tensor& image, const Detections& dets, const std::vector<std::string>& class_names,
-                       double score_thr) {
-  Canvas c(image.cpu().contiguous());
+namespace {
+// (H, W[, 3]) uint8 -> (H * f, W * f[, 3]) by repeating pixels.
+Tensor enlarge(const Tensor& t, int f) {
+  const Tensor s = t.unsqueeze(1).unsqueeze(3);  // (H, 1, W, 1[, 3])
+  Shape big = s.shape();
+  big[1] = f;
+  big[3] = f;
+  Shape out = t.shape();
+  out[0] *= f;
+  out[1] *= f;
+  return s.expand(big).contiguous().reshape(out);
+}
+}  // namespace
+
+Tensor tile_pictures(const std::vector<Tensor>& pictures, int64_t columns) {
+  GNDET_CHECK(!pictures.empty() && columns > 0, "tile_pictures: nothing to tile");
+  const int64_t h = pictures[0].size(0), w = pictures[0].size(1), margin = 4;
+  const int64_t n = static_cast<int64_t>(pictures.size()), cols = std::min(columns, n), rows = (n + cols - 1) / cols;
+  Canvas sheet(cols * (w + margin) + margin, rows * (h + margin) + margin, {255, 255, 255});
+  for (int64_t i = 0; i < n; ++i) {
+    GNDET_CHECK(pictures[i].size(0) == h && pictures[i].size(1) == w, "tile_pictures: pictures differ in size");
+    const std::vector<uint8_t> px = pictures[i].to_vector<uint8_t>();
+    const int64_t x0 = margin + (i % cols) * (w + margin), y0 = margin + (i / cols) * (h + margin);
+    for (int64_t y = 0; y < h; ++y) {
+      for (int64_t x = 0; x < w; ++x) {
+        const uint8_t* p = &px[(y * w + x) * 3];
+        sheet.fill_rect(x0 + x, y0 + y, x0 + x + 1, y0 + y + 1, {p[0], p[1], p[2]});
+      }
+    }
+  }
+  return sheet.to_image();
+}
+
+Tensor draw_detections(const Tensor& image_in, const Detections& dets_in, const std::vector<std::string>& class_names,
+                       double score_thr, int scale_up) {
+  Tensor image = image_in.cpu().contiguous();
+  Detections dets = dets_in;
+  if (scale_up > 1) {
+    image = enlarge(image, scale_up);
+    dets.boxes = dets.boxes.cpu() * static_cast<double>(scale_up);
+    if (dets.masks.defined() && dets.masks.size(0) > 0) {
+      Tensors big;
+      for (int64_t k = 0; k < dets.masks.size(0); ++k) big.push_back(enlarge(dets.masks.select(0, k).cpu(), scale_up));
+      dets.masks = stack(big, 0);
+    } else if (dets.masks.defined()) {
+      dets.masks = zeros({0, image.size(0), image.size(1)}, kUInt8);
+    }
+  }
+  Canvas c(image);
   const std::vector<float> scores = dets.scores.to_vector<float>();
   const std::vector<float> boxes = dets.boxes.to_vector<float>();
   const std::vector<int64_t> labels = dets.labels.to_vector<int64_t>();

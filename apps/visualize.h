@@ -8,8 +8,13 @@
 
 namespace gndet::app {
 
-// image: (H, W, 3) uint8 RGB, the original image; detections in its coordinates.
+// image: (H, W, 3) uint8 RGB, the original image; detections in its coordinates. With scale > 1
+// the image and masks are enlarged (nearest neighbour) before drawing, so that small images get
+// readable labels.
 Tensor draw_detections(const Tensor& image, const Detections& dets, const std::vector<std::string>& class_names,
-                       double score_thr);
+                       double score_thr, int scale = 1);
+
+// Tiles (H, W, 3) uint8 pictures of one size into a grid with `columns` columns and a margin.
+Tensor tile_pictures(const std::vector<Tensor>& pictures, int64_t columns);
 
 }  // namespace gndet::app

@@ -12,7 +12,7 @@ namespace gndet::paste {
 // zero padding: a neighbour outside the map contributes 0, like grid_sample's "zeros" mode.
 template <class T>
 GNDET_HD T sample(const T* map, int64_t M, T v, T u) {
-  const T fv = floor(v), fu = floor(u);
+  const T fv = ew::m_floor(v), fu = ew::m_floor(u);
   const int64_t v0 = static_cast<int64_t>(fv), u0 = static_cast<int64_t>(fu);
   const T lv = v - fv, lu = u - fu;
   T acc = 0;
@@ -38,7 +38,7 @@ GNDET_HD T map_coord(int64_t p, T lo, T hi, int64_t M) {
 // The image pixels worth visiting: one beyond the box on each side, clamped to the image.
 template <class T>
 GNDET_HD void pixel_range(T lo, T hi, int64_t size, int64_t* first, int64_t* end) {
-  int64_t a = static_cast<int64_t>(floor(lo)) - 1, b = static_cast<int64_t>(ceil(hi)) + 1;
+  int64_t a = static_cast<int64_t>(ew::m_floor(lo)) - 1, b = static_cast<int64_t>(ew::m_ceil(hi)) + 1;
   *first = a < 0 ? 0 : a;
   *end = b > size ? size : b;
 }

@@ -36,8 +36,8 @@ GNDET_HD Geometry<T> geometry(const T* roi, const RoIAlignParams& p) {
   }
   g.bin_h = height / static_cast<T>(p.out_h);
   g.bin_w = width / static_cast<T>(p.out_w);
-  g.grid_h = p.sampling_ratio > 0 ? p.sampling_ratio : static_cast<int64_t>(ceil(height / static_cast<T>(p.out_h)));
-  g.grid_w = p.sampling_ratio > 0 ? p.sampling_ratio : static_cast<int64_t>(ceil(width / static_cast<T>(p.out_w)));
+  g.grid_h = p.sampling_ratio > 0 ? p.sampling_ratio : static_cast<int64_t>(ew::m_ceil(height / static_cast<T>(p.out_h)));
+  g.grid_w = p.sampling_ratio > 0 ? p.sampling_ratio : static_cast<int64_t>(ew::m_ceil(width / static_cast<T>(p.out_w)));
   const int64_t n = g.grid_h * g.grid_w;
   g.count = static_cast<T>(n > 1 ? n : 1);
   return g;
