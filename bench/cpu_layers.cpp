@@ -1,8 +1,10 @@
 // CPU layer benchmark: conv2d (forward, input gradient, weight gradient) in GFLOP/s on
 // ResNet-50 / Mask R-CNN layer shapes, and GroupNorm forward / backward in GB/s, each printed
 // with a same-run reference so that the numbers mean something on any machine:
-//   GFLOP/s  against the best of a large square Eigen GEMM (the peak our conv GEMMs can reach),
-//   GB/s     against a plain memcpy of the same bytes, split over the same OpenMP threads.
+//   GFLOP/s  against a large square Eigen GEMM (1024^3: what our conv GEMMs could reach),
+//   GB/s     against a plain memcpy of the same bytes, split over the same OpenMP threads,
+// each measured in rounds interleaved with the layer it is the reference for, so that both see
+// the same machine conditions (other processes, clock frequency).
 // Bytes count each input read once and each output written once (GN forward: x in, y out;
 // backward: dy and x in, dx out; the (N, G) statistics and (C) parameters are negligible).
 //
@@ -32,49 +34,54 @@ double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-// Best wall time of fn over repetitions: at least `min_reps`, and until `budget_s` has passed.
-double best_time(const std::function<void()>& fn, int min_reps, double budget_s) {
-  fn();  // warm-up: page faults, caches
-  double best = 1e30;
+// Best wall time of each function over interleaved rounds (f0, f1, ..., f0, f1, ...): at least
+// `min_rounds` rounds, and more until `budget_s` has passed.
+std::vector<double> best_times(const std::vector<std::function<void()>>& fns, int min_rounds, double budget_s) {
+  for (const auto& fn : fns) fn();  // warm-up: page faults, caches
+  std::vector<double> best(fns.size(), 1e30);
   const double start = now_s();
-  for (int r = 0; r < min_reps || now_s() - start < budget_s; ++r) {
-    const double t0 = now_s();
-    fn();
-    best = std::min(best, now_s() - t0);
-    if (r > 1000) break;
+  for (int r = 0; (r < min_rounds || now_s() - start < budget_s) && r < 1000; ++r) {
+    for (size_t i = 0; i < fns.size(); ++i) {
+      const double t0 = now_s();
+      fns[i]();
+      best[i] = std::min(best[i], now_s() - t0);
+    }
   }
   return best;
 }
 
-double eigen_gemm_peak(int64_t n, double budget_s) {
+// A large square float GEMM through Eigen (its own OpenMP parallelism): the GFLOP/s reference.
+struct PeakGemm {
   using Mat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  Mat a = Mat::Random(n, n), b = Mat::Random(n, n), c(n, n);
-  const double t = best_time([&] { c.noalias() = a * b; }, 3, budget_s);
-  return 2.0 * static_cast<double>(n * n * n) / t / 1e9;
-}
+  explicit PeakGemm(int64_t size) : n(size), a(Mat::Random(n, n)), b(Mat::Random(n, n)), c(n, n) {}
+  void run() { c.noalias() = a * b; }
+  double flops() const { return 2.0 * static_cast<double>(n * n * n); }
+  int64_t n;
+  Mat a, b, c;
+};
 
-// GB/s of copying `bytes` from one buffer to another, the copy split over the OpenMP threads.
-double memcpy_bandwidth(size_t bytes, double budget_s) {
-  std::vector<char> src(bytes, 1), dst(bytes, 0);
-  const int threads = omp_get_max_threads();
-  const double t = best_time(
-      [&] {
+// Copies a buffer, split over the OpenMP threads: the GB/s reference.
+struct ParallelCopy {
+  explicit ParallelCopy(size_t bytes) : src(bytes, 1), dst(bytes, 0) {}
+  void run() {
+    const int threads = omp_get_max_threads();
+    const size_t bytes = src.size();
 #pragma omp parallel for schedule(static)
-        for (int i = 0; i < threads; ++i) {
-          const size_t lo = bytes * i / threads, hi = bytes * (i + 1) / threads;
-          std::memcpy(dst.data() + lo, src.data() + lo, hi - lo);
-        }
-      },
-      3, budget_s);
-  return 2.0 * static_cast<double>(bytes) / t / 1e9;  // read + write
-}
+    for (int i = 0; i < threads; ++i) {
+      const size_t lo = bytes * i / threads, hi = bytes * (i + 1) / threads;
+      std::memcpy(dst.data() + lo, src.data() + lo, hi - lo);
+    }
+  }
+  double bytes_moved() const { return 2.0 * static_cast<double>(src.size()); }  // read + write
+  std::vector<char> src, dst;
+};
 
 struct ConvShape {
   const char* name;
   int64_t N, C_in, H, W, C_out, k, stride, pad, groups;
 };
 
-void bench_conv(const ConvShape& s, double peak, double budget_s) {
+void bench_conv(const ConvShape& s, PeakGemm& peak, double budget_s) {
   Generator gen(1);
   const Tensor x = randn({s.N, s.C_in, s.H, s.W}, gen);
   const Tensor w = randn({s.C_out, s.C_in / s.groups, s.k, s.k}, gen);
@@ -83,18 +90,18 @@ void bench_conv(const ConvShape& s, double peak, double budget_s) {
   const Tensor dy = randn(y.shape(), gen);
   Tensor dx = empty(x.shape()), dw = empty(w.shape());
   const double flops = 2.0 * static_cast<double>(y.numel()) * static_cast<double>(s.C_in / s.groups * s.k * s.k);
-  const double t_fwd = best_time([&] { conv2d(x, w, Tensor(), p.stride, p.padding, p.dilation, p.groups); }, 3, budget_s);
-  const double t_dx = best_time([&] { conv2d_backward_input_kernel(kCPU, dx, dy, w, p); }, 3, budget_s);
-  const double t_dw = best_time([&] { conv2d_backward_weight_kernel(kCPU, dw, dy, x, p); }, 3, budget_s);
-  auto col = [&](double t) {
-    const double g = flops / t / 1e9;
-    std::printf(" %7.1f (%4.2f)", g, g / peak);
-  };
-  std::printf("%-34s %7.2f", s.name, flops / 1e9);
-  col(t_fwd);
-  col(t_dx);
-  col(t_dw);
-  std::printf("\n");
+  const std::vector<double> t = best_times(
+      {[&] { peak.run(); }, [&] { conv2d(x, w, Tensor(), p.stride, p.padding, p.dilation, p.groups); },
+       [&] { conv2d_backward_input_kernel(kCPU, dx, dy, w, p); },
+       [&] { conv2d_backward_weight_kernel(kCPU, dw, dy, x, p); }},
+      3, budget_s);
+  const double ref = peak.flops() / t[0] / 1e9;
+  std::printf("%-36s %6.2f", s.name, flops / 1e9);
+  for (int i = 1; i <= 3; ++i) {
+    const double g = flops / t[i] / 1e9;
+    std::printf("  %6.1f (%4.2f)", g, g / ref);
+  }
+  std::printf("  %6.1f\n", ref);
 }
 
 void bench_group_norm(const Shape& shape, int64_t groups, double budget_s) {
@@ -105,14 +112,17 @@ void bench_group_norm(const Shape& shape, int64_t groups, double budget_s) {
   Tensor y = empty({N, C, S}), mean = empty({N, groups}), rstd = empty({N, groups});
   Tensor dx = empty({N, C, S}), dweight = empty({C}), dbias = empty({C});
   const Tensor dy = randn({N, C, S}, gen);
-  const double t_fwd = best_time([&] { group_norm_kernel(kCPU, y, mean, rstd, x3, weight, bias, groups, 1e-5); }, 5, budget_s);
-  const double t_bwd = best_time(
-      [&] { group_norm_backward_kernel(kCPU, dx, dweight, dbias, dy, x3, mean, rstd, weight, groups); }, 5, budget_s);
   const double bytes = static_cast<double>(x.numel()) * sizeof(float);
-  const double copy_gbs = memcpy_bandwidth(static_cast<size_t>(bytes), budget_s);
-  const double fwd = 2.0 * bytes / t_fwd / 1e9, bwd = 3.0 * bytes / t_bwd / 1e9;
-  std::printf("%-34s %7.1f  %6.1f (%4.2f)  %6.1f (%4.2f) %8.1f\n", (shape_str(shape) + " G " + std::to_string(groups)).c_str(),
-              bytes / 1e6, fwd, fwd / copy_gbs, bwd, bwd / copy_gbs, copy_gbs);
+  ParallelCopy copy(static_cast<size_t>(bytes));
+  const std::vector<double> t = best_times(
+      {[&] { copy.run(); }, [&] { group_norm_kernel(kCPU, y, mean, rstd, x3, weight, bias, groups, 1e-5); },
+       [&] { group_norm_backward_kernel(kCPU, dx, dweight, dbias, dy, x3, mean, rstd, weight, groups); }},
+      5, budget_s);
+  const double copy_gbs = copy.bytes_moved() / t[0] / 1e9;
+  const double fwd = 2.0 * bytes / t[1] / 1e9, bwd = 3.0 * bytes / t[2] / 1e9;
+  std::printf("%-36s %6.1f  %6.1f (%4.2f)  %6.1f (%4.2f)  %6.1f\n",
+              (shape_str(shape) + " G " + std::to_string(groups)).c_str(), bytes / 1e6, fwd, fwd / copy_gbs, bwd,
+              bwd / copy_gbs, copy_gbs);
 }
 
 }  // namespace
@@ -125,34 +135,35 @@ int main(int argc, char** argv) {
     if (a == "--conv-only") gn = false;
     if (a == "--gn-only") conv = false;
   }
-  const double budget = quick ? 0.05 : 0.5;
+  const double budget = quick ? 0.1 : 1.0;  // seconds of rounds per shape
   autograd::NoGradGuard no_grad;
-  std::printf("gndet CPU layers, %d OpenMP threads, Eigen SIMD: %s\n\n", omp_get_max_threads(), Eigen::SimdInstructionSetsInUse());
+  std::printf("gndet CPU layers, %d OpenMP threads, Eigen SIMD: %s\n", omp_get_max_threads(),
+              Eigen::SimdInstructionSetsInUse());
 
   if (conv) {
-  const double peak = std::max(eigen_gemm_peak(1024, budget), eigen_gemm_peak(2048, budget));
-  std::printf("reference: Eigen float GEMM, best of 1024^3 and 2048^3: %.1f GFLOP/s\n\n", peak);
-  std::printf("%-34s %7s %15s %15s %15s\n", "conv2d float32 (N,Cin,H,W)->Cout", "GFLOP", "forward", "grad input",
-              "grad weight");
-  std::printf("%-34s %7s %15s %15s %15s\n", "", "", "GFLOP/s (xpeak)", "GFLOP/s (xpeak)", "GFLOP/s (xpeak)");
-  const ConvShape convs[] = {
-      {"stem 7x7/2 (2,3,224,224)->64", 2, 3, 224, 224, 64, 7, 2, 3, 1},
-      {"layer1 3x3 (2,64,56,56)->64", 2, 64, 56, 56, 64, 3, 1, 1, 1},
-      {"layer1 1x1 (2,64,56,56)->256", 2, 64, 56, 56, 256, 1, 1, 0, 1},
-      {"layer2 3x3/2 (2,128,56,56)->128", 2, 128, 56, 56, 128, 3, 2, 1, 1},
-      {"layer3 3x3 (2,256,14,14)->256", 2, 256, 14, 14, 256, 3, 1, 1, 1},
-      {"layer4 1x1 (2,2048,7,7)->512", 2, 2048, 7, 7, 512, 1, 1, 0, 1},
-      {"fpn 3x3 (2,256,56,56)->256", 2, 256, 56, 56, 256, 3, 1, 1, 1},
-      {"mask head 3x3 (64,256,14,14)->256", 64, 256, 14, 14, 256, 3, 1, 1, 1},
-      {"resnext 3x3 g32 (2,128,56,56)->128", 2, 128, 56, 56, 128, 3, 1, 1, 32},
-  };
-  for (const ConvShape& s : convs) bench_conv(s, peak, budget);
+    PeakGemm peak(1024);
+    std::printf("\n%-36s %6s  %14s  %14s  %14s  %6s\n", "conv2d float32 (N,Cin,H,W)->Cout", "GFLOP", "forward",
+                "grad input", "grad weight", "GEMM");
+    std::printf("%-36s %6s  %14s  %14s  %14s  %6s\n", "", "", "GFLOP/s (xGEMM)", "GFLOP/s (xGEMM)", "GFLOP/s (xGEMM)",
+                "GFLOP/s");
+    const ConvShape convs[] = {
+        {"stem 7x7/2 (2,3,224,224)->64", 2, 3, 224, 224, 64, 7, 2, 3, 1},
+        {"layer1 3x3 (2,64,56,56)->64", 2, 64, 56, 56, 64, 3, 1, 1, 1},
+        {"layer1 1x1 (2,64,56,56)->256", 2, 64, 56, 56, 256, 1, 1, 0, 1},
+        {"layer2 3x3/2 (2,128,56,56)->128", 2, 128, 56, 56, 128, 3, 2, 1, 1},
+        {"layer3 3x3 (2,256,14,14)->256", 2, 256, 14, 14, 256, 3, 1, 1, 1},
+        {"layer4 1x1 (2,2048,7,7)->512", 2, 2048, 7, 7, 512, 1, 1, 0, 1},
+        {"fpn 3x3 (2,256,56,56)->256", 2, 256, 56, 56, 256, 3, 1, 1, 1},
+        {"mask head 3x3 (64,256,14,14)->256", 64, 256, 14, 14, 256, 3, 1, 1, 1},
+        {"resnext 3x3 g32 (2,128,56,56)->128", 2, 128, 56, 56, 128, 3, 1, 1, 32},
+    };
+    for (const ConvShape& s : convs) bench_conv(s, peak, budget);
   }
-  if (!gn) return 0;
-
-  std::printf("\n%-34s %7s %15s %15s %8s\n", "group_norm float32", "MB", "forward", "backward", "memcpy");
-  std::printf("%-34s %7s %15s %15s %8s\n", "", "", "GB/s (xmemcpy)", "GB/s (xmemcpy)", "GB/s");
-  const Shape gn_shapes[] = {{2, 256, 56, 56}, {2, 256, 100, 152}, {64, 256, 14, 14}, {2, 64, 200, 304}};
-  for (const Shape& s : gn_shapes) bench_group_norm(s, 32, budget);
+  if (gn) {
+    std::printf("\n%-36s %6s  %14s  %14s  %6s\n", "group_norm float32", "MB", "forward", "backward", "memcpy");
+    std::printf("%-36s %6s  %14s  %14s  %6s\n", "", "", "GB/s (xmemcpy)", "GB/s (xmemcpy)", "GB/s");
+    const Shape gn_shapes[] = {{2, 256, 56, 56}, {2, 256, 100, 152}, {64, 256, 14, 14}, {2, 64, 200, 304}};
+    for (const Shape& s : gn_shapes) bench_group_norm(s, 32, budget);
+  }
   return 0;
 }

@@ -1,0 +1,193 @@
+// One training iteration of mask-rcnn_r50_fpn_gn-all (forward, backward, SGD step) on a batch of
+// two 800 x 1333 images, on the CPU or a GPU: the median of --iters timed iterations after
+// --warmup untimed ones, and the peak memory (CUDA: the caching allocator's peak of allocated and
+// reserved bytes over the timed iterations; CPU: the process's maximum resident set size).
+//
+//   model_iteration [--device cpu|cuda] [--iters N] [--warmup N] [--config PATH] [--threads N]
+//
+// Input: what the data pipeline would produce for two 800 x 1333 images (padded to 800 x 1344):
+// random normalised pixels, 3 to 6 random ground-truth boxes per image with rectangular masks,
+// fixed seeds. The learning rate is the first warm-up value (0.02 * 0.001), so that repeated
+// iterations of a randomly initialised model stay finite; it does not change the work done.
+// The companion bench/torchvision_maskrcnn_gn.py times torchvision's Mask R-CNN with GroupNorm on
+// the same input, when PyTorch is installed.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <string>
+#include <vector>
+
+#include <omp.h>
+
+#include "detection/config.h"
+#include "detection/detector.h"
+#include "gndet_config.h"
+#include "nn/optim.h"
+#include "tensor/backend.h"
+#include "tensor/cuda_api.h"
+#include "tensor/factory.h"
+#include "tensor/random.h"
+
+using namespace gndet;
+
+namespace {
+
+struct Args {
+  std::string device = "cpu";
+  int iters = 3;
+  int warmup = 1;
+  int threads = 0;  // 0: OpenMP's default
+  std::string config = std::string(GNDET_SOURCE_DIR) + "/configs/gn/mask-rcnn_r50_fpn_gn-all_2x_coco.json";
+};
+
+Args parse(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    const std::string k = argv[i];
+    auto value = [&]() -> std::string {
+      GNDET_CHECK(i + 1 < argc, "model_iteration: ", k, " needs a value");
+      return argv[++i];
+    };
+    if (k == "--device") {
+      a.device = value();
+    } else if (k == "--iters") {
+      a.iters = std::stoi(value());
+    } else if (k == "--warmup") {
+      a.warmup = std::stoi(value());
+    } else if (k == "--threads") {
+      a.threads = std::stoi(value());
+    } else if (k == "--config") {
+      a.config = value();
+    } else {
+      GNDET_FAIL("model_iteration: unknown argument ", k,
+                 " (usage: model_iteration [--device cpu|cuda] [--iters N] [--warmup N] [--config PATH] [--threads N])");
+    }
+  }
+  GNDET_CHECK(a.iters >= 1 && a.warmup >= 0, "model_iteration: --iters must be >= 1 and --warmup >= 0");
+  return a;
+}
+
+struct Inputs {
+  Tensor images;
+  std::vector<ImageTargets> targets;
+  std::vector<ImageInfo> infos;
+};
+
+Inputs make_inputs(Device device) {
+  const int64_t H = 800, W = 1333, PH = 800, PW = 1344;  // keep-ratio resize to (1333, 800), pad to 32
+  Generator gen(2024);
+  Inputs in;
+  in.images = zeros({2, 3, PH, PW});
+  in.images.narrow(2, 0, H).narrow(3, 0, W).copy_(randn({2, 3, H, W}, gen));  // the pad stays 0
+  for (int i = 0; i < 2; ++i) {
+    const int64_t G = 3 + static_cast<int64_t>(gen.uniform() * 4);
+    std::vector<float> boxes;
+    std::vector<int64_t> labels;
+    ImageTargets t;
+    t.masks = zeros({G, PH, PW}, kUInt8);
+    for (int64_t k = 0; k < G; ++k) {
+      const double w = 40 + 400 * gen.uniform(), h = 40 + 300 * gen.uniform();
+      const double x = (static_cast<double>(W) - w - 1) * gen.uniform(), y = (static_cast<double>(H) - h - 1) * gen.uniform();
+      boxes.insert(boxes.end(), {static_cast<float>(x), static_cast<float>(y), static_cast<float>(x + w),
+                                 static_cast<float>(y + h)});
+      labels.push_back(static_cast<int64_t>(gen.uniform() * 80));
+      const int64_t x0 = static_cast<int64_t>(std::ceil(x)), y0 = static_cast<int64_t>(std::ceil(y));
+      t.masks.select(0, k).narrow(0, y0, static_cast<int64_t>(y + h) - y0).narrow(1, x0, static_cast<int64_t>(x + w) - x0).fill_(1);
+    }
+    t.boxes = from_data<float>(boxes, {G, 4}).to(device);
+    t.labels = from_data<int64_t>(labels).to(device);
+    t.masks = t.masks.to(device);
+    in.targets.push_back(t);
+    in.infos.push_back({i, H, W, PH, PW, H, W, 1.0, 1.0, false});
+  }
+  in.images = in.images.to(device);
+  return in;
+}
+
+double max_rss_mib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;  // KiB -> MiB
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const Args args = parse(argc, argv);
+    const Device device = Device::parse(args.device);
+    if (device.is_cuda()) {
+      GNDET_CHECK(cuda::is_available(), "model_iteration: --device ", args.device, ": no CUDA GPU present",
+                  cuda::is_built() ? "" : " (gndet was built without CUDA)");
+    }
+    if (args.threads > 0) omp_set_num_threads(args.threads);
+    std::string command = argv[0];
+    for (int i = 1; i < argc; ++i) command += std::string(" ") + argv[i];
+    char date[64];
+    const std::time_t now = std::time(nullptr);
+    std::strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&now));
+    std::printf("gndet model iteration benchmark: forward + backward + SGD step, 2 images 800x1333 (padded 800x1344)\n");
+    std::printf("config: %s\ndevice: %s (OpenMP threads %d), TF32 %s\ndate: %s\ncommand: %s\n\n", args.config.c_str(),
+                device.str().c_str(), omp_get_max_threads(),
+                device.is_cuda() ? (cuda::allow_tf32() ? "on" : "off") : "n/a", date, command.c_str());
+    std::fflush(stdout);
+
+    Generator init(0);
+    TwoStageDetector model(load_config(args.config)["model"], init);
+    model.to(device);
+    model.train();
+    nn::SGDOptions sgd;
+    sgd.lr = 0.02 * 0.001;
+    nn::SGD optimizer(nn::make_param_groups(model), sgd);
+    const Inputs in = make_inputs(device);
+    Generator gen(7);
+
+    std::vector<double> times;
+    for (int it = 0; it < args.warmup + args.iters; ++it) {
+      if (it == args.warmup && device.is_cuda()) {
+        cuda::synchronize(device.index);
+        cuda::reset_peak_memory_stats(device.index);
+      }
+      const auto start = std::chrono::steady_clock::now();
+      const LossDict losses = model.loss(in.images, in.targets, in.infos, gen);
+      const Tensor total = total_loss(losses);
+      optimizer.zero_grad();
+      total.backward();
+      optimizer.step();
+      if (device.is_cuda()) cuda::synchronize(device.index);
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const bool timed = it >= args.warmup;
+      if (timed) times.push_back(s);
+      std::printf("iteration %d (%s): %.3f s, loss %.4f (", it + 1, timed ? "timed" : "warm-up", s,
+                  total.item<double>());
+      for (size_t k = 0; k < losses.size(); ++k) {
+        std::printf("%s%s %.4f", k ? ", " : "", losses[k].first.c_str(), losses[k].second.item<double>());
+      }
+      std::printf(")\n");
+      std::fflush(stdout);
+    }
+    std::vector<double> sorted = times;
+    std::sort(sorted.begin(), sorted.end());
+    const double median = sorted.size() % 2 ? sorted[sorted.size() / 2]
+                                            : 0.5 * (sorted[sorted.size() / 2 - 1] + sorted[sorted.size() / 2]);
+    std::printf("\nmedian of %zu timed iterations: %.3f s/iter (min %.3f, max %.3f)\n", times.size(), median, sorted.front(),
+                sorted.back());
+    if (device.is_cuda()) {
+      const cuda::MemoryStats m = cuda::memory_stats(device.index);
+      std::printf("peak memory (CUDA caching allocator, timed iterations): allocated %.2f GiB, reserved %.2f GiB\n",
+                  static_cast<double>(m.peak_allocated_bytes) / (1 << 30), static_cast<double>(m.peak_reserved_bytes) / (1 << 30));
+    }
+    std::printf("peak host memory (max RSS): %.0f MiB\n", max_rss_mib());
+    // One line for scripts (bench/torchvision_maskrcnn_gn.py --ours).
+    std::printf("RESULT model_iteration device=%s median_s=%.4f\n", device.str().c_str(), median);
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "model_iteration: %s\n", e.what());
+    return 1;
+  }
+}
