@@ -17,6 +17,10 @@ ArgParser& ArgParser::option(const std::string& name, const std::string& metavar
   specs_.push_back({name, metavar, help, default_value, Spec::Option});
   return *this;
 }
+ArgParser& ArgParser::optional_value(const std::string& name, const std::string& metavar, const std::string& help) {
+  specs_.push_back({name, metavar, help, "", Spec::OptionalValue});
+  return *this;
+}
 ArgParser& ArgParser::multi(const std::string& name, const std::string& metavar, const std::string& help) {
   specs_.push_back({name, metavar, help, "", Spec::Multi});
   return *this;
@@ -59,6 +63,14 @@ bool ArgParser::parse(const std::vector<std::string>& args) {
     if (s->kind == Spec::Flag) {
       if (has_inline) throw UsageError(command_ + ": " + name + " takes no value");
       vals.push_back("1");
+    } else if (s->kind == Spec::OptionalValue) {
+      if (has_inline) {
+        vals = {inline_value};
+      } else if (i + 1 < args.size() && args[i + 1].rfind("--", 0) != 0) {
+        vals = {args[++i]};
+      } else {
+        vals = {""};
+      }
     } else if (s->kind == Spec::Option) {
       if (has_inline) {
         vals = {inline_value};
@@ -100,7 +112,8 @@ std::string ArgParser::help() const {
     os << "\noptions:\n";
     for (const Spec& s : specs_) {
       os << "  " << s.name;
-      if (s.kind != Spec::Flag) os << ' ' << s.metavar << (s.kind == Spec::Multi ? "..." : "");
+      if (s.kind == Spec::OptionalValue) os << " [" << s.metavar << ']';
+      else if (s.kind != Spec::Flag) os << ' ' << s.metavar << (s.kind == Spec::Multi ? "..." : "");
       os << "\n      " << s.help;
       if (!s.default_value.empty()) os << " (default: " << s.default_value << ")";
       os << "\n";

@@ -23,6 +23,10 @@ class ArgParser {
   ArgParser& flag(const std::string& name, const std::string& help);
   ArgParser& option(const std::string& name, const std::string& metavar, const std::string& help,
                     const std::string& default_value = "");
+  // An option whose value may be left out (argparse's nargs='?'): "--resume" alone, "--resume CKPT"
+  // (the next token, unless it starts with "--") or "--resume=CKPT". has() tells whether it was
+  // given, get() its value ("" when left out).
+  ArgParser& optional_value(const std::string& name, const std::string& metavar, const std::string& help);
   // An option that takes every following token up to the next one starting with "--".
   ArgParser& multi(const std::string& name, const std::string& metavar, const std::string& help);
   // Positionals in order; `max_count` > 1 (or -1: unbounded) only for the last one.
@@ -42,7 +46,7 @@ class ArgParser {
  private:
   struct Spec {
     std::string name, metavar, help, default_value;
-    enum Kind { Flag, Option, Multi } kind;
+    enum Kind { Flag, Option, OptionalValue, Multi } kind;
   };
   struct Positional {
     std::string name, help;

@@ -16,8 +16,9 @@ int run_train(const Args& args) {
               "A non-finite loss stops the run with exit code 1, keeping the last good checkpoint.");
   p.positional("CONFIG", "a JSON config (configs/...)")
       .option("--work-dir", "DIR", "where logs and checkpoints go", "work_dirs/<config name>")
-      .flag("--resume", "continue from <work-dir>/latest.safetensors (optimizer state, iteration, random state)")
-      .option("--resume-from", "CKPT", "continue from this checkpoint instead")
+      .optional_value("--resume", "CKPT",
+                      "continue from CKPT, by default <work-dir>/latest.safetensors (weights, optimizer state, iteration,\n"
+                      "      random state); put it after CONFIG")
       .option("--load-from", "CKPT", "start from these weights (model only; training starts at iteration 0)")
       .multi("--cfg-options", "KEY=VALUE", "override config entries, e.g. train_cfg.max_epochs=2 (keys must exist)")
       .option("--seed", "N", "random seed (weights, sampling, data order)", "config randomness.seed, else 0")
@@ -25,7 +26,8 @@ int run_train(const Args& args) {
       .flag("--no-validate", "skip the evaluation after each epoch")
       .example("gndet train configs/shapes/mask-rcnn_r18_fpn_gn-all_shapes.json")
       .example("gndet train configs/gn/mask-rcnn_r50_fpn_gn-all_2x_coco.json --cfg-options train_dataloader.batch_size=1")
-      .example("gndet train CONFIG --work-dir work_dirs/run1 --resume");
+      .example("gndet train CONFIG --work-dir work_dirs/run1 --resume")
+      .example("gndet train CONFIG --resume work_dirs/run1/epoch_4.safetensors");
   if (!p.parse(args)) {
     std::cout << p.help();
     return 0;
@@ -33,8 +35,7 @@ int run_train(const Args& args) {
   TrainOptions o;
   o.config = p.get("CONFIG");
   if (p.has("--work-dir")) o.work_dir = p.get("--work-dir");
-  if (p.has("--resume")) o.resume = "";
-  if (p.has("--resume-from")) o.resume = p.get("--resume-from");
+  if (p.has("--resume")) o.resume = p.get("--resume");
   if (p.has("--load-from")) o.load_from = p.get("--load-from");
   o.cfg_options = p.list("--cfg-options");
   if (p.has("--seed")) o.seed = static_cast<uint64_t>(p.get_int("--seed"));

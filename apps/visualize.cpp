@@ -26,16 +26,22 @@ Tensor enlarge(const Tensor& t, int f) {
 
 Tensor tile_pictures(const std::vector<Tensor>& pictures, int64_t columns) {
   GNDET_CHECK(!pictures.empty() && columns > 0, "tile_pictures: nothing to tile");
-  const int64_t h = pictures[0].size(0), w = pictures[0].size(1), margin = 4;
-  const int64_t n = static_cast<int64_t>(pictures.size()), cols = std::min(columns, n), rows = (n + cols - 1) / cols;
+  // Cells as large as the largest picture; smaller ones sit in their cell's top-left corner.
+  int64_t h = 0, w = 0;
+  for (const Tensor& p : pictures) {
+    h = std::max(h, p.size(0));
+    w = std::max(w, p.size(1));
+  }
+  const int64_t margin = 4, n = static_cast<int64_t>(pictures.size());
+  const int64_t cols = std::min(columns, n), rows = (n + cols - 1) / cols;
   Canvas sheet(cols * (w + margin) + margin, rows * (h + margin) + margin, {255, 255, 255});
   for (int64_t i = 0; i < n; ++i) {
-    GNDET_CHECK(pictures[i].size(0) == h && pictures[i].size(1) == w, "tile_pictures: pictures differ in size");
+    const int64_t ph = pictures[i].size(0), pw = pictures[i].size(1);
     const std::vector<uint8_t> px = pictures[i].to_vector<uint8_t>();
     const int64_t x0 = margin + (i % cols) * (w + margin), y0 = margin + (i / cols) * (h + margin);
-    for (int64_t y = 0; y < h; ++y) {
-      for (int64_t x = 0; x < w; ++x) {
-        const uint8_t* p = &px[(y * w + x) * 3];
+    for (int64_t y = 0; y < ph; ++y) {
+      for (int64_t x = 0; x < pw; ++x) {
+        const uint8_t* p = &px[(y * pw + x) * 3];
         sheet.fill_rect(x0 + x, y0 + y, x0 + x + 1, y0 + y + 1, {p[0], p[1], p[2]});
       }
     }

@@ -14,7 +14,8 @@ namespace gndet::app {
 Tensor draw_detections(const Tensor& image, const Detections& dets, const std::vector<std::string>& class_names,
                        double score_thr, int scale = 1);
 
-// Tiles (H, W, 3) uint8 pictures of one size into a grid with `columns` columns and a margin.
+// Tiles (H, W, 3) uint8 pictures into a grid with `columns` columns, each in a cell the size of
+// the largest picture, with a margin.
 Tensor tile_pictures(const std::vector<Tensor>& pictures, int64_t columns);
 
 }  // namespace gndet::app

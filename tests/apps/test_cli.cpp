@@ -3,6 +3,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "data/image.h"
 #include "tensor/safetensors.h"
 #include "tests/apps/cli_util.h"
 #include "tests/support.h"
@@ -85,6 +86,10 @@ TEST_CASE("train -> resume -> eval -> infer on a tiny shapes dataset", "[apps][c
 
   const test::Run resumed =
       run_gndet("train " + kConfig + " --work-dir " + work + " --resume" + opts + " train_cfg.max_epochs=2");
+  const test::Run explicit_ckpt = run_gndet("train " + kConfig + " --work-dir " + work + " --resume " + work +
+                                            "/epoch_9.safetensors" + opts);
+  CHECK(explicit_ckpt.exit_code == 1);
+  CHECK(explicit_ckpt.output.find("epoch_9.safetensors' not found") != std::string::npos);
   INFO(resumed.output);
   REQUIRE(resumed.exit_code == 0);
   CHECK(resumed.output.find("resumed from " + work + "/latest.safetensors at iteration 4") != std::string::npos);
@@ -99,15 +104,27 @@ TEST_CASE("train -> resume -> eval -> infer on a tiny shapes dataset", "[apps][c
   CHECK(nlohmann::json::parse(std::ifstream(dir.str() + "/res.bbox.json")).is_array());
   CHECK(nlohmann::json::parse(std::ifstream(dir.str() + "/res.segm.json")).is_array());
 
+  // Any size, JPEG or PNG: a 100x75 JPEG made from a validation image.
+  const std::string jpeg = dir.str() + "/photo.jpg";
+  {
+    const Tensor small = data::read_image(data + "/val/000003.png").narrow(0, 0, 50).narrow(1, 0, 60);
+    const Tensor wide = small.unsqueeze(1).expand({50, 2, 60, 3}).reshape({100, 60, 3}).narrow(1, 0, 60);
+    std::ofstream(jpeg, std::ios::binary) << data::encode_jpeg(wide.contiguous());
+  }
   const std::string out = dir.str() + "/pictures";
-  const test::Run infer = run_gndet("infer " + kConfig + " " + work + "/latest.safetensors " + data +
-                                    "/val/000001.png " + data + "/val/000002.png --out-dir " + out + " --score-thr 0.0" + opts);
+  const test::Run infer = run_gndet("infer " + kConfig + " " + work + "/latest.safetensors " + data + "/val/000001.png " +
+                                    jpeg + " --out-dir " + out + " --score-thr 0.0 --display-scale 2 --grid " +
+                                    dir.str() + "/grid.png" + opts);
   INFO(infer.output);
   REQUIRE(infer.exit_code == 0);
   CHECK(std::filesystem::exists(out + "/000001.png"));
-  const nlohmann::json dets = nlohmann::json::parse(std::ifstream(out + "/000002.json"));
-  CHECK(dets["width"] == 64);
+  const nlohmann::json dets = nlohmann::json::parse(std::ifstream(out + "/photo.json"));
+  CHECK(dets["width"] == 60);
+  CHECK(dets["height"] == 100);
   CHECK(dets["detections"].is_array());
+  CHECK(data::read_image(out + "/photo.png").shape() == Shape{200, 120, 3});  // drawn at twice the size
+  // Grid cells take the largest picture (200 x 128 after doubling): 200 + 2 margins, 2 x (128 + 4) + 4.
+  CHECK(data::read_image(dir.str() + "/grid.png").shape() == Shape{208, 268, 3});
   CHECK_FALSE(has_tmp_files(dir.str()));
 }
 

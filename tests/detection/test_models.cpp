@@ -190,3 +190,30 @@ TEST_CASE("a tiny Mask R-CNN runs a training step and predicts", "[detection][mo
   CHECK(d[0].masks.shape() == Shape{d[0].boxes.size(0), S, S});
   CHECK(d[0].boxes.size(0) <= 100);
 }
+
+TEST_CASE("a tiny Faster R-CNN (no mask branch) trains and predicts boxes only", "[detection][model]") {
+  Json cfg = load_config(config_path("tests/mask-rcnn_tiny_gn.json"));
+  Json& model = cfg["model"];
+  model["type"] = "FasterRCNN";
+  model["roi_head"].erase("mask_head");
+  model["roi_head"].erase("mask_roi_extractor");
+  Generator gen(0);
+  TwoStageDetector det(model, gen);
+  CHECK_FALSE(det.with_mask());
+  const int64_t S = 64;
+  const Tensor images = randn({1, 3, S, S}, gen);
+  ImageTargets t;
+  t.boxes = from_data<float>({8, 8, 40, 36}, {1, 4});
+  t.labels = from_data<int64_t>({1});
+  const std::vector<ImageInfo> infos{{0, S, S, S, S, S, S, 1.0, 1.0, false}};
+  const LossDict losses = det.loss(images, {t}, infos, gen);
+  CHECK(losses.size() == 5);  // rpn cls/bbox, cls, bbox, acc: no loss_mask
+  total_loss(losses).backward();
+  det.eval();
+  const Detections d = det.predict(images, infos).at(0);
+  CHECK_FALSE(d.masks.defined());
+  CHECK(d.boxes.size(1) == 4);
+  // A Mask R-CNN config without a mask head is refused, and so is the reverse.
+  model["type"] = "MaskRCNN";
+  CHECK_THROWS_WITH(TwoStageDetector(model, gen), Catch::Contains("needs roi_head.mask_head"));
+}
