@@ -95,17 +95,17 @@ std::shared_ptr<TwoStageDetector> build_model(const Json& cfg, uint64_t seed, De
   Generator gen(seed);
   auto model = std::make_shared<TwoStageDetector>(cfg["model"], gen);
   const Json& backbone = cfg["model"]["backbone"];
-  if (backbone.contains("init_cfg") && backbone["init_cfg"].is_object() && backbone["init_cfg"].contains("checkpoint")) {
-    const std::string ckpt = backbone["init_cfg"]["checkpoint"].get<std::string>();
+  if (backbone.contains("init_cfg") && !backbone["init_cfg"].is_null()) {
+    const ConfigNode init(backbone["init_cfg"], "model.backbone.init_cfg");
+    init.type({"Pretrained"});
+    const std::string ckpt = init["checkpoint"].as_string();
     if (std::filesystem::exists(ckpt)) {
       nn::StateDict weights = nn::load_state_dict_from_file(ckpt);
       nn::StateDict prefixed;
       for (auto& [k, v] : weights) prefixed[k.rfind("backbone.", 0) == 0 ? k : "backbone." + k] = v;
-      nn::StateDict own;
-      for (auto& [k, v] : model->state_dict()) {
-        if (k.rfind("backbone.", 0) == 0) own[k] = v;
-      }
-      const nn::LoadReport r = model->load_state_dict(prefixed, /*strict=*/false);
+      nn::LoadReport r = model->load_state_dict(prefixed, /*strict=*/false);
+      // Only the backbone comes from this file: the rest of the model is not "missing" from it.
+      std::erase_if(r.missing, [](const std::string& k) { return k.rfind("backbone.", 0) != 0; });
       if (note) *note = "backbone weights loaded from " + ckpt + (r.ok() ? "" : " (" + r.str() + ")");
     } else if (note) {
       *note = "backbone init_cfg names '" + ckpt + "', which is not a local file: the backbone starts from random "

@@ -96,6 +96,25 @@ TEST_CASE("train -> resume -> eval -> infer on a tiny shapes dataset", "[apps][c
   CHECK(resumed.output.find("Epoch(train) [2][4/4]") != std::string::npos);
   CHECK(std::filesystem::exists(work + "/epoch_2.safetensors"));
 
+  // A backbone-only weight file, named as ImageNet checkpoints are ("conv1.weight", ...), loads through
+  // model.backbone.init_cfg.
+  {
+    std::map<std::string, Tensor> backbone;
+    for (const auto& [name, t] : load_safetensors(work + "/latest.safetensors").tensors) {
+      if (name.rfind("model.backbone.", 0) == 0) backbone[name.substr(15)] = t;
+    }
+    REQUIRE(backbone.count("conv1.weight") == 1);
+    save_safetensors(dir.str() + "/backbone.safetensors", backbone);
+    const test::Run pretrained =
+        run_gndet("train " + kConfig + " --no-validate --work-dir " + dir.str() + "/pre" + opts +
+                  " train_cfg.max_epochs=1 'model.backbone.init_cfg={\"type\":\"Pretrained\",\"checkpoint\":\"" +
+                  dir.str() + "/backbone.safetensors\"}'");
+    INFO(pretrained.output);
+    CHECK(pretrained.exit_code == 0);
+    CHECK(pretrained.output.find("backbone weights loaded from " + dir.str() + "/backbone.safetensors\n") !=
+          std::string::npos);
+  }
+
   const test::Run eval = run_gndet("eval " + kConfig + " " + work + "/latest.safetensors --out " + dir.str() + "/res" + opts);
   INFO(eval.output);
   REQUIRE(eval.exit_code == 0);
