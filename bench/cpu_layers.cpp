@@ -9,6 +9,9 @@
 // backward: dy and x in, dx out; the (N, G) statistics and (C) parameters are negligible).
 //
 //   build-layers/bench/cpu_layers [--quick] [--conv-only | --gn-only]
+// With -march=native, GCC 12 warns that its own AVX-512 intrinsics use '__Y' uninitialised where
+// Eigen's GEMM kernels are inlined into this file: a known false positive (GCC bug 105593).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <Eigen/Core>
 #include <omp.h>
 

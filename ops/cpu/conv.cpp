@@ -4,9 +4,9 @@
 // col holds, for every output position, the K = C_in/G * kh * kw input values its kernel sees.
 // The output positions of a batch are processed in column tiles, one GEMM per (tile, group). A
 // tile's column buffer is bounded (kColumnBudget elements), which bounds its width:
-//  - when two whole images fit in a tile (RoI heads: 7x7, 14x14; small feature maps), several
-//    images are batched into one tile, so that the GEMM stays wide; outputs go through a small
-//    buffer (that copy is 1/K of the GEMM's work);
+//  - small images (fewer than kWideImage positions: RoI heads' 7x7 and 14x14, small feature maps)
+//    are batched, several whole images per tile, so that the GEMM stays wide; inputs and outputs
+//    then go through buffers (copies that cost far less than a narrow GEMM would);
 //  - otherwise each tile is one image or a piece of one, and the GEMM reads and writes the tensors
 //    in place through strided maps (no copy of x, y or dy); a 1x1 / stride-1 / unpadded
 //    convolution then even skips im2col, its column matrix is x itself.
@@ -24,6 +24,9 @@
 // threads instead, each with its own buffers and no synchronisation at all.
 //
 // Gradient conventions: dx and dw are overwritten, never accumulated into.
+// With -march=native, GCC 12 warns that its own AVX-512 intrinsics use '__Y' uninitialised where
+// Eigen's GEMM kernels are inlined into this file: a known false positive (GCC bug 105593).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <Eigen/Core>
 #include <algorithm>
 #include <cstring>
@@ -47,6 +50,7 @@ using ConstMatMap = Eigen::Map<const RowMat<T>, 0, Outer>;
 
 constexpr int64_t kColumnBudget = int64_t{1} << 21;  // elements of one tile's column buffer (8 MB in float)
 constexpr int64_t kMinColumns = 256;  // a tile may exceed the budget to reach this width: narrower GEMMs are slow
+constexpr int64_t kWideImage = 512;   // positions from which one image alone makes a wide enough GEMM
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -85,7 +89,7 @@ std::vector<Tile> make_tiles(const Geometry& g) {
   const int64_t P = g.P();
   const int64_t max_cols = std::max(kMinColumns, kColumnBudget / std::max<int64_t>(g.K(), 1));
   std::vector<Tile> tiles;
-  if (g.N == 1 || 2 * P > max_cols) {
+  if (g.N == 1 || P >= kWideImage || 2 * P > max_cols) {
     const int64_t step = ceil_div(P, ceil_div(P, max_cols));  // equal pieces, none tiny
     for (int64_t n = 0; n < g.N; ++n) {
       for (int64_t p0 = 0; p0 < P; p0 += step) tiles.push_back({n, n + 1, p0, std::min(P, p0 + step)});
@@ -376,10 +380,12 @@ void backward_weight_step(const Geometry& g, const Tile& t, int64_t grp, bool fi
 }
 
 // Runs step(tile, group, first_tile_of_group, team, workspace) over every tile and group.
-// Below kParallelFlops the call runs on one thread (a region costs a few microseconds).
+// Below kParallelFlops the call runs on one thread. The threshold is Eigen's own for a second
+// thread (1e5 multiply-adds per GEMM): any GEMM that Eigen would parallelise runs inside our
+// active region, where Eigen stays serial.
 template <class T, class Step>
 void run_steps(const Geometry& g, Step&& step) {
-  constexpr double kParallelFlops = 2e6;
+  constexpr double kParallelFlops = 2e5;
   const std::vector<Tile> tiles = make_tiles(g);
   const int64_t cols = max_tile_cols(tiles);
   const int64_t ws_size = (g.K() + g.cout_g()) * cols;

@@ -104,6 +104,7 @@ TEST_CASE("conv2d matches a naive loop in forward and both gradients", "[layers]
       {2, 2, 17, 16, 3, 3, 2, {1, 1}, {1, 0}},                    // 17x15 = 255 positions: batched
       {2, 256, 30, 30, 4, 3, 3, {1, 1}, {1, 1}},                  // one image per tile, in place
       {2, 2048, 24, 24, 4, 1, 1},                                  // 1x1 in place over two images
+      {3, 16, 16, 32, 8, 1, 1},                                    // 1x1, 512 positions: in place
       {20, 256, 10, 10, 8, 3, 3, {1, 1}, {1, 1}},                 // three multi-image tiles (9, 9, 2 images)
       {2, 64, 24, 24, 64, 3, 3, {1, 1}, {1, 1}, {1, 1}, 32},      // groups >= threads: groups split over threads
       {2, 16, 24, 24, 16, 3, 3, {1, 1}, {1, 1}, {1, 1}, 2},       // 2 groups, large enough to run in parallel
