@@ -29,7 +29,11 @@ struct Shape4 {
 };
 
 std::string shape_name(const Shape4& s) {
-  return "(" + std::to_string(s.N) + "," + std::to_string(s.C) + "," + std::to_string(s.H) + "," + std::to_string(s.W) + ")";
+  // snprintf, not string concatenation: GCC 12's -Wrestrict misfires on "(" + std::string (bug 105329)
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "(%lld,%lld,%lld,%lld)", static_cast<long long>(s.N), static_cast<long long>(s.C),
+                static_cast<long long>(s.H), static_cast<long long>(s.W));
+  return buf;
 }
 
 const char* algo_name(cuda::GroupNormAlgo a) { return a == cuda::GroupNormAlgo::TwoPass ? "two_pass" : "auto"; }

@@ -20,10 +20,12 @@ class FakeDataset : public Dataset {
       : n_(n), fail_at_(fail_at), sleep_ms_(sleep_ms) {}
   using Dataset::get;
   int64_t size() const override { return n_; }
+  mutable std::atomic<int64_t> loads{0};  // samples begun, from every worker
   ImageSize image_size(int64_t i) const override {
     return i % 2 == 0 ? ImageSize{8, 12 + i % 5} : ImageSize{12 + i % 3, 8};
   }
   Sample get(int64_t i, Generator& rng) const override {
+    ++loads;
     if (sleep_ms_ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms_));
     if (i == fail_at_) throw std::runtime_error("sample " + std::to_string(i) + " is broken");
     const ImageSize sz = image_size(i);
@@ -187,7 +189,6 @@ TEST_CASE("destroying a loader in the middle of an epoch stops its workers clean
   LoaderOptions o;
   o.batch_size = 2;
   o.num_workers = 3;
-  const auto t0 = std::chrono::steady_clock::now();
   {
     DataLoader loader(ds, o);
     loader.start_epoch(0);
@@ -195,7 +196,14 @@ TEST_CASE("destroying a loader in the middle of an epoch stops its workers clean
     loader.start_epoch(1);  // abandons epoch 0 mid-way
     REQUIRE(loader.next().has_value());
   }
-  // a whole epoch takes >= 200 samples * 5 ms / 3 workers = 333 ms; stopping waits only for the
-  // batches in flight (~10 ms each), so even a loaded machine stays far below the full epoch
-  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(250));
+  // Counted, not timed: per epoch the workers may have begun the batch taken plus
+  // prefetch_batches ahead (plus, loosely, one per worker racing the stop), so two epochs load
+  // at most 2 * (1 + 4 + 3) * 2 = 32 of the 400 samples; a loader that ran on to the end of the
+  // abandoned epoch would load 200 or more.
+  const int64_t bound = 2 * (1 + o.prefetch_batches + o.num_workers) * o.batch_size;
+  CHECK(ds->loads.load() <= bound);
+  // the destructor joined the workers: nothing loads afterwards
+  const int64_t after = ds->loads.load();
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  CHECK(ds->loads.load() == after);
 }
