@@ -35,7 +35,7 @@ Tensor choose(const Tensor& candidates, int64_t n, Generator& gen) {
 }  // namespace
 
 SamplingResult RandomSampler::sample_assigned(const AssignResult& assign, const Tensor& boxes, const Tensor& gt_boxes,
-                                              const Tensor& gt_labels, const Tensor& is_gt, Generator& gen) const {
+                                              const Tensor& is_gt, Generator& gen) const {
   autograd::NoGradGuard no_grad;
   SamplingResult r;
   const int64_t expected_pos = static_cast<int64_t>(static_cast<double>(num) * pos_fraction);
@@ -71,7 +71,7 @@ SamplingResult RandomSampler::sample(const MaxIoUAssigner& assigner, const Tenso
     a.max_overlaps = cat({ones({G}, a.max_overlaps.options()), a.max_overlaps}, 0);
     is_gt = cat({ones({G}, TensorOptions(kBool, boxes.device())), is_gt}, 0);
   }
-  return sample_assigned(a, candidates, gt_boxes, gt_labels, is_gt, gen);
+  return sample_assigned(a, candidates, gt_boxes, is_gt, gen);
 }
 
 }  // namespace gndet

@@ -42,7 +42,7 @@ class RandomSampler {
                         const Tensor& gt_labels, Generator& gen) const;
   // Samples from an existing assignment of `boxes` (no gt boxes added).
   SamplingResult sample_assigned(const AssignResult& assign, const Tensor& boxes, const Tensor& gt_boxes,
-                                 const Tensor& gt_labels, const Tensor& is_gt, Generator& gen) const;
+                                 const Tensor& is_gt, Generator& gen) const;
 };
 
 }  // namespace gndet
