@@ -12,11 +12,6 @@
 namespace gndet::app {
 namespace {
 
-struct Series {
-  std::string name;
-  std::vector<std::pair<double, double>> points;
-};
-
 std::string tick_label(double v, double step) {
   char buf[32];
   const int decimals = step >= 1 ? 0 : static_cast<int>(std::ceil(-std::log10(step) - 1e-9));
@@ -88,10 +83,9 @@ void draw_panel(Canvas& c, int64_t x0, int64_t y0, int64_t w, int64_t h, const s
 
 }  // namespace
 
-void write_training_plot(const std::string& scalars_json, const std::string& png_path) {
+TrainingCurves read_training_curves(const std::string& scalars_json) {
+  TrainingCurves out;
   std::ifstream in(scalars_json);
-  if (!in.good()) return;
-  std::map<std::string, Series> losses, aps;
   std::string line;
   while (std::getline(in, line)) {
     nlohmann::json j;
@@ -101,24 +95,44 @@ void write_training_plot(const std::string& scalars_json, const std::string& png
       continue;  // a line cut short by a crash: skip it
     }
     if (!j.is_object() || !j.contains("mode")) continue;
+    if (j["mode"] == "start") {
+      auto truncate = [](std::map<std::string, Series>& all, double after) {
+        for (auto& [k, s] : all) {
+          while (!s.points.empty() && s.points.back().first > after) s.points.pop_back();
+        }
+      };
+      truncate(out.losses, j.value("step", 0.0));
+      truncate(out.aps, j.value("epoch", 0.0));
+      continue;
+    }
     const bool train = j["mode"] == "train";
     const double x = train ? j.value("step", 0.0) : j.value("epoch", 0.0);
+    auto add = [x](Series& s, const std::string& name, double y) {
+      s.name = name;
+      while (!s.points.empty() && s.points.back().first >= x) s.points.pop_back();
+      s.points.emplace_back(x, y);
+    };
     for (auto it = j.begin(); it != j.end(); ++it) {
       if (!it.value().is_number()) continue;
       const std::string& k = it.key();
       if (train && k.rfind("loss", 0) == 0) {
-        losses[k].name = k;
-        losses[k].points.emplace_back(x, it.value().get<double>());
+        add(out.losses[k], k, it.value().get<double>());
       } else if (!train && (k == "coco/bbox_mAP" || k == "coco/segm_mAP")) {
-        aps[k].name = k.substr(5);
-        aps[k].points.emplace_back(x, it.value().get<double>());
+        add(out.aps[k.substr(5)], k.substr(5), it.value().get<double>());
       }
     }
   }
+  return out;
+}
+
+void write_training_plot(const std::string& scalars_json, const std::string& png_path) {
+  const TrainingCurves curves = read_training_curves(scalars_json);
+  const auto& losses = curves.losses;
+  const auto& aps = curves.aps;
   if (losses.empty()) return;
   std::vector<Series> ls, as;
-  for (auto& [k, s] : losses) ls.push_back(s);
-  for (auto& [k, s] : aps) as.push_back(s);
+  for (const auto& [k, s] : losses) ls.push_back(s);
+  for (const auto& [k, s] : aps) as.push_back(s);
   Canvas c(1100, 440);
   draw_panel(c, 0, 0, 640, 440, "training losses", "iteration", ls, true);
   if (!as.empty()) draw_panel(c, 640, 0, 460, 440, "val AP (COCO, IoU .50:.95)", "epoch", as, true);

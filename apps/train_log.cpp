@@ -89,6 +89,10 @@ void TrainLogger::train(const TrainRecord& r) {
   write_json(j);
 }
 
+void TrainLogger::start(int64_t iteration, int64_t epochs_done) {
+  write_json({{"mode", "start"}, {"step", iteration}, {"epoch", epochs_done}});
+}
+
 void TrainLogger::val(int64_t epoch, int64_t iteration, const std::vector<std::pair<std::string, double>>& metrics) {
   std::string line = timestamp() + " - Epoch(val) [" + std::to_string(epoch) + "]";
   nlohmann::json j = {{"mode", "val"}, {"epoch", epoch}, {"step", iteration}};

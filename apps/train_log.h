@@ -1,7 +1,7 @@
 // Training logs in mmdetection's shape:
 //   text   "11/21 23:59:59 - Epoch(train) [1][ 50/733]  lr: 2.0000e-02  eta: 0:10:00  time: 0.5000
 //           data_time: 0.0100  memory: 1234  loss: 2.6009  loss_rpn_cls: 0.5219 ..."
-//   JSON   one object per line in <work_dir>/scalars.json (train and val records), appended
+//   JSON   one object per line in <work_dir>/scalars.json (start, train and val records), appended
 //          across resumed runs, which is what the plot reads
 // plus a one-line progress bar with ETA when stdout is a terminal.
 #pragma once
@@ -37,6 +37,9 @@ class TrainLogger {
   ~TrainLogger();
 
   void info(const std::string& line);  // timestamped, to stdout and the log file
+  // Marks where this run starts in scalars.json (0 from scratch, the checkpoint's iteration and
+  // finished epochs on resume): the plot drops what an earlier run logged after that point.
+  void start(int64_t iteration, int64_t epochs_done);
   void train(const TrainRecord& r);
   // Validation metrics after an epoch (or iteration, for iteration-based runs).
   void val(int64_t epoch, int64_t iteration, const std::vector<std::pair<std::string, double>>& metrics);

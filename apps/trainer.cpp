@@ -153,6 +153,7 @@ int run_training(const TrainOptions& opts) {
              std::to_string(state.epoch) + ")");
   }
   state.config_json = cfg.dump();
+  log.start(state.iteration, state.iteration / iters_per_epoch);
 
   auto save = [&](const std::string& name) {
     state.rng_state = gen.state();

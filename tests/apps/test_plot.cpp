@@ -1,0 +1,63 @@
+// The training-curve reader: scalars.json collects every run in a work dir, and the plot must
+// show the latest run's path, not a line jumping back across runs.
+#include <fstream>
+
+#include "apps/plot.h"
+#include "tests/apps/cli_util.h"
+#include "tests/support.h"
+
+using namespace gndet;
+
+namespace {
+
+std::vector<double> xs(const app::Series& s) {
+  std::vector<double> out;
+  for (const auto& [x, y] : s.points) out.push_back(x);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("training curves keep the latest run: from scratch, resumed, and torn lines", "[apps]") {
+  const test::TempDir dir("plot");
+  const std::string path = dir.str() + "/scalars.json";
+  {
+    std::ofstream f(path);
+    // run 1: from scratch, 4 logged steps, two validations
+    f << R"({"mode":"start","step":0,"epoch":0})" << "\n";
+    for (int s : {10, 20, 30, 40}) f << R"({"mode":"train","step":)" << s << R"(,"loss":)" << 5 - s / 10 << "}\n";
+    f << R"({"mode":"val","epoch":1,"step":20,"coco/bbox_mAP":0.1})" << "\n";
+    f << R"({"mode":"val","epoch":2,"step":40,"coco/bbox_mAP":0.2})" << "\n";
+    // run 2: resumed from the epoch-1 checkpoint (iteration 20)
+    f << R"({"mode":"start","step":20,"epoch":1})" << "\n";
+    f << R"({"mode":"train","step":30,"loss":0.5})" << "\n";
+    f << R"({"mode":"train","step":40,"lo)" << "\n";  // cut short by a crash
+    f << R"({"mode":"val","epoch":2,"step":40,"coco/bbox_mAP":0.3})" << "\n";
+  }
+  app::TrainingCurves c = app::read_training_curves(path);
+  REQUIRE(c.losses.count("loss") == 1);
+  CHECK(xs(c.losses["loss"]) == std::vector<double>{10, 20, 30});
+  CHECK(c.losses["loss"].points.back().second == 0.5);  // run 2's value, not run 1's 2.0
+  REQUIRE(c.aps.count("bbox_mAP") == 1);
+  CHECK(xs(c.aps["bbox_mAP"]) == std::vector<double>{1, 2});
+  CHECK(c.aps["bbox_mAP"].points.back().second == 0.3);
+
+  {
+    // run 3: from scratch again; also a log without start records restarting at step 10
+    std::ofstream f(path, std::ios::app);
+    f << R"({"mode":"start","step":0,"epoch":0})" << "\n";
+    f << R"({"mode":"train","step":10,"loss":9})" << "\n";
+  }
+  c = app::read_training_curves(path);
+  CHECK(xs(c.losses["loss"]) == std::vector<double>{10});
+  CHECK(c.aps["bbox_mAP"].points.empty());
+  {
+    std::ofstream f(path, std::ios::app);
+    f << R"({"mode":"train","step":20,"loss":8})" << "\n" << R"({"mode":"train","step":10,"loss":7})" << "\n";
+  }
+  c = app::read_training_curves(path);
+  CHECK(xs(c.losses["loss"]) == std::vector<double>{10});
+  CHECK(c.losses["loss"].points.back().second == 7);
+
+  CHECK(app::read_training_curves(dir.str() + "/missing.json").losses.empty());
+}
