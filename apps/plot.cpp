@@ -21,6 +21,7 @@ std::string tick_label(double v, double step) {
 
 // A round tick step (1, 2 or 5 times a power of ten) giving about `target` intervals over span.
 double nice_step(double span, int target) {
+  if (!(span > 0) || !std::isfinite(span)) return 1;
   const double raw = span / target;
   const double mag = std::pow(10.0, std::floor(std::log10(raw)));
   for (double m : {1.0, 2.0, 5.0, 10.0}) {
@@ -35,11 +36,13 @@ void draw_panel(Canvas& c, int64_t x0, int64_t y0, int64_t w, int64_t h, const s
   double xmin = 1e300, xmax = -1e300, ymin = 0, ymax = -1e300;
   for (const Series& s : series) {
     for (auto [x, y] : s.points) {
+      if (!std::isfinite(x) || !std::isfinite(y)) continue;  // a diverged loss is not drawn
       xmin = std::min(xmin, x);
       xmax = std::max(xmax, x);
       ymax = std::max(ymax, y);
     }
   }
+  if (xmin > xmax) return;  // no finite point: the tick loops below need a finite range
   if (xmax <= xmin) xmax = xmin + 1;
   if (ymax <= ymin) ymax = ymin + 1;
   const double ystep = nice_step(ymax - ymin, 5);
@@ -97,8 +100,10 @@ TrainingCurves read_training_curves(const std::string& scalars_json) {
     if (!j.is_object() || !j.contains("mode")) continue;
     if (j["mode"] == "start") {
       auto truncate = [](std::map<std::string, Series>& all, double after) {
-        for (auto& [k, s] : all) {
-          while (!s.points.empty() && s.points.back().first > after) s.points.pop_back();
+        for (auto it = all.begin(); it != all.end();) {
+          auto& pts = it->second.points;
+          while (!pts.empty() && pts.back().first > after) pts.pop_back();
+          it = pts.empty() ? all.erase(it) : std::next(it);
         }
       };
       truncate(out.losses, j.value("step", 0.0));

@@ -50,7 +50,9 @@ TEST_CASE("training curves keep the latest run: from scratch, resumed, and torn 
   }
   c = app::read_training_curves(path);
   CHECK(xs(c.losses["loss"]) == std::vector<double>{10});
-  CHECK(c.aps["bbox_mAP"].points.empty());
+  CHECK(c.aps.count("bbox_mAP") == 0);  // no empty series: the plot needs points to scale
+  app::write_training_plot(path, dir.str() + "/curves.png");
+  CHECK(std::filesystem::file_size(dir.str() + "/curves.png") > 1000);
   {
     std::ofstream f(path, std::ios::app);
     f << R"({"mode":"train","step":20,"loss":8})" << "\n" << R"({"mode":"train","step":10,"loss":7})" << "\n";
@@ -60,4 +62,11 @@ TEST_CASE("training curves keep the latest run: from scratch, resumed, and torn 
   CHECK(c.losses["loss"].points.back().second == 7);
 
   CHECK(app::read_training_curves(dir.str() + "/missing.json").losses.empty());
+  {
+    // a diverged run: only non-finite losses (written as JSON null by nlohmann) and one huge value
+    std::ofstream f(path);
+    f << R"({"mode":"start","step":0,"epoch":0})" << "\n" << R"({"mode":"train","step":10,"loss":1e308})" << "\n";
+  }
+  app::write_training_plot(path, dir.str() + "/curves.png");  // returns, does not spin
+  CHECK(std::filesystem::exists(dir.str() + "/curves.png"));
 }
