@@ -1,6 +1,7 @@
 // conv2d and conv_transpose2d: argument checks, output sizes, dispatch and gradients.
 #include "ops/conv.h"
 
+#include <cstdio>
 #include <string>
 
 #include "autograd/function.h"
@@ -22,7 +23,12 @@ namespace {
 GNDET_OP(kConv2d, "conv2d");
 GNDET_OP(kConvTranspose2d, "conv_transpose2d");
 
-std::string pair_str(Pair p) { return "(" + std::to_string(p[0]) + ", " + std::to_string(p[1]) + ")"; }
+// snprintf, not string concatenation: GCC 12's -Wrestrict misfires on "(" + std::string (bug 105329)
+std::string pair_str(Pair p) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "(%lld, %lld)", static_cast<long long>(p[0]), static_cast<long long>(p[1]));
+  return buf;
+}
 
 void check_geometry(const char* op, const Conv2dParams& p) {
   GNDET_CHECK(p.stride[0] > 0 && p.stride[1] > 0, op, ": stride must be positive, got ", pair_str(p.stride));
