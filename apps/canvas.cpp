@@ -70,7 +70,9 @@ int64_t Canvas::text_width(const std::string& s, int scale) {
 
 int64_t Canvas::text(int64_t x, int64_t y, const std::string& s, Rgb color, int scale) {
   // stb_easy_font emits axis-aligned quads (4 vertices of 16 bytes: x, y, z as floats, colour).
-  std::vector<char> buffer(s.size() * 300 + 64);
+  // stb_easy_font averages ~270 bytes a character but digits like 0 and 8 take more, and it stops
+  // silently when the buffer is full (that cut the last 0 off "800"): room for 32 quads a character.
+  std::vector<char> buffer(s.size() * 32 * 64 + 64);
   const int quads = stb_easy_font_print(0, 0, const_cast<char*>(s.c_str()), nullptr, buffer.data(),
                                         static_cast<int>(buffer.size()));
   const float* v = reinterpret_cast<const float*>(buffer.data());

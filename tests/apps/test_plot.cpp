@@ -2,6 +2,7 @@
 // show the latest run's path, not a line jumping back across runs.
 #include <fstream>
 
+#include "apps/canvas.h"
 #include "apps/plot.h"
 #include "tests/apps/cli_util.h"
 #include "tests/support.h"
@@ -69,4 +70,23 @@ TEST_CASE("training curves keep the latest run: from scratch, resumed, and torn 
   }
   app::write_training_plot(path, dir.str() + "/curves.png");  // returns, does not spin
   CHECK(std::filesystem::exists(dir.str() + "/curves.png"));
+}
+
+TEST_CASE("canvas text draws every glyph of long strings of dense digits", "[apps]") {
+  // Ink of a string drawn alone: non-white pixels.
+  auto ink = [](const std::string& s) {
+    app::Canvas c(400, 20);
+    c.text(2, 2, s, {0, 0, 0});
+    const std::vector<uint8_t> px = c.to_image().to_vector<uint8_t>();
+    int64_t n = 0;
+    for (size_t i = 0; i < px.size(); i += 3) n += px[i] != 255;
+    return n;
+  };
+  const int64_t zero = ink("0"), eight = ink("8");
+  REQUIRE(zero > 0);
+  // glyphs sit side by side without overlapping, so ink adds up: a truncated buffer loses glyphs
+  CHECK(ink("800") == eight + 2 * zero);
+  CHECK(ink("600") == ink("6") + 2 * zero);
+  CHECK(ink("1000") == ink("1") + 3 * zero);
+  CHECK(ink("8888888888888888") == 16 * eight);
 }
