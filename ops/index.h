@@ -17,6 +17,22 @@ struct IndexGeometry {
   int64_t inner = 1;
 };
 
+// The dtype rule of the index kernels, shared by the CPU and CUDA files: copying ops (gather,
+// index_select) take every dtype, bool masks included; accumulating ops (scatter_add, index_add)
+// only numbers. Indices are int64 or int32. f is called as f.template operator()<T, I>().
+template <class F>
+void dispatch_value_and_index(const Tensor& values, const Tensor& idx, const char* op, F&& f) {
+  dispatch_all(values.dtype(), op, [&]<class T>() {
+    dispatch_index(idx.dtype(), op, [&]<class I>() { f.template operator()<T, I>(); });
+  });
+}
+template <class F>
+void dispatch_number_and_index(const Tensor& values, const Tensor& idx, const char* op, F&& f) {
+  dispatch_numeric(values.dtype(), op, [&]<class T>() {
+    dispatch_index(idx.dtype(), op, [&]<class I>() { f.template operator()<T, I>(); });
+  });
+}
+
 // out[o, i, n] = src[o, idx[o, i, n], n]
 GNDET_DECLARE_KERNEL(gather_kernel, void(const Tensor& out, const Tensor& src, const Tensor& idx, IndexGeometry g));
 // out[o, idx[o, i, n], n] += src[o, i, n]   (out is updated in place)

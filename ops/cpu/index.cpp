@@ -22,21 +22,6 @@ struct BadIndex {
   }
 };
 
-// Copying ops (gather, index_select) take every dtype, bool masks included; accumulating ops
-// (scatter_add, index_add) only numbers.
-template <class F>
-void dispatch_value_and_index(const Tensor& values, const Tensor& idx, const char* op, F&& f) {
-  dispatch_all(values.dtype(), op, [&]<class T>() {
-    dispatch_index(idx.dtype(), op, [&]<class I>() { f.template operator()<T, I>(); });
-  });
-}
-template <class F>
-void dispatch_number_and_index(const Tensor& values, const Tensor& idx, const char* op, F&& f) {
-  dispatch_numeric(values.dtype(), op, [&]<class T>() {
-    dispatch_index(idx.dtype(), op, [&]<class I>() { f.template operator()<T, I>(); });
-  });
-}
-
 void gather_cpu(const Tensor& out, const Tensor& src, const Tensor& idx, IndexGeometry g) {
   BadIndex bad;
   dispatch_value_and_index(src, idx, "gather", [&]<class T, class I>() {

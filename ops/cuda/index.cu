@@ -138,20 +138,6 @@ void run_indexed(const char* op, const Tensor& out, int64_t total, int64_t src_d
   flag.raise_if_any(op, src_dim);
 }
 
-// Copying ops take every dtype (bool masks included), accumulating ops only numbers: as on the CPU.
-template <class F>
-void dispatch_value_and_index(const Tensor& values, const Tensor& idx, const char* op, F&& f) {
-  dispatch_all(values.dtype(), op, [&]<class T>() {
-    dispatch_index(idx.dtype(), op, [&]<class I>() { f.template operator()<T, I>(); });
-  });
-}
-template <class F>
-void dispatch_number_and_index(const Tensor& values, const Tensor& idx, const char* op, F&& f) {
-  dispatch_numeric(values.dtype(), op, [&]<class T>() {
-    dispatch_index(idx.dtype(), op, [&]<class I>() { f.template operator()<T, I>(); });
-  });
-}
-
 void gather_cuda(const Tensor& out, const Tensor& src, const Tensor& idx, IndexGeometry g) {
   cuda::require_device("gather", out.device(), {&src, &idx});
   dispatch_value_and_index(src, idx, "gather", [&]<class T, class I>() {
