@@ -14,7 +14,7 @@ int run_eval(const Args& args) {
               "Runs CHECKPOINT on the test set of CONFIG (test_dataloader) and prints pycocotools' tables for bbox\n"
               "(and segm for Mask R-CNN) with mmdetection's copypaste lines.");
   p.positional("CONFIG", "the config the checkpoint was trained with")
-      .positional("CHECKPOINT", "a gndet checkpoint or a safetensors file of model weights")
+      .positional("CHECKPOINT", "a gndet checkpoint, a safetensors file of weights, or a PyTorch .pth / Detectron .pkl")
       .option("--out", "PREFIX", "also write PREFIX.bbox.json and PREFIX.segm.json (COCO results)")
       .multi("--cfg-options", "KEY=VALUE", "override config entries")
       .option("--device", "DEV", "cpu, cuda, cuda:N or auto", "auto")

@@ -57,7 +57,7 @@ int run_infer(const Args& args) {
               "the masks blended in, boxes, class names and scores, and a JSON of the detections (boxes xyxy in image\n"
               "pixels, masks as COCO compressed RLEs).");
   p.positional("CONFIG", "the config the checkpoint was trained with")
-      .positional("CHECKPOINT", "a gndet checkpoint or a safetensors file of model weights")
+      .positional("CHECKPOINT", "a gndet checkpoint, a safetensors file of weights, or a PyTorch .pth / Detectron .pkl")
       .positional("IMAGE", "images to run on", 1, -1)
       .option("--out-dir", "DIR", "where the pictures and JSON files go", "infer_out")
       .option("--score-thr", "T", "draw and list detections scoring at least T", "0.3")

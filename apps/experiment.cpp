@@ -4,6 +4,7 @@
 
 #include "detection/config.h"
 #include "nn/checkpoint.h"
+#include "nn/checkpoint_io/zoo.h"
 #include "tensor/backend.h"
 #include "tensor/factory.h"
 
@@ -98,15 +99,29 @@ std::shared_ptr<TwoStageDetector> build_model(const Json& cfg, uint64_t seed, De
   if (backbone.contains("init_cfg") && !backbone["init_cfg"].is_null()) {
     const ConfigNode init(backbone["init_cfg"], "model.backbone.init_cfg");
     init.type({"Pretrained"});
-    const std::string ckpt = init["checkpoint"].as_string();
-    if (std::filesystem::exists(ckpt)) {
+    std::string ckpt = init["checkpoint"].as_string();
+    std::string zoo_problem;  // a zoo name whose file is not on this machine
+    if (nn::ckpt::is_zoo_name(ckpt)) {
+      try {
+        ckpt = nn::ckpt::resolve_zoo_checkpoint(ckpt);
+      } catch (const Error& e) {
+        zoo_problem = e.what();
+      }
+    }
+    if (zoo_problem.empty() && std::filesystem::exists(ckpt)) {
       nn::StateDict weights = nn::load_state_dict_from_file(ckpt);
       nn::StateDict prefixed;
       for (auto& [k, v] : weights) prefixed[k.rfind("backbone.", 0) == 0 ? k : "backbone." + k] = v;
       nn::LoadReport r = model->load_state_dict(prefixed, /*strict=*/false);
       // Only the backbone comes from this file: the rest of the model is not "missing" from it.
       std::erase_if(r.missing, [](const std::string& k) { return k.rfind("backbone.", 0) != 0; });
-      if (note) *note = "backbone weights loaded from " + ckpt + (r.ok() ? "" : " (" + r.str() + ")");
+      const size_t loaded = prefixed.size() - r.unexpected.size() - r.mismatched.size();
+      if (note) {
+        *note = "backbone weights loaded from " + ckpt + ": " + std::to_string(loaded) + " tensors" +
+                (r.ok() ? "" : " (" + r.str() + ")");
+      }
+    } else if (note && !zoo_problem.empty()) {
+      *note = zoo_problem + "; the backbone starts from random weights";
     } else if (note) {
       *note = "backbone init_cfg names '" + ckpt + "', which is not a local file: the backbone starts from random "
               "weights (convert the pretrained weights and pass their path, or use --load-from)";

@@ -35,8 +35,10 @@ std::vector<data::Detection> to_coco_detections(const std::vector<Detections>& d
                                                 const std::vector<ImageInfo>& infos, const data::CocoInstances& coco);
 
 // Builds the detector of cfg["model"] with weights initialised from `seed`, moved to `device`.
-// A backbone init_cfg naming a local file loads it; one naming a download (open-mmlab://...) is
-// reported and skipped, since gndet never fetches weights.
+// A backbone init_cfg naming a local file (.safetensors, .pth, .pkl) loads it; a zoo name
+// (open-mmlab://detectron/resnet50_gn ...) loads the file found in the model folders
+// (nn/checkpoint_io/zoo.h); when that file is absent the note says which file, its URL and where
+// to put it, and the backbone starts from random weights, since gndet never fetches weights.
 std::shared_ptr<TwoStageDetector> build_model(const Json& cfg, uint64_t seed, Device device, std::string* note);
 
 // Class names of the run: the val annotation file's categories when it can be read, else

@@ -3,6 +3,8 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "nn/checkpoint_io/name_map.h"
+#include "nn/checkpoint_io/torch_file.h"
 #include "tensor/safetensors.h"
 
 namespace gndet::nn {
@@ -120,6 +122,16 @@ CheckpointReport load_checkpoint(const std::string& path, Module& model, SGD* op
 }
 
 StateDict load_state_dict_from_file(const std::string& path) {
+  if (ckpt::looks_like_pickled_checkpoint(path)) {
+    const ckpt::ForeignWeights foreign = ckpt::read_foreign_checkpoint(path);
+    ckpt::MappedWeights mapped = ckpt::map_names(foreign.tensors, ckpt::NameSource::Auto);
+    for (const std::string& key : mapped.unmapped) {
+      for (const auto& [k, t] : foreign.tensors) {
+        if (k == key) mapped.tensors.emplace(key, t);
+      }
+    }
+    return std::move(mapped.tensors);
+  }
   SafetensorsFile file = load_safetensors(path);
   if (!is_checkpoint(file)) return std::move(file.tensors);
   StateDict out;

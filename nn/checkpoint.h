@@ -42,7 +42,9 @@ CheckpointReport load_checkpoint(const std::string& path, Module& model, SGD* op
                                  bool strict = true);
 
 // name -> tensor (CPU) of a plain safetensors file of weights. For a gndet checkpoint, its model
-// part with the "model." prefix removed.
+// part with the "model." prefix removed. A PyTorch .pth (zip or legacy) or a detectron2 / Detectron
+// .pkl is read natively (nn/checkpoint_io) and renamed to gndet's names by the source its keys
+// show; keys no rule maps keep their file names, so that loading reports them as unexpected.
 StateDict load_state_dict_from_file(const std::string& path);
 
 }  // namespace gndet::nn

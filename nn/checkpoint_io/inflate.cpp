@@ -1,0 +1,45 @@
+// Raw deflate through stb_image's zlib decoder (stb is already a dependency for images).
+// data/image.cpp compiles stb with STB_IMAGE_STATIC (its functions are static there, so they cannot
+// clash with a system libstb), which keeps them out of reach of other files; this translation unit
+// therefore compiles its own static copy, limited to the PNG path (the one that carries zlib).
+#include <climits>
+#include <cstdlib>
+#include <memory>
+
+#include "nn/checkpoint_io/zip.h"
+#include "tensor/error.h"
+
+#define STB_IMAGE_STATIC
+#define STB_IMAGE_IMPLEMENTATION
+#define STBI_ONLY_PNG
+#define STBI_NO_STDIO
+#define STBI_NO_LINEAR
+#define STBI_NO_HDR
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#endif
+#include <stb_image.h>
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+
+namespace gndet::nn::ckpt {
+
+std::string inflate_raw(std::string_view compressed, uint64_t out_size, const std::string& what) {
+  // stb's decoder takes int lengths.
+  GNDET_CHECK(compressed.size() < static_cast<uint64_t>(INT_MAX) && out_size < static_cast<uint64_t>(INT_MAX), what,
+              ": deflated entry of ", out_size, " bytes is too large for the inflater (limit 2 GiB); store it "
+              "uncompressed (torch.save does)");
+  // One spare byte: a stream longer than the directory says fills it (or fails) instead of growing.
+  std::string out(out_size + 1, '\0');
+  const int n = stbi_zlib_decode_noheader_buffer(out.data(), static_cast<int>(out_size + 1), compressed.data(),
+                                                 static_cast<int>(compressed.size()));
+  GNDET_CHECK(n >= 0, what, ": corrupt deflate stream");
+  GNDET_CHECK(static_cast<uint64_t>(n) == out_size, what, ": deflate stream gives ", n, " bytes, the directory says ",
+              out_size);
+  out.resize(out_size);
+  return out;
+}
+
+}  // namespace gndet::nn::ckpt
