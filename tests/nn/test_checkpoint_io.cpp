@@ -6,6 +6,7 @@
 
 #include "nn/checkpoint_io/torch_file.h"
 #include "nn/checkpoint_io/zip.h"
+#include "gndet_config.h"
 #include "tensor/safetensors.h"
 #include "tests/support.h"
 
