@@ -101,12 +101,10 @@ std::shared_ptr<TwoStageDetector> build_model(const Json& cfg, uint64_t seed, De
     init.type({"Pretrained"});
     std::string ckpt = init["checkpoint"].as_string();
     std::string zoo_problem;  // a zoo name whose file is not on this machine
-    if (nn::ckpt::is_zoo_name(ckpt)) {
-      try {
-        ckpt = nn::ckpt::resolve_zoo_checkpoint(ckpt);
-      } catch (const Error& e) {
-        zoo_problem = e.what();
-      }
+    try {
+      ckpt = nn::ckpt::resolve_checkpoint_path(ckpt);
+    } catch (const Error& e) {
+      zoo_problem = e.what();
     }
     if (zoo_problem.empty() && std::filesystem::exists(ckpt)) {
       nn::StateDict weights = nn::load_state_dict_from_file(ckpt);

@@ -264,6 +264,10 @@ TEST_CASE("checkpoint_io: zoo names resolve in the model folders or say where to
   std::ofstream(dir.str() + "/resnet50_gn_ws-15beedd8.pth") << "x";
   CHECK(resolve_zoo_checkpoint("open-mmlab://jhu/resnet50_gn_ws") == dir.str() + "/resnet50_gn_ws-15beedd8.pth");
   CHECK_THROWS_WITH(resolve_zoo_checkpoint("open-mmlab://nope/x"), Catch::Contains("unknown zoo checkpoint"));
-  CHECK(zoo_entries().size() == 7);
+  CHECK(resolve_zoo_checkpoint("openmmlab://jhu/resnet50_gn_ws") == dir.str() + "/resnet50_gn_ws-15beedd8.pth");
+  std::filesystem::create_directories(dir.path / "detectron");
+  std::ofstream(dir.str() + "/detectron/R-50-GN.pkl") << "x";
+  CHECK(resolve_checkpoint_path("detectron/R-50-GN.pkl") == dir.str() + "/detectron/R-50-GN.pkl");
+  CHECK(zoo_entries().size() == 8);
   ::unsetenv("GNDET_HOME");
 }
