@@ -20,12 +20,15 @@ enum class Meaning {
   MakeSet,           // builtins.set / frozenset
   StorageType,       // torch.FloatStorage ...: only a tag inside persistent ids, never called
   NumpyReconstruct,  // numpy.core.multiarray._reconstruct(ndarray, (0,), b'b') + BUILD(state)
+  NumpyFromBuffer,   // numpy.core.numeric._frombuffer(bytes, dtype, shape, order): protocol 5 arrays
   NumpyScalar,       // numpy.core.multiarray.scalar(dtype, bytes): one number
   NumpyDtype,        // numpy.dtype('f4', False, True) + BUILD(state)
   Tag,               // a class named as data only (numpy.ndarray, builtins.object), never called
   CodecsEncode,      // _codecs.encode(text, 'latin1'): how Python 3 pickles bytes at protocol 2
   Reconstructor,     // copyreg._reconstructor(cls, object, None) + BUILD: an inert object
   InertClass,        // a plain data class whose instance is kept as (class name, state), never run
+  GetAttr,           // builtins.getattr(inert class, name): a method named as data (HistoryBuffer's
+                     // statistics table); gives an inert reference that cannot be called
 };
 
 struct StorageTag {
@@ -63,12 +66,15 @@ const std::map<std::string, Meaning>& whitelist() {
         {"numpy.ndarray", Meaning::Tag},
         {"numpy.core.multiarray._reconstruct", Meaning::NumpyReconstruct},
         {"numpy._core.multiarray._reconstruct", Meaning::NumpyReconstruct},  // numpy 2 spelling
+        {"numpy.core.numeric._frombuffer", Meaning::NumpyFromBuffer},
+        {"numpy._core.numeric._frombuffer", Meaning::NumpyFromBuffer},
         {"numpy.core.multiarray.scalar", Meaning::NumpyScalar},
         {"numpy._core.multiarray.scalar", Meaning::NumpyScalar},
         {"numpy.dtype", Meaning::NumpyDtype},
         {"_codecs.encode", Meaning::CodecsEncode},
         {"copyreg._reconstructor", Meaning::Reconstructor},
         {"mmengine.logging.history_buffer.HistoryBuffer", Meaning::InertClass},
+        {"builtins.getattr", Meaning::GetAttr},
     };
     for (const StorageTag& s : kStorageTypes) t[s.name] = Meaning::StorageType;
     return t;
@@ -252,7 +258,9 @@ ValuePtr Machine::call(const ValuePtr& callable, const ValuePtr& args) {
   if (args->kind != Kind::Tuple) fail("REDUCE arguments are not a tuple");
   const std::vector<ValuePtr>& a = args->items;
   const std::string& q = callable->s;
-  switch (whitelist().at(q)) {
+  const auto meaning = whitelist().find(q);
+  if (meaning == whitelist().end()) fail("'" + q + "' is not callable");
+  switch (meaning->second) {
     case Meaning::RebuildTensor: return rebuild_tensor(a);
     case Meaning::RebuildParameter:
       if (a.empty() || a[0]->kind != Kind::Tensor) fail(q + " expects a tensor");
@@ -287,6 +295,19 @@ ValuePtr Machine::call(const ValuePtr& callable, const ValuePtr& args) {
       if (!elem_of_numpy_descr(a[0]->s, &v->array->elem, &v->array->big_endian)) {
         v->array->unsupported = "numpy dtype '" + a[0]->s + "'";
       }
+      return v;
+    }
+    case Meaning::NumpyFromBuffer: {
+      if (a.size() != 4 || !a[0]->is_text() || a[1]->kind != Kind::Dtype || !a[3]->is_text()) {
+        fail(q + " expects (buffer, dtype, shape, order)");
+      }
+      auto arr = std::make_shared<ArrayRef>(*a[1]->array);
+      arr->shape = int_tuple(a[2], "ndarray shape");
+      arr->fortran = a[3]->s == "F";
+      arr->bytes = a[0]->s;
+      arr->built = true;
+      auto v = make(Kind::Array);
+      v->array = std::move(arr);
       return v;
     }
     case Meaning::NumpyScalar: {
@@ -326,6 +347,15 @@ ValuePtr Machine::call(const ValuePtr& callable, const ValuePtr& args) {
       if (whitelist().at(a[0]->s) != Meaning::InertClass) fail("copyreg._reconstructor of '" + a[0]->s + "'");
       auto o = make_text(Kind::Object, a[0]->s);
       return o;
+    }
+    case Meaning::GetAttr: {
+      // Only on an inert class, whose attributes are never looked up or run: getattr(os, 'system')
+      // and the like are refused.
+      if (a.size() != 2 || a[0]->kind != Kind::Global || !a[1]->is_text() ||
+          whitelist().at(a[0]->s) != Meaning::InertClass) {
+        fail("builtins.getattr is only read on the inert classes of the whitelist");
+      }
+      return make_text(Kind::Object, a[0]->s + "." + a[1]->s);
     }
     case Meaning::InertClass: {
       auto o = make_text(Kind::Object, q);

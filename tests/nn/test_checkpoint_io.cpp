@@ -102,6 +102,9 @@ TEST_CASE("checkpoint_io: detectron2 and Detectron pickles (Python 3 and Python 
   CHECK(d2.container == "pickle");
   CHECK(d2.layout == "detectron2");
   check_against_expected(d2, "detectron2");
+  const ForeignWeights d2p5 = read_foreign_checkpoint(fixture("detectron2_p5.pkl"));
+  CHECK(d2p5.layout == "detectron2");
+  check_against_expected(d2p5, "detectron2");
 
   const ForeignWeights py3 = read_foreign_checkpoint(fixture("detectron_py3.pkl"));
   CHECK(py3.layout == "detectron");
@@ -121,6 +124,10 @@ TEST_CASE("checkpoint_io: a pickle asking for os.system is refused by name, noth
                      Catch::Contains("malicious_os_system.pkl"));
   const std::string e2 = error_of([] { read_foreign_checkpoint(fixture("malicious_in_zip.pth")); });
   CHECK_THAT(e2, Catch::Contains("'posix.system'") && Catch::Contains("nothing was executed"));
+  // getattr is read only on inert data classes, so it cannot reach a callable through another one.
+  const std::string getattr_pickle("\x80\x02" "c__builtin__\ngetattr\n" "cnumpy\nndarray\n" "X\x04\x00\x00\x00tofi" "\x86R.", 50);
+  CHECK_THAT(error_of([&] { parse_checkpoint_buffer(getattr_pickle, "g.pkl"); }),
+             Catch::Contains("getattr is only read on the inert classes"));
   CHECK_FALSE(is_whitelisted_global("builtins.eval"));
   CHECK(is_whitelisted_global("torch._utils._rebuild_tensor_v2"));
 }

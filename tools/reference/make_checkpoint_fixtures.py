@@ -10,6 +10,7 @@ Writes into tests/nn/fixtures/checkpoints/ (a few KB in all):
   mmengine.pth         an mmengine checkpoint (meta, state_dict, optimizer, message_hub), written by
                        mmengine.runner.save_checkpoint from a real SGD step and MessageHub
   detectron2.pkl       {"model": {name: ndarray}, "__author__", "matching_heuristics"}, pickle protocol 4
+  detectron2_p5.pkl    the same with pickle protocol 5 (arrays through numpy's _frombuffer)
   detectron_py3.pkl    flat Detectron blobs with *_momentum, pickle protocol 2 from Python 3
                        (numpy bytes as _codecs.encode(text, 'latin1'))
   detectron_py2.pkl    {"blobs": {...}} as Python 2's cPickle writes it (protocol 2, BINSTRING raw
@@ -259,6 +260,9 @@ def main():
         pickle.dump({"model": d2, "__author__": "Detectron2 Model Zoo", "matching_heuristics": True}, f, protocol=4)
     for k, a in d2.items():
         expected["detectron2/" + k] = torch.from_numpy(a.copy())
+    # protocol 5: numpy writes arrays as numpy.core.numeric._frombuffer(bytearray, dtype, shape, order)
+    with open(os.path.join(OUT, "detectron2_p5.pkl"), "wb") as f:
+        pickle.dump({"model": d2, "__author__": "someone"}, f, protocol=5)
     # Detectron flat blobs from Python 3, protocol 2 (bytes through _codecs.encode)
     d3 = np_state(4)
     d3["conv1_w_momentum"] = np.ones((4, 3, 3, 3), np.float32)
