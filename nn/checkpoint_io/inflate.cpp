@@ -33,8 +33,14 @@ std::string inflate_raw(std::string_view compressed, uint64_t out_size, const st
               "uncompressed (torch.save does)");
   // One spare byte: a stream longer than the directory says fills it (or fails) instead of growing.
   std::string out(out_size + 1, '\0');
-  const int n = stbi_zlib_decode_noheader_buffer(out.data(), static_cast<int>(out_size + 1), compressed.data(),
-                                                 static_cast<int>(compressed.size()));
+  // stb 2.27 (Debian's libstb-dev) refuses to decode a symbol once fewer than 16 bits are left in
+  // the input ("bad huffman code"), which a raw deflate stream always reaches at its end (in a PNG
+  // the zlib checksum follows). Zero bytes after the stream avoid it: the decoder stops at the final
+  // block, and a stream that is really truncated still fails the size and CRC checks.
+  std::string padded(compressed);
+  padded.append(8, '\0');
+  const int n = stbi_zlib_decode_noheader_buffer(out.data(), static_cast<int>(out_size + 1), padded.data(),
+                                                 static_cast<int>(padded.size()));
   GNDET_CHECK(n >= 0, what, ": corrupt deflate stream");
   GNDET_CHECK(static_cast<uint64_t>(n) == out_size, what, ": deflate stream gives ", n, " bytes, the directory says ",
               out_size);
