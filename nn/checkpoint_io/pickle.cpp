@@ -27,6 +27,7 @@ enum class Meaning {
   CodecsEncode,      // _codecs.encode(text, 'latin1'): how Python 3 pickles bytes at protocol 2
   Reconstructor,     // copyreg._reconstructor(cls, object, None) + BUILD: an inert object
   InertClass,        // a plain data class whose instance is kept as (class name, state), never run
+  StrSubclass,       // torch.torch_version.TorchVersion('2.1.2'): a str subclass in meta, read as the str
   GetAttr,           // builtins.getattr(inert class, name): a method named as data (HistoryBuffer's
                      // statistics table); gives an inert reference that cannot be called
 };
@@ -75,6 +76,7 @@ const std::map<std::string, Meaning>& whitelist() {
         {"copyreg._reconstructor", Meaning::Reconstructor},
         {"mmengine.logging.history_buffer.HistoryBuffer", Meaning::InertClass},
         {"builtins.getattr", Meaning::GetAttr},
+        {"torch.torch_version.TorchVersion", Meaning::StrSubclass},
     };
     for (const StorageTag& s : kStorageTypes) t[s.name] = Meaning::StorageType;
     return t;
@@ -348,6 +350,9 @@ ValuePtr Machine::call(const ValuePtr& callable, const ValuePtr& args) {
       auto o = make_text(Kind::Object, a[0]->s);
       return o;
     }
+    case Meaning::StrSubclass:
+      if (a.size() != 1 || a[0]->kind != Kind::Str) fail(q + " expects one string");
+      return make_text(Kind::Str, a[0]->s);
     case Meaning::GetAttr: {
       // Only on an inert class, whose attributes are never looked up or run: getattr(os, 'system')
       // and the like are refused.
