@@ -657,6 +657,26 @@ const char* elem_name(Elem e) {
   return "?";
 }
 
+Value::~Value() {
+  std::vector<ValuePtr> pending;
+  auto take_children = [&pending](Value& v) {
+    for (ValuePtr& c : v.items) pending.push_back(std::move(c));
+    for (auto& [k, x] : v.dict) {
+      pending.push_back(std::move(k));
+      pending.push_back(std::move(x));
+    }
+    if (v.state) pending.push_back(std::move(v.state));
+    v.items.clear();
+    v.dict.clear();
+  };
+  take_children(*this);
+  while (!pending.empty()) {
+    ValuePtr v = std::move(pending.back());
+    pending.pop_back();
+    if (v && v.use_count() == 1) take_children(*v);  // its children go on the list, not the stack
+  }  // v dies here with no children left
+}
+
 const ValuePtr* Value::get(const std::string& key) const {
   if (kind != Kind::Dict) return nullptr;
   auto it = index.find(key);

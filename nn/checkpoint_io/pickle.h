@@ -74,6 +74,13 @@ struct Value {
   std::shared_ptr<TensorRef> tensor;
   std::shared_ptr<ArrayRef> array;  // Array; Dtype uses array->elem / big_endian
 
+  Value() = default;
+  Value(const Value&) = delete;
+  Value& operator=(const Value&) = delete;
+  // Releases nested values iteratively: a hostile pickle can nest a million tuples in a megabyte,
+  // which recursive destruction would turn into a stack overflow.
+  ~Value();
+
   bool is_text() const { return kind == Kind::Str || kind == Kind::Bytes; }
   // Dict lookup by text key; null when absent or not a dict.
   const ValuePtr* get(const std::string& key) const;

@@ -176,6 +176,15 @@ TEST_CASE("checkpoint_io: bad input gets one clear error each", "[checkpoint_io]
   CHECK(materialize(v, "t").shape() == Shape{2, 2});
 }
 
+TEST_CASE("checkpoint_io: deep nesting and cycles end cleanly", "[checkpoint_io]") {
+  // A million nested 1-tuples in a megabyte: the values are released without recursion.
+  std::string deep = std::string("\x80\x02K\x00", 4) + std::string(1000000, '\x85') + ".";
+  CHECK_THAT(error_of([&] { parse_checkpoint_buffer(deep, "deep.pkl"); }), Catch::Contains("holds a tuple"));
+  // A list appended to itself (through the memo): a cycle, refused as a non-dict root, no hang.
+  const std::string cycle("\x80\x02]q\x00" "h\x00" "a.", 9);
+  CHECK_THAT(error_of([&] { parse_checkpoint_buffer(cycle, "cycle.pkl"); }), Catch::Contains("holds a list"));
+}
+
 TEST_CASE("checkpoint_io: zip CRC and deflate checks", "[checkpoint_io]") {
   CHECK(crc32("123456789") == 0xCBF43926u);  // the standard check value
   ZipWriter w;
