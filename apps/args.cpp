@@ -1,5 +1,7 @@
 #include "apps/args.h"
 
+#include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <sstream>
 
@@ -143,19 +145,33 @@ std::vector<std::string> ArgParser::list(const std::string& name) const {
   return it == values_.end() ? std::vector<std::string>{} : it->second;
 }
 
-int64_t ArgParser::get_int(const std::string& name) const {
+int64_t ArgParser::get_int(const std::string& name, int64_t lo, int64_t hi) const {
   const std::string v = get(name);
   char* end = nullptr;
+  errno = 0;
   const long long x = std::strtoll(v.c_str(), &end, 10);
-  if (v.empty() || *end != '\0') throw UsageError(command_ + ": " + name + " expects an integer, got '" + v + "'");
+  if (v.empty() || *end != '\0' || errno == ERANGE) {
+    throw UsageError(command_ + ": " + name + " expects an integer, got '" + v + "'");
+  }
+  if (x < lo || x > hi) {
+    const std::string range = hi == INT64_MAX ? ">= " + std::to_string(lo) : std::to_string(lo) + ".." + std::to_string(hi);
+    throw UsageError(command_ + ": " + name + " must be " + range + ", got " + v);
+  }
   return x;
 }
 
-double ArgParser::get_double(const std::string& name) const {
+double ArgParser::get_double(const std::string& name, double lo, double hi) const {
   const std::string v = get(name);
   char* end = nullptr;
   const double x = std::strtod(v.c_str(), &end);
-  if (v.empty() || *end != '\0') throw UsageError(command_ + ": " + name + " expects a number, got '" + v + "'");
+  if (v.empty() || *end != '\0' || !std::isfinite(x)) {
+    throw UsageError(command_ + ": " + name + " expects a finite number, got '" + v + "'");
+  }
+  if (x < lo || x > hi) {
+    std::ostringstream range;
+    range << lo << ".." << hi;
+    throw UsageError(command_ + ": " + name + " must be in " + range.str() + ", got " + v);
+  }
   return x;
 }
 

@@ -3,6 +3,8 @@
 // problem in one line (UsageError).
 #pragma once
 
+#include <cfloat>
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -40,8 +42,10 @@ class ArgParser {
   bool has(const std::string& name) const;  // flag given, or option given explicitly
   std::string get(const std::string& name) const;
   std::vector<std::string> list(const std::string& name) const;
-  int64_t get_int(const std::string& name) const;
-  double get_double(const std::string& name) const;
+  // Numbers are checked whole: "12x", values beyond 64 bits, NaN and infinities are usage errors,
+  // and so is a value outside [lo, hi].
+  int64_t get_int(const std::string& name, int64_t lo = INT64_MIN, int64_t hi = INT64_MAX) const;
+  double get_double(const std::string& name, double lo = -DBL_MAX, double hi = DBL_MAX) const;
 
  private:
   struct Spec {

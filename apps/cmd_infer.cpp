@@ -19,8 +19,10 @@ namespace fs = std::filesystem;
 // The test pipeline without annotation loading, then the data preprocessor's steps.
 data::Pipeline test_pipeline(const Json& cfg) {
   Json steps = Json::array();
-  for (const Json& s : cfg.at("test_dataloader").at("dataset").at("pipeline")) {
-    if (s.value("type", "") != "LoadAnnotations") steps.push_back(s);
+  const ConfigNode pipe = ConfigNode(cfg, "")["test_dataloader"]["dataset"]["pipeline"];
+  for (size_t i = 0; i < pipe.size(); ++i) {
+    const ConfigNode s = pipe.at(i);
+    if (!s.has("type") || s["type"].as_string() != "LoadAnnotations") steps.push_back(s.json());
   }
   data::Pipeline pipeline = data::Pipeline::from_json(steps, "test_dataloader.dataset.pipeline");
   if (cfg["model"].contains("data_preprocessor")) {
@@ -71,7 +73,9 @@ int run_infer(const Args& args) {
     std::cout << p.help();
     return 0;
   }
-  const double score_thr = p.get_double("--score-thr");
+  // Scores are probabilities; a NaN threshold would make every comparison false (text and JSON disagreed).
+  const double score_thr = p.get_double("--score-thr", 0.0, 1.0);
+  const int display_scale = static_cast<int>(p.get_int("--display-scale", 1, 16));
   const Json cfg = load_run_config(p.get("CONFIG"), p.list("--cfg-options"));
   const Device device = choose_device(p.get("--device"));
   auto model = build_model(cfg, 0, kCPU, nullptr);
@@ -85,8 +89,6 @@ int run_infer(const Args& args) {
   const int64_t divisor = loader_options(cfg, "test_dataloader", 0).pad_size_divisor;
   const std::string out_dir = p.get("--out-dir");
   fs::create_directories(out_dir);
-  const int display_scale = static_cast<int>(p.get_int("--display-scale"));
-  GNDET_CHECK(display_scale >= 1 && display_scale <= 16, "--display-scale must be in 1..16, got ", display_scale);
   std::vector<Tensor> pictures;
   autograd::NoGradGuard no_grad;
   for (const std::string& path : p.list("IMAGE")) {

@@ -28,11 +28,10 @@ int run_make_shapes(const Args& args) {
   if (!p.has("--out")) throw UsageError("gndet make-shapes: --out DIR is required");
   data::ShapesOptions o;
   o.out_dir = p.get("--out");
-  o.num_train = p.get_int("--train");
-  o.num_val = p.get_int("--val");
-  o.size = p.get_int("--size");
-  const int64_t seed = p.get_int("--seed");
-  if (seed < 0) throw UsageError("gndet make-shapes: --seed must be >= 0");
+  o.num_train = p.get_int("--train", 0, data::kMaxShapesImages);
+  o.num_val = p.get_int("--val", 0, data::kMaxShapesImages);
+  o.size = p.get_int("--size", 16, 4096);
+  const int64_t seed = p.get_int("--seed", 0, INT64_MAX);
   o.seed = static_cast<uint64_t>(seed);
   const auto t0 = std::chrono::steady_clock::now();
   const data::ShapesSummary s = data::make_shapes_dataset(o);

@@ -38,17 +38,19 @@ std::shared_ptr<data::CocoDataset> build_dataset(const Json& cfg, const std::str
 }
 
 data::LoaderOptions loader_options(const Json& cfg, const std::string& section, uint64_t seed) {
-  const ConfigNode loader(cfg.at(section), section);
+  const ConfigNode loader = ConfigNode(cfg, "")[section];
   data::LoaderOptions o;
-  o.batch_size = loader.get_int("batch_size", 1);
-  o.num_workers = static_cast<int>(loader.get_int("num_workers", 2));
+  // Ranged where read: a thread per worker (10^9 workers would exhaust the machine, 2^32 + 1 was cast to 1).
+  o.batch_size = loader.get_int("batch_size", 1, 1, 1 << 20);
+  o.num_workers = static_cast<int>(loader.get_int("num_workers", 2, 0, 1024));
   o.shuffle = loader.has("sampler") ? loader["sampler"].get_bool("shuffle", false) : false;
   o.group_by_aspect = loader.has("batch_sampler") && !loader["batch_sampler"].is_null() &&
                       loader["batch_sampler"].type({"AspectRatioBatchSampler"}) == "AspectRatioBatchSampler";
   o.drop_last = loader.get_bool("drop_last", false);
   o.pad_size_divisor = 1;  // the pipeline's Pad already aligned each image
   if (cfg["model"].contains("data_preprocessor")) {
-    o.pad_size_divisor = ConfigNode(cfg["model"]["data_preprocessor"], "model.data_preprocessor").get_int("pad_size_divisor", 1);
+    o.pad_size_divisor = ConfigNode(cfg["model"]["data_preprocessor"], "model.data_preprocessor")
+                             .get_int("pad_size_divisor", 1, 1, 1 << 16);
   }
   o.seed = seed;
   return o;
@@ -142,7 +144,8 @@ std::vector<std::string> class_names(const Json& cfg, int64_t num_classes) {
     names.clear();
   }
   if (cfg.contains("metainfo") && cfg["metainfo"].contains("classes")) {
-    for (const auto& c : cfg["metainfo"]["classes"]) names.push_back(c.get<std::string>());
+    const ConfigNode classes = ConfigNode(cfg, "")["metainfo"]["classes"];
+    for (size_t i = 0; i < classes.size(); ++i) names.push_back(classes.at(i).as_string());
     if (static_cast<int64_t>(names.size()) == num_classes) return names;
   }
   names.clear();

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <new>
 
 #include "apps/args.h"
 #include "apps/commands.h"
@@ -48,6 +49,10 @@ int main(int argc, char** argv) {
       return 2;
     } catch (const gndet::Error& e) {
       std::cerr << "error: " << e.what() << "\n";
+      return 1;
+    } catch (const std::bad_alloc&) {
+      std::cerr << "error: out of memory: the input asks for more memory than this machine can give "
+                   "(check image sizes, counts and batch sizes)\n";
       return 1;
     } catch (const std::exception& e) {
       std::cerr << "error: " << e.what() << "\n";

@@ -31,7 +31,7 @@ nn::LrSchedule schedule_from_config(const Json& cfg, double base_lr, bool* by_ep
   nn::LrScheduleOptions o;
   o.base_lr = base_lr;
   o.warmup = nn::WarmupKind::None;
-  const ConfigNode list(cfg.at("param_scheduler"), "param_scheduler");
+  const ConfigNode list = ConfigNode(cfg, "")["param_scheduler"];
   for (size_t i = 0; i < list.size(); ++i) {
     const ConfigNode s = list.at(i);
     const std::string type = s.type({"LinearLR", "MultiStepLR"});
@@ -75,13 +75,12 @@ int run_training(const TrainOptions& opts) {
   Json cfg = load_run_config(opts.config, opts.cfg_options);
   const std::string work_dir = opts.work_dir.empty() ? default_work_dir(opts.config) : opts.work_dir;
   fs::create_directories(work_dir);
-  const uint64_t seed = opts.seed ? *opts.seed
-                                  : (cfg.contains("randomness") && cfg["randomness"].contains("seed") &&
-                                             cfg["randomness"]["seed"].is_number_integer()
-                                         ? cfg["randomness"]["seed"].get<uint64_t>()
-                                         : 0);
+  const ConfigNode root(cfg, "");
+  const uint64_t seed =
+      opts.seed ? *opts.seed
+                : (root.has("randomness") ? static_cast<uint64_t>(root["randomness"].get_int("seed", 0, 0, INT64_MAX)) : 0);
   const std::string stem = fs::path(opts.config).stem().string();
-  write_file_atomic(work_dir + "/" + stem + ".json", cfg.dump(2) + "\n");
+  write_file_atomic(work_dir + "/" + stem + ".json", cfg.dump(2, ' ', false, Json::error_handler_t::replace) + "\n");
   TrainLogger log(work_dir, "train");
   const Device device = choose_device(opts.device);
   log.info("config " + opts.config + " (resolved copy: " + work_dir + "/" + stem + ".json), device " + device.str() +
@@ -108,7 +107,7 @@ int run_training(const TrainOptions& opts) {
     const nn::LoadReport r = model->load_state_dict(nn::load_state_dict_from_file(opts.load_from), /*strict=*/false);
     log.info("weights loaded from " + opts.load_from + (r.ok() ? "" : " (" + r.str() + ")"));
   }
-  const ConfigNode optim(cfg.at("optim_wrapper"), "optim_wrapper");
+  const ConfigNode optim = root["optim_wrapper"];
   const ConfigNode sgd_cfg = optim["optimizer"];
   sgd_cfg.type({"SGD"});
   nn::SGDOptions sgd;
@@ -116,8 +115,9 @@ int run_training(const TrainOptions& opts) {
   sgd.momentum = sgd_cfg.get_double("momentum", 0.0);
   sgd.weight_decay = sgd_cfg.get_double("weight_decay", 0.0);
   sgd.nesterov = sgd_cfg.get_bool("nesterov", false);
-  if (cfg.contains("auto_scale_lr") && cfg["auto_scale_lr"].value("enable", false)) {
-    sgd.lr *= static_cast<double>(train_opts.batch_size) / cfg["auto_scale_lr"]["base_batch_size"].get<double>();
+  if (root.has("auto_scale_lr") && root["auto_scale_lr"].get_bool("enable", false)) {
+    const ConfigNode base = root["auto_scale_lr"]["base_batch_size"];
+    sgd.lr *= static_cast<double>(train_opts.batch_size) / static_cast<double>(base.as_int(1, INT64_MAX));
   }
   nn::ParamwiseOptions rules;
   if (optim.has("paramwise_cfg")) {
@@ -130,16 +130,18 @@ int run_training(const TrainOptions& opts) {
   bool by_epoch = true;
   const nn::LrSchedule schedule = schedule_from_config(cfg, sgd.lr, &by_epoch);
 
-  const ConfigNode loop(cfg.at("train_cfg"), "train_cfg");
+  const ConfigNode loop = root["train_cfg"];
   const bool iter_based = loop.type({"EpochBasedTrainLoop", "IterBasedTrainLoop"}) == "IterBasedTrainLoop";
   const int64_t max_iters = iter_based ? loop["max_iters"].as_int() : loop["max_epochs"].as_int() * iters_per_epoch;
-  const int64_t val_interval = loop.get_int("val_interval", 1);
-  const int64_t log_interval = cfg.contains("default_hooks") && cfg["default_hooks"].contains("logger")
-                                   ? cfg["default_hooks"]["logger"].value("interval", 50)
-                                   : 50;
-  const int64_t ckpt_interval = cfg.contains("default_hooks") && cfg["default_hooks"].contains("checkpoint")
-                                    ? cfg["default_hooks"]["checkpoint"].value("interval", 1)
-                                    : 1;
+  // Intervals are divisors (iteration % interval): 0 or less is an error naming the key.
+  const int64_t val_interval = loop.get_int("val_interval", 1, 1, INT64_MAX);
+  const bool hooks = root.has("default_hooks") && !root["default_hooks"].is_null();
+  auto hook_interval = [&](const char* hook, int64_t fallback) {
+    if (!hooks || !root["default_hooks"].has(hook) || root["default_hooks"][hook].is_null()) return fallback;
+    return root["default_hooks"][hook].get_int("interval", fallback, 1, INT64_MAX);
+  };
+  const int64_t log_interval = hook_interval("logger", 50);
+  const int64_t ckpt_interval = hook_interval("checkpoint", 1);
 
   // ---- resume ----
   Generator gen(seed ^ 0x5eed5eedull);  // drives the samplers: separate from the weights' stream
@@ -152,7 +154,8 @@ int run_training(const TrainOptions& opts) {
     log.info("resumed from " + path + " at iteration " + std::to_string(state.iteration) + " (epoch " +
              std::to_string(state.epoch) + ")");
   }
-  state.config_json = cfg.dump();
+  // replace: an override given as invalid UTF-8 text would make dump() throw (type_error.316).
+  state.config_json = cfg.dump(-1, ' ', false, Json::error_handler_t::replace);
   log.start(state.iteration, state.iteration / iters_per_epoch);
 
   auto save = [&](const std::string& name) {

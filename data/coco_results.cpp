@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "tensor/json_text.h"
 #include "tensor/safetensors.h"
 
 namespace gndet::data {
@@ -42,6 +43,7 @@ std::vector<Detection> parse_detections(const Json& json, const std::string& sou
 
 std::vector<Detection> read_detections(const std::string& path) {
   const std::string text = read_text_file(path, "COCO results file");
+  check_json_depth(text, "COCO results file '" + path + "'");
   // Each detection is converted as soon as it is parsed and then dropped from the document, so
   // a 500,000-entry file never exists as one JSON tree (a fraction of the memory, and faster).
   std::vector<Detection> dets;
@@ -61,8 +63,10 @@ std::vector<Detection> read_detections(const std::string& path) {
   try {
     const Json rest = Json::parse(text, on_event);  // the empty array the detections were taken from
     (void)rest;
-  } catch (const Json::parse_error& e) {
-    GNDET_FAIL("COCO results file '", path, "' is not valid JSON (", e.what(), ")");
+  } catch (const Json::exception& e) {  // parse_error, and out_of_range.406 for 1e400
+    std::string why = e.what();  // quotes the offending token whole: bounded here
+    if (why.size() > 200) why = why.substr(0, 197) + "...";
+    GNDET_FAIL("COCO results file '", path, "' is not valid JSON (", why, ")");
   }
   return dets;
 }

@@ -6,9 +6,13 @@
 #include <fstream>
 #include <sstream>
 
+#include "tensor/json_text.h"
+#include "tensor/safetensors.h"
+
 namespace gndet::data {
 
 std::string read_text_file(const std::string& path, const char* what) {
+  check_not_special_file(path, what);
   std::ifstream in(path, std::ios::binary);
   GNDET_CHECK(in.good(), "cannot open ", what, " '", path, "': ", std::strerror(errno));
   std::ostringstream os;
@@ -18,17 +22,11 @@ std::string read_text_file(const std::string& path, const char* what) {
 }
 
 Json read_json_file(const std::string& path, const char* what) {
-  const std::string text = read_text_file(path, what);
-  try {
-    return Json::parse(text);
-  } catch (const Json::parse_error& e) {
-    GNDET_FAIL(what, " '", path, "' is not valid JSON (", e.what(), ")");
-  }
+  return parse_json_text(read_text_file(path, what), std::string(what) + " '" + path + "'");
 }
 
 void JsonField::fail(const std::string& what) const {
-  std::string value = json_->dump();
-  if (value.size() > 80) value = value.substr(0, 77) + "...";
+  const std::string value = json_excerpt(*json_, 80);
   GNDET_FAIL(*source_, ": ", path_.empty() ? std::string("(top level)") : path_, ": ", what, ", got ", value);
 }
 
@@ -50,6 +48,9 @@ size_t JsonField::size() const {
 }
 
 int64_t JsonField::as_int() const {
+  if (json_->is_number_unsigned() && json_->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
+    fail("expected an integer below 2^63");
+  }
   if (json_->is_number_integer()) return json_->get<int64_t>();
   if (json_->is_number_float()) {
     const double v = json_->get<double>();

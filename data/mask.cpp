@@ -81,8 +81,63 @@ Tensor rle_decode_stack(std::span<const Rle> rles, int64_t height, int64_t width
   return out;
 }
 
-Rle rle_from_polygon(std::span<const double> xy, int64_t height, int64_t width) {
+namespace {
+
+// Keeps the part of the closed polygon xy inside [x0, x1] x [y0, y1] (Sutherland-Hodgman, one
+// half-plane at a time). The region inside the rectangle is unchanged; new vertices lie on its sides.
+std::vector<double> clip_polygon(std::span<const double> xy, double x0, double x1, double y0, double y1) {
+  std::vector<double> in(xy.begin(), xy.end()), out;
+  for (int side = 0; side < 4; ++side) {
+    const int axis = side / 2;  // 0: x, 1: y
+    const double bound = side == 0 ? x0 : side == 1 ? x1 : side == 2 ? y0 : y1;
+    const bool keep_above = side % 2 == 0;
+    auto inside = [&](size_t p) { return keep_above ? in[2 * p + axis] >= bound : in[2 * p + axis] <= bound; };
+    const size_t n = in.size() / 2;
+    out.clear();
+    for (size_t c = 0; c < n; ++c) {
+      const size_t p = (c + n - 1) % n;
+      const bool c_in = inside(c), p_in = inside(p);
+      if (c_in != p_in) {  // the edge p -> c crosses the side: add the crossing point
+        const double t = (bound - in[2 * p + axis]) / (in[2 * c + axis] - in[2 * p + axis]);
+        double q[2] = {in[2 * p] + t * (in[2 * c] - in[2 * p]), in[2 * p + 1] + t * (in[2 * c + 1] - in[2 * p + 1])};
+        q[axis] = bound;
+        out.insert(out.end(), q, q + 2);
+      }
+      if (c_in) out.insert(out.end(), {in[2 * c], in[2 * c + 1]});
+    }
+    std::swap(in, out);
+  }
+  return in;
+}
+
+}  // namespace
+
+Rle rle_from_polygon(std::span<const double> xy_in, int64_t height, int64_t width) {
   check_size(height, width, "rle_from_polygon");
+  // Sides up to 10^8 keep every 5x grid coordinate below (with the margin below) well inside int.
+  GNDET_CHECK(height <= 100'000'000 && width <= 100'000'000, "rle_from_polygon: mask size ", height, " x ", width,
+              " has a side longer than 10^8 pixels");
+  for (size_t j = 0; j + 1 < xy_in.size(); j += 2) {
+    GNDET_CHECK(std::isfinite(xy_in[j]) && std::isfinite(xy_in[j + 1]), "rle_from_polygon: vertex ", j / 2, " (",
+                xy_in[j], ", ", xy_in[j + 1], ") is not finite");
+  }
+  // Vertices far outside the image (1e9: a bad annotation) would overflow the int grid below and
+  // make the edge walk billions of points long. Polygons reaching beyond a margin of one image
+  // side around the image are clipped to it: the region over the image is the same, but the cut
+  // edges' grid rounding may differ from pycocotools (whose C overflows there anyway). Polygons
+  // within the margin, i.e. every sane annotation, are untouched and match pycocotools bit for bit.
+  const double margin = static_cast<double>(std::max(height, width)) + 1;
+  const double x0 = -margin, x1 = static_cast<double>(width) + margin;
+  const double y0 = -margin, y1 = static_cast<double>(height) + margin;
+  std::vector<double> clipped;
+  std::span<const double> xy = xy_in.first(xy_in.size() / 2 * 2);
+  for (size_t j = 0; j < xy.size(); j += 2) {
+    if (xy[j] < x0 || xy[j] > x1 || xy[j + 1] < y0 || xy[j + 1] > y1) {
+      clipped = clip_polygon(xy, x0, x1, y0, y1);
+      xy = clipped;
+      break;
+    }
+  }
   const size_t k = xy.size() / 2;
   if (k == 0) return empty_rle(height, width);
   // Vertices on a grid 5x finer than the pixels, rounded as C's (int)(v + .5) does (toward zero).
@@ -145,7 +200,9 @@ Rle rle_from_polygon(std::span<const double> xy, int64_t height, int64_t width) 
       yd = static_cast<double>(height);
     }
     yd = std::ceil(yd);
-    starts.push_back(static_cast<uint32_t>(static_cast<int>(xd) * static_cast<int>(height) + static_cast<int>(yd)));
+    // maskApi.c: (uint)(x * h + y) with h unsigned, so the product is taken modulo 2^32, never signed.
+    starts.push_back(static_cast<uint32_t>(static_cast<int>(xd)) * static_cast<uint32_t>(height) +
+                     static_cast<uint32_t>(static_cast<int>(yd)));
   }
   starts.push_back(static_cast<uint32_t>(height * width));
   std::sort(starts.begin(), starts.end());

@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
@@ -161,7 +162,8 @@ ShapesImage render_shapes_image(uint64_t seed, int split, int64_t index, int64_t
 
 ShapesSummary make_shapes_dataset(const ShapesOptions& o) {
   GNDET_CHECK(!o.out_dir.empty(), "make-shapes: no output folder given");
-  GNDET_CHECK(o.num_train >= 0 && o.num_val >= 0, "make-shapes: image counts must be >= 0");
+  GNDET_CHECK(o.num_train >= 0 && o.num_val >= 0 && o.num_train <= kMaxShapesImages && o.num_val <= kMaxShapesImages,
+              "make-shapes: image counts must be in 0..", kMaxShapesImages, ", got ", o.num_train, " and ", o.num_val);
   GNDET_CHECK(o.size >= 16 && o.size <= 4096, "make-shapes: --size must be in 16..4096, got ", o.size);
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -174,24 +176,6 @@ ShapesSummary make_shapes_dataset(const ShapesOptions& o) {
   const int64_t counts[2] = {o.num_train, o.num_val};
   for (int split = 0; split < 2; ++split) {
     const int64_t n = counts[split];
-    std::vector<ShapesImage> images(static_cast<size_t>(n));
-    std::string error;
-#pragma omp parallel for schedule(dynamic, 8)
-    for (int64_t i = 0; i < n; ++i) {
-      try {
-        ShapesImage img = render_shapes_image(o.seed, split, i, o.size);
-        char file[32];
-        std::snprintf(file, sizeof file, "%06lld.png", static_cast<long long>(i + 1));
-        write_png((fs::path(o.out_dir) / names[split] / file).string(), img.image);
-        img.image = Tensor();  // the pixels are on disk; keep only the annotations
-        images[static_cast<size_t>(i)] = std::move(img);
-      } catch (const std::exception& e) {
-#pragma omp critical(gndet_shapes_error)
-        if (error.empty()) error = e.what();
-      }
-    }
-    GNDET_CHECK(error.empty(), "make-shapes: ", error);
-
     Json json = Json::object();
     json["info"] = {{"description", "gndet synthetic shapes"}, {"seed", o.seed}, {"size", o.size}};
     json["images"] = Json::array();
@@ -201,18 +185,42 @@ ShapesSummary make_shapes_dataset(const ShapesOptions& o) {
       json["categories"].push_back({{"id", c.id}, {"name", c.name}, {"supercategory", "shape"}});
     }
     int64_t ann_id = 1;
-    for (int64_t i = 0; i < n; ++i) {
-      char file[32];
-      std::snprintf(file, sizeof file, "%06lld.png", static_cast<long long>(i + 1));
-      json["images"].push_back({{"id", i + 1}, {"file_name", file}, {"width", o.size}, {"height", o.size}});
-      for (const CocoAnnotation& a : images[static_cast<size_t>(i)].annotations) {
-        json["annotations"].push_back({{"id", ann_id++},
-                                       {"image_id", i + 1},
-                                       {"category_id", a.category_id},
-                                       {"bbox", {a.bbox[0], a.bbox[1], a.bbox[2], a.bbox[3]}},
-                                       {"area", a.area},
-                                       {"iscrowd", 0},
-                                       {"segmentation", segmentation_to_json(*a.segmentation)}});
+    // Rendered a chunk at a time, so memory holds one chunk of images, not the whole split.
+    constexpr int64_t kChunk = 256;
+    for (int64_t first = 0; first < n; first += kChunk) {
+      const int64_t count = std::min(kChunk, n - first);
+      std::vector<ShapesImage> images(static_cast<size_t>(count));
+      std::string error;
+#pragma omp parallel for schedule(dynamic, 8)
+      for (int64_t k = 0; k < count; ++k) {
+        const int64_t i = first + k;
+        try {
+          ShapesImage img = render_shapes_image(o.seed, split, i, o.size);
+          char file[32];
+          std::snprintf(file, sizeof file, "%06lld.png", static_cast<long long>(i + 1));
+          write_png((fs::path(o.out_dir) / names[split] / file).string(), img.image);
+          img.image = Tensor();  // the pixels are on disk; keep only the annotations
+          images[static_cast<size_t>(k)] = std::move(img);
+        } catch (const std::exception& e) {
+#pragma omp critical(gndet_shapes_error)
+          if (error.empty()) error = e.what();
+        }
+      }
+      GNDET_CHECK(error.empty(), "make-shapes: ", error);
+      for (int64_t k = 0; k < count; ++k) {
+        const int64_t i = first + k;
+        char file[32];
+        std::snprintf(file, sizeof file, "%06lld.png", static_cast<long long>(i + 1));
+        json["images"].push_back({{"id", i + 1}, {"file_name", file}, {"width", o.size}, {"height", o.size}});
+        for (const CocoAnnotation& a : images[static_cast<size_t>(k)].annotations) {
+          json["annotations"].push_back({{"id", ann_id++},
+                                         {"image_id", i + 1},
+                                         {"category_id", a.category_id},
+                                         {"bbox", {a.bbox[0], a.bbox[1], a.bbox[2], a.bbox[3]}},
+                                         {"area", a.area},
+                                         {"iscrowd", 0},
+                                         {"segmentation", segmentation_to_json(*a.segmentation)}});
+        }
       }
     }
     write_file_atomic((fs::path(o.out_dir) / "annotations" / (std::string(names[split]) + ".json")).string(),

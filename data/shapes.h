@@ -26,6 +26,10 @@
 
 namespace gndet::data {
 
+// Image counts above this are refused: file names have room for 7 digits, and a bigger synthetic
+// set has no use.
+constexpr int64_t kMaxShapesImages = 9'999'999;
+
 struct ShapesOptions {
   std::string out_dir;
   int64_t num_train = 600;

@@ -117,8 +117,9 @@ ClassDetections BBoxHead::predict(const BBoxHeadOutput& out, const Tensor& rois,
   Tensor boxes = coder_.decode(rois, out.bbox_pred, {info.height, info.width});
   // Back to the original image: divide x by the width scale and y by the height scale.
   const Tensor scale = from_data<double>({info.scale_w, info.scale_h, info.scale_w, info.scale_h}).to(boxes.options());
-  const int64_t K = boxes.size(0);
-  boxes = (boxes.reshape({K, -1, 4}) / scale).reshape({K, -1});
+  // Sizes spelled out: with zero proposals (K = 0) a -1 could not be inferred.
+  const int64_t K = boxes.size(0), C = boxes.size(1) / 4;
+  boxes = (boxes.reshape({K, C, 4}) / scale).reshape({K, C * 4});
   return multiclass_nms(boxes, scores, score_thr, nms_iou, max_per_img);
 }
 

@@ -1,11 +1,14 @@
 #include "detection/config.h"
 
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
 
 #include "tensor/error.h"
+#include "tensor/json_text.h"
+#include "tensor/safetensors.h"
 
 namespace gndet {
 namespace fs = std::filesystem;
@@ -29,13 +32,13 @@ void merge_into(Json& base, const Json& over) {
 }
 
 Json read_json(const fs::path& path) {
-  std::ifstream in(path);
+  check_not_special_file(path.string(), "config");
+  std::ifstream in(path, std::ios::binary);
   GNDET_CHECK(in.good(), "cannot read config '", path.string(), "'");
-  try {
-    return Json::parse(in, nullptr, true, /*ignore_comments=*/true);
-  } catch (const Json::parse_error& e) {
-    GNDET_FAIL("config '", path.string(), "' is not valid JSON: ", e.what());
-  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  GNDET_CHECK(!in.bad(), "error reading config '", path.string(), "'");
+  return parse_json_text(text.str(), "config '" + path.string() + "'", /*ignore_comments=*/true);
 }
 
 Json load_rec(const fs::path& path, std::vector<std::string>& chain) {
@@ -91,7 +94,9 @@ void apply_config_override(Json& cfg, const std::string& assignment) {
   for (const std::string& part : split_key(key)) {
     walked += (walked.empty() ? "" : ".") + part;
     if (node->is_array() && is_index(part)) {
-      const size_t i = std::stoul(part);
+      // Digits only, but maybe more than fit (std::stoul threw out_of_range): too large is out of range.
+      size_t i = node->size();
+      if (part.size() < 10) i = static_cast<size_t>(std::stoull(part));
       GNDET_CHECK(i < node->size(), "--cfg-options: ", walked, " is out of range (the list has ", node->size(),
                   " elements)");
       node = &(*node)[i];
@@ -107,21 +112,20 @@ void apply_config_override(Json& cfg, const std::string& assignment) {
       node = &(*node)[part];
     }
   }
+  check_json_depth(text, "--cfg-options " + key);
   Json value;
   try {
     value = Json::parse(text);
-  } catch (const Json::parse_error&) {
+  } catch (const Json::exception&) {  // not JSON (or a number out of range): the text itself
     value = text;
   }
-  *node = value;
+  *node = std::move(value);
 }
 
 // ---- ConfigNode ----
 
 void ConfigNode::fail(const std::string& what) const {
-  std::string got = json_->dump();
-  if (got.size() > 80) got = got.substr(0, 77) + "...";
-  GNDET_FAIL("config ", path_.empty() ? std::string("<root>") : path_, ": ", what, ", got ", got);
+  GNDET_FAIL("config ", path_.empty() ? std::string("<root>") : path_, ": ", what, ", got ", json_excerpt(*json_));
 }
 
 bool ConfigNode::has(const std::string& key) const { return json_->is_object() && json_->contains(key); }
@@ -145,7 +149,18 @@ size_t ConfigNode::size() const {
 
 int64_t ConfigNode::as_int() const {
   if (!json_->is_number_integer()) fail("expected an integer");
+  if (json_->is_number_unsigned() && json_->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
+    fail("expected an integer below 2^63");
+  }
   return json_->get<int64_t>();
+}
+int64_t ConfigNode::as_int(int64_t lo, int64_t hi) const {
+  const int64_t v = as_int();
+  if (v < lo || v > hi) {
+    fail(hi == INT64_MAX ? "expected an integer >= " + std::to_string(lo)
+                         : "expected an integer in " + std::to_string(lo) + ".." + std::to_string(hi));
+  }
+  return v;
 }
 double ConfigNode::as_double() const {
   if (!json_->is_number()) fail("expected a number");
@@ -172,6 +187,9 @@ std::vector<double> ConfigNode::as_double_list() const {
 
 int64_t ConfigNode::get_int(const std::string& key, int64_t fallback) const {
   return has(key) && !(*json_)[key].is_null() ? (*this)[key].as_int() : fallback;
+}
+int64_t ConfigNode::get_int(const std::string& key, int64_t fallback, int64_t lo, int64_t hi) const {
+  return has(key) && !(*json_)[key].is_null() ? (*this)[key].as_int(lo, hi) : fallback;
 }
 double ConfigNode::get_double(const std::string& key, double fallback) const {
   return has(key) && !(*json_)[key].is_null() ? (*this)[key].as_double() : fallback;

@@ -39,6 +39,7 @@ class ConfigNode {
   size_t size() const;                                  // list length
 
   int64_t as_int() const;
+  int64_t as_int(int64_t lo, int64_t hi) const;  // range-checked: "expected an integer >= 1, got 0"
   double as_double() const;  // accepts integers too
   bool as_bool() const;
   std::string as_string() const;
@@ -47,6 +48,7 @@ class ConfigNode {
 
   // With defaults, for optional keys.
   int64_t get_int(const std::string& key, int64_t fallback) const;
+  int64_t get_int(const std::string& key, int64_t fallback, int64_t lo, int64_t hi) const;
   double get_double(const std::string& key, double fallback) const;
   bool get_bool(const std::string& key, bool fallback) const;
   std::string get_string(const std::string& key, const std::string& fallback) const;

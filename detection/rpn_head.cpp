@@ -17,7 +17,7 @@ namespace gndet {
 ProposalConfig ProposalConfig::from_config(const ConfigNode& cfg) {
   ProposalConfig c;
   c.nms_pre = cfg.get_int("nms_pre", 1000);
-  c.max_per_img = cfg.get_int("max_per_img", 1000);
+  c.max_per_img = cfg.get_int("max_per_img", 1000, 0, INT64_MAX);
   const ConfigNode nms = cfg["nms"];
   nms.type({"nms"});
   c.nms_iou = nms["iou_threshold"].as_double();

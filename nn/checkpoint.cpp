@@ -5,6 +5,7 @@
 
 #include "nn/checkpoint_io/name_map.h"
 #include "nn/checkpoint_io/torch_file.h"
+#include "tensor/json_text.h"
 #include "tensor/safetensors.h"
 
 namespace gndet::nn {
@@ -20,11 +21,7 @@ bool starts_with(const std::string& s, const std::string& prefix) { return s.rfi
 nlohmann::json parse_metadata(const SafetensorsFile& file, const std::string& path, const char* key) {
   auto it = file.metadata.find(key);
   GNDET_CHECK(it != file.metadata.end(), "checkpoint '", path, "': metadata '", key, "' is missing");
-  try {
-    return nlohmann::json::parse(it->second);
-  } catch (const nlohmann::json::exception& e) {
-    GNDET_FAIL("checkpoint '", path, "': metadata '", key, "' is not valid JSON: ", e.what());
-  }
+  return parse_json_text(it->second, "checkpoint '" + path + "': metadata '" + key + "'");
 }
 
 bool is_checkpoint(const SafetensorsFile& file) {

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "autograd/grad_mode.h"
+#include "tensor/json_text.h"
 
 namespace gndet::nn {
 
@@ -32,7 +33,8 @@ std::string LoadReport::str() const {
     if (names.empty()) return;
     if (os.tellp() > 0) os << "; ";
     os << title << " (" << names.size() << "): ";
-    for (size_t i = 0; i < names.size(); ++i) os << (i ? ", " : "") << names[i];
+    // Escaped, so keys that differ only by an invisible byte ("conv\x00.weight") read differently.
+    for (size_t i = 0; i < names.size(); ++i) os << (i ? ", " : "") << printable(names[i]);
   };
   list("missing keys", missing);
   list("unexpected keys", unexpected);
@@ -40,7 +42,7 @@ std::string LoadReport::str() const {
     if (os.tellp() > 0) os << "; ";
     os << "shape mismatches (" << mismatched.size() << "): ";
     for (size_t i = 0; i < mismatched.size(); ++i) {
-      os << (i ? ", " : "") << mismatched[i].name << " (expected " << shape_str(mismatched[i].expected) << ", got "
+      os << (i ? ", " : "") << printable(mismatched[i].name) << " (expected " << shape_str(mismatched[i].expected) << ", got "
          << shape_str(mismatched[i].got) << ")";
     }
   }

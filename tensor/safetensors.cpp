@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "tensor/factory.h"
+#include "tensor/json_text.h"
 
 namespace gndet {
 namespace {
@@ -41,6 +42,15 @@ bool parse_st_dtype(const std::string& s, DType* out) {
 constexpr uint64_t kMaxHeaderBytes = 100ull << 20;  // the format's own limit
 
 }  // namespace
+
+void check_not_special_file(const std::string& path, const std::string& what) {
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);  // follows symlinks
+  if (ec || !std::filesystem::exists(status)) return;
+  GNDET_CHECK(!std::filesystem::is_directory(status), what, " '", path, "' is a directory, not a file");
+  GNDET_CHECK(std::filesystem::is_regular_file(status), what, " '", path,
+              "' is not a regular file (a device or pipe); give a file");
+}
 
 void write_file_atomic(const std::string& path, const std::string& bytes) {
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
@@ -91,6 +101,7 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
 }
 
 SafetensorsFile load_safetensors(const std::string& path) {
+  check_not_special_file(path, "safetensors file");
   std::ifstream in(path, std::ios::binary);
   GNDET_CHECK(in.good(), "cannot open safetensors file '", path, "': ", std::strerror(errno));
   in.seekg(0, std::ios::end);
@@ -104,12 +115,8 @@ SafetensorsFile load_safetensors(const std::string& path) {
               file_size - 8, " bytes after it");
   std::string head(header_len, '\0');
   in.read(head.data(), static_cast<std::streamsize>(header_len));
-  nlohmann::json header;
-  try {
-    header = nlohmann::json::parse(head);
-  } catch (const nlohmann::json::exception& e) {
-    GNDET_FAIL("'", path, "': malformed safetensors JSON header: ", e.what());
-  }
+  GNDET_CHECK(in.good(), "'", path, "': cannot read the ", header_len, "-byte header");
+  const nlohmann::json header = parse_json_text(head, "'" + path + "': the safetensors JSON header");
   GNDET_CHECK(header.is_object(), "'", path, "': safetensors header is not a JSON object");
   const uint64_t data_start = 8 + header_len;
   const uint64_t data_size = file_size - data_start;
@@ -126,23 +133,27 @@ SafetensorsFile load_safetensors(const std::string& path) {
       }
       continue;
     }
-    const std::string where = "'" + path + "', tensor '" + name + "'";
+    const std::string where = "'" + path + "', tensor '" + printable(name) + "'";
     GNDET_CHECK(e.is_object() && e.contains("dtype") && e.contains("shape") && e.contains("data_offsets"), where,
                 ": entry needs dtype, shape and data_offsets");
     DType dt;
     GNDET_CHECK(e["dtype"].is_string() && parse_st_dtype(e["dtype"].get<std::string>(), &dt), where,
-                ": unsupported dtype ", e["dtype"].dump());
+                ": unsupported dtype ", json_excerpt(e["dtype"]));
     Shape shape;
     GNDET_CHECK(e["shape"].is_array(), where, ": shape is not an array");
+    uint64_t expect = itemsize(dt);  // bytes, checked for overflow dimension by dimension
     for (const auto& s : e["shape"]) {
-      GNDET_CHECK(s.is_number_integer() && s.get<int64_t>() >= 0, where, ": bad shape ", e["shape"].dump());
+      GNDET_CHECK(s.is_number_integer() && s.get<int64_t>() >= 0, where, ": bad shape ", json_excerpt(e["shape"]),
+                  " (expected non-negative integers)");
       shape.push_back(s.get<int64_t>());
+      GNDET_CHECK(!__builtin_mul_overflow(expect, static_cast<uint64_t>(shape.back()), &expect) &&
+                      expect <= static_cast<uint64_t>(INT64_MAX),
+                  where, ": shape ", json_excerpt(e["shape"]), " has more bytes than fit in 64 bits");
     }
     const auto& offs = e["data_offsets"];
     GNDET_CHECK(offs.is_array() && offs.size() == 2 && offs[0].is_number_unsigned() && offs[1].is_number_unsigned(),
                 where, ": data_offsets must be two non-negative integers");
     const uint64_t b = offs[0].get<uint64_t>(), en = offs[1].get<uint64_t>();
-    const uint64_t expect = static_cast<uint64_t>(shape_numel(shape)) * itemsize(dt);
     GNDET_CHECK(b <= en && en <= data_size, where, ": data_offsets [", b, ", ", en, "] run past the ", data_size,
                 " data bytes (file truncated?)");
     GNDET_CHECK(en - b == expect, where, ": ", en - b, " data bytes for shape ", shape_str(shape), " of ",

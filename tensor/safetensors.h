@@ -21,6 +21,11 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
 // Throws gndet::Error naming the file and what is wrong (truncated, bad JSON, bad offsets, ...).
 SafetensorsFile load_safetensors(const std::string& path);
 
+// Throws gndet::Error "<what> '<path>' is a directory, not a file" (or "is not a regular file",
+// for devices such as /dev/zero that would never end) unless `path` is missing or a regular file;
+// a missing file is left to the caller's open, whose error names it.
+void check_not_special_file(const std::string& path, const std::string& what);
+
 // Writes `bytes` to `path` atomically: temporary file in the same folder, flush, rename.
 void write_file_atomic(const std::string& path, const std::string& bytes);
 

@@ -20,7 +20,11 @@ Shape contiguous_strides(const Shape& shape) {
 
 int64_t shape_numel(const Shape& shape) {
   int64_t n = 1;
-  for (int64_t s : shape) n *= s;
+  for (int64_t s : shape) {
+    // Checked: a shape read from a file ([2^32, 2^32]) must not wrap around to a small count.
+    GNDET_CHECK(s >= 0 && !__builtin_mul_overflow(n, s, &n), "shape ", shape_str(shape),
+                " has a negative size or more elements than fit in 64 bits");
+  }
   return n;
 }
 

@@ -259,7 +259,7 @@ TEST_CASE("truncated or malformed safetensors files give clear errors", "[tensor
   std::string garbled = bytes;
   garbled[9] = '#';
   write(bad, garbled);
-  CHECK_THROWS_WITH(load_safetensors(bad), Catch::Contains("malformed safetensors JSON"));
+  CHECK_THROWS_WITH(load_safetensors(bad), Catch::Contains("safetensors JSON header is not valid JSON"));
 
   CHECK_THROWS_WITH(load_safetensors(temp_path("missing.safetensors")), Catch::Contains("cannot open"));
   std::filesystem::remove(good);
