@@ -130,8 +130,11 @@ int train(const TrainOptions& opts, const std::shared_ptr<dist::Communicator>& c
     GNDET_CHECK(base > 0, "config auto_scale_lr.base_batch_size must be positive, got ", base);
     const double before = sgd.lr;
     sgd.lr *= static_cast<double>(world * train_opts.batch_size) / base;
-    log.info("auto_scale_lr: lr " + std::to_string(before) + " -> " + std::to_string(sgd.lr) + " for a batch of " +
-             std::to_string(world * train_opts.batch_size) + " (base_batch_size " + std::to_string(base) + ")");
+    char line[160];
+    std::snprintf(line, sizeof(line), "auto_scale_lr: lr %g -> %g for a batch of %lld = %d rank(s) x %lld (base_batch_size %g)",
+                  before, sgd.lr, static_cast<long long>(world * train_opts.batch_size), world,
+                  static_cast<long long>(train_opts.batch_size), base);
+    log.info(line);
   }
   nn::ParamwiseOptions rules;
   if (optim.has("paramwise_cfg")) {
@@ -165,9 +168,10 @@ int train(const TrainOptions& opts, const std::shared_ptr<dist::Communicator>& c
     gen.set_state(state.rng_state);
     if (!iter_based && state.iteration != state.epoch * iters_per_epoch) {
       // Saved by a run with another number of ranks: epochs are what carries over.
-      log.info("the checkpoint's iteration " + std::to_string(state.iteration) + " counts " +
-               std::to_string(state.epoch) + " epochs of another number of ranks: continuing at iteration " +
-               std::to_string(state.epoch * iters_per_epoch) + " with " + std::to_string(world));
+      log.info("the checkpoint's iteration " + std::to_string(state.iteration) + " is " + std::to_string(state.epoch) +
+               " epoch(s) of a run with another number of ranks: continuing at iteration " +
+               std::to_string(state.epoch * iters_per_epoch) + " (" + std::to_string(iters_per_epoch) + " per epoch with " +
+               std::to_string(world) + " rank(s))");
       state.iteration = state.epoch * iters_per_epoch;
     }
     log.info("resumed from " + path + " at iteration " + std::to_string(state.iteration) + " (epoch " +
@@ -255,7 +259,12 @@ int train(const TrainOptions& opts, const std::shared_ptr<dist::Communicator>& c
       if (!all_finite) {
         std::string parts;
         for (const auto& [name, v] : losses) parts += " " + name + "=" + std::to_string(v.item<double>());
-        log.info("stopping: the loss is " + std::to_string(total_value) + " at iteration " +
+        if (!main_rank && !std::isfinite(total_value)) {  // rank 0 logs; this rank says what it saw
+          std::fprintf(stderr, "rank %d: the loss is %g at iteration %lld:%s\n", comm->rank(), total_value,
+                       static_cast<long long>(state.iteration + 1), parts.c_str());
+        }
+        log.info(std::string(std::isfinite(total_value) ? "stopping: another rank's loss is not finite; rank 0's" : "stopping: the") +
+                 " loss is " + std::to_string(total_value) + " at iteration " +
                  std::to_string(state.iteration + 1) + " (epoch " + std::to_string(epoch + 1) + "):" + parts +
                  ". The last good checkpoint is " + work_dir + "/latest.safetensors (if one was saved); lower the "
                  "learning rate or check the data.");
@@ -333,6 +342,7 @@ int run_training(const TrainOptions& opts) {
     // The other ranks would wait in their next collective: stop them all, saying why.
     comm->abort(1, std::string("error: ") + e.what());
   }
+  return 1;  // not reached: abort() ends the process (a virtual call is not known to the compiler as noreturn)
 }
 
 }  // namespace gndet::app

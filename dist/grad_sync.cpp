@@ -34,6 +34,7 @@ GradientAverager::GradientAverager(std::shared_ptr<Communicator> comm, Tensors p
     buckets_.back().floats += p.numel();
     num_floats_ += p.numel();
   }
+  if (comm_->world_size() == 1) return;  // nothing to reduce: no buffers
   for (Bucket& b : buckets_) {
     b.flat = zeros({b.floats + static_cast<int64_t>(b.params.size())}, TensorOptions{kFloat32, params_.front().device()});
   }

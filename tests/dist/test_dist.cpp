@@ -201,7 +201,8 @@ TEST_CASE("2 ranks: train logs world size 2, one set of checkpoints; eval equals
   CHECK(two.output.find("data parallel: world size 2 (launcher mpi, gradients by mpi") != std::string::npos);
   CHECK(two.output.find("effective batch 4") != std::string::npos);
   // lr 0.02 x (2 ranks x 2 images) / 16
-  CHECK(two.output.find("auto_scale_lr: lr 0.020000 -> 0.005000 for a batch of 4") != std::string::npos);
+  CHECK(two.output.find("auto_scale_lr: lr 0.02 -> 0.005 for a batch of 4 = 2 rank(s) x 2 (base_batch_size 16)") !=
+        std::string::npos);
   // 8 images / (2 ranks x 2) = 2 iterations per epoch, logged once (by rank 0 only).
   CHECK(two.output.find("Epoch(train) [1][2/2]") != std::string::npos);
   size_t lines = 0;
@@ -245,7 +246,8 @@ TEST_CASE("2 ranks: train logs world size 2, one set of checkpoints; eval equals
                                   " train_cfg.max_epochs=2");
   INFO(resumed.output);
   REQUIRE(resumed.exit_code == 0);
-  CHECK(resumed.output.find("counts 1 epochs of another number of ranks: continuing at iteration 4") != std::string::npos);
+  CHECK(resumed.output.find("is 1 epoch(s) of a run with another number of ranks: continuing at iteration 4 (4 per "
+                            "epoch with 1 rank(s))") != std::string::npos);
   CHECK(resumed.output.find("Epoch(train) [2][4/4]") != std::string::npos);
   CHECK(std::filesystem::exists(work + "/epoch_2.safetensors"));
 }
