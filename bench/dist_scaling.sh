@@ -14,7 +14,11 @@ OPTS="train_dataloader.dataset.data_root=$DATA/ train_dataloader.batch_size=2 tr
 MPI=(mpirun --bind-to core --map-by core -x OMP_NUM_THREADS=1)
 [ "$(id -u)" = 0 ] && MPI+=(--allow-run-as-root)
 echo "# $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average: $(cut -d' ' -f1-3 /proc/loadavg)"
-one=$("${MPI[@]}" -np 1 "$B/bench/dist_allreduce" throughput $CFG 20 $OPTS | tee /dev/stderr | sed -n 's/.*= \([0-9.]*\) images\/s/\1/p')
-two=$("${MPI[@]}" -np 2 "$B/bench/dist_allreduce" throughput $CFG 20 $OPTS | tee /dev/stderr | sed -n 's/.*= \([0-9.]*\) images\/s/\1/p')
+out1=$("${MPI[@]}" -np 1 "$B/bench/dist_allreduce" throughput $CFG 20 $OPTS)
+echo "$out1"
+one=$(echo "$out1" | sed -n 's/.*= \([0-9.]*\) images\/s/\1/p')
+out2=$("${MPI[@]}" -np 2 "$B/bench/dist_allreduce" throughput $CFG 20 $OPTS)
+echo "$out2"
+two=$(echo "$out2" | sed -n 's/.*= \([0-9.]*\) images\/s/\1/p')
 awk -v a="$one" -v b="$two" 'BEGIN { printf "scaling 2 ranks / 1 rank: %.2f (ideal 2.00)\n", b / a }'
 "${MPI[@]}" -np 2 "$B/bench/dist_allreduce" allreduce --reps 5
