@@ -36,13 +36,14 @@ int run_eval(const Args& args) {
               r.str());
   model->to(device);
   const EvalReport report = evaluate_detector(*model, *dataset, loader_options(cfg, "test_dataloader", 0), device,
-                                              [](int64_t done, int64_t total) {
+                                              [&](int64_t done, int64_t total) {
+                                                if (!comm->is_main()) return;  // it would land in rank 0's tables
                                                 std::fprintf(stderr, "\rinference %lld/%lld", static_cast<long long>(done),
                                                              static_cast<long long>(total));
                                               },
                                               comm.get());
-  std::fprintf(stderr, "\n");
   if (!comm->is_main()) return 0;
+  std::fprintf(stderr, "\n");
   std::printf("%lld images, %.3f s per image, %zu detections\n", static_cast<long long>(dataset->size()),
               report.seconds_per_image, report.detections.size());
   for (const auto& [metric, result] : report.results) {

@@ -70,15 +70,16 @@ void GradientAverager::average() {
     // Counts of small integers: exact in float32.
     const std::vector<float> produced =
         b.flat.narrow(0, b.floats, static_cast<int64_t>(b.params.size())).to_vector<float>();
+    Tensor sums = b.flat.narrow(0, 0, b.floats);
+    mul_(sums, inv_world);  // DDP divides the sum by the world size
+    // The gradients become views of the bucket (DDP's gradient_as_bucket_view): no copy back.
+    // The next average() overwrites the bucket only after zero_grad and backward have replaced
+    // these gradients with new tensors.
     int64_t at = 0;
     for (size_t j = 0; j < b.params.size(); ++j) {
       Tensor p = params_[b.params[j]];
       const int64_t n = p.numel();
-      if (produced[j] > 0.0f) {
-        Tensor mean = b.flat.narrow(0, at, n).reshape(p.shape()).clone();
-        mul_(mean, inv_world);  // DDP divides the sum by the world size
-        p.set_grad(mean);
-      }
+      if (produced[j] > 0.0f) p.set_grad(b.flat.narrow(0, at, n).view(p.shape()));
       at += n;
     }
   }

@@ -24,7 +24,9 @@ class GradientAverager {
   // After backward: every gradient becomes its mean over the ranks. A parameter whose gradient
   // no rank produced keeps no gradient (the optimizer then skips it, as in one process); one that
   // only some ranks produced counts as zero on the others (DDP with find_unused_parameters).
-  // With one rank this does nothing.
+  // With one rank this does nothing. The averaged gradients are views of this object's buckets,
+  // valid until the next average(): the training loop's zero_grad + backward replace them first
+  // (a caller that keeps a gradient across steps must clone it).
   void average();
 
   int64_t num_buckets() const { return static_cast<int64_t>(buckets_.size()); }
