@@ -18,14 +18,17 @@ int run_eval(const Args& args) {
       .option("--out", "PREFIX", "also write PREFIX.bbox.json and PREFIX.segm.json (COCO results)")
       .multi("--cfg-options", "KEY=VALUE", "override config entries")
       .option("--device", "DEV", "cpu, cuda, cuda:N or auto", "auto")
+      .option("--launcher", "L", "none, or mpi: each rank (mpirun -np N) predicts a shard, rank 0 scores", "none")
       .example("gndet eval configs/shapes/mask-rcnn_r18_fpn_gn-all_shapes.json work_dirs/shapes/latest.safetensors")
       .example("gndet eval CONFIG CKPT --out results/run1");
   if (!p.parse(args)) {
     std::cout << p.help();
     return 0;
   }
+  const auto comm = dist::init_communicator(p.get("--launcher"));
   const Json cfg = load_run_config(p.get("CONFIG"), p.list("--cfg-options"));
-  const Device device = choose_device(p.get("--device"));
+  Device device = choose_device(p.get("--device"));
+  if (comm->world_size() > 1 && device.is_cuda()) device = Device::cuda(comm->info().local_rank);
   const auto dataset = build_dataset(cfg, "test_dataloader");
   auto model = build_model(cfg, 0, kCPU, nullptr);
   const nn::LoadReport r = model->load_state_dict(nn::load_state_dict_from_file(p.get("CHECKPOINT")), /*strict=*/false);
@@ -33,10 +36,13 @@ int run_eval(const Args& args) {
               r.str());
   model->to(device);
   const EvalReport report = evaluate_detector(*model, *dataset, loader_options(cfg, "test_dataloader", 0), device,
-                                              [](int64_t done, int64_t total) {
+                                              [&](int64_t done, int64_t total) {
+                                                if (!comm->is_main()) return;  // it would land in rank 0's tables
                                                 std::fprintf(stderr, "\rinference %lld/%lld", static_cast<long long>(done),
                                                              static_cast<long long>(total));
-                                              });
+                                              },
+                                              comm.get());
+  if (!comm->is_main()) return 0;
   std::fprintf(stderr, "\n");
   std::printf("%lld images, %.3f s per image, %zu detections\n", static_cast<long long>(dataset->size()),
               report.seconds_per_image, report.detections.size());

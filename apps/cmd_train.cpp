@@ -24,10 +24,15 @@ int run_train(const Args& args) {
       .option("--seed", "N", "random seed (weights, sampling, data order)", "config randomness.seed, else 0")
       .option("--device", "DEV", "cpu, cuda, cuda:N or auto", "auto")
       .flag("--no-validate", "skip the evaluation after each epoch")
+      .option("--launcher", "L",
+              "none (one process) or mpi (one rank per process, started by mpirun -np N or srun --mpi=pmix; gradients\n"
+              "      averaged over the ranks, rank 0 logs, saves and scores; batch_size is per rank)", "none")
+      .flag("--auto-scale-lr", "scale the lr by (ranks x batch_size) / auto_scale_lr.base_batch_size")
       .example("gndet train configs/shapes/mask-rcnn_r18_fpn_gn-all_shapes.json")
       .example("gndet train configs/gn/mask-rcnn_r50_fpn_gn-all_2x_coco.json --cfg-options train_dataloader.batch_size=1")
       .example("gndet train CONFIG --work-dir work_dirs/run1 --resume")
-      .example("gndet train CONFIG --resume work_dirs/run1/epoch_4.safetensors");
+      .example("gndet train CONFIG --resume work_dirs/run1/epoch_4.safetensors")
+      .example("mpirun -np 2 gndet train CONFIG --launcher mpi   (or tools/dist_train CONFIG 2)");
   if (!p.parse(args)) {
     std::cout << p.help();
     return 0;
@@ -41,6 +46,8 @@ int run_train(const Args& args) {
   if (p.has("--seed")) o.seed = static_cast<uint64_t>(p.get_int("--seed"));
   o.device = p.get("--device");
   o.evaluate = !p.has("--no-validate");
+  o.launcher = p.get("--launcher");
+  o.auto_scale_lr = p.has("--auto-scale-lr");
   return run_training(o);
 }
 

@@ -8,6 +8,7 @@
 
 #include "apps/experiment.h"
 #include "data/coco_eval.h"
+#include "dist/communicator.h"
 
 namespace gndet::app {
 
@@ -18,9 +19,14 @@ struct EvalReport {
 };
 
 // progress(done, total) after every batch.
+// With a communicator of several ranks, each rank predicts its shard (whole batches of the
+// one-process order, so every image is padded as in one process), rank 0 gathers the detections,
+// puts them back in the one-process order and scores them: its AP equals a one-process
+// evaluation exactly. Other ranks get their own detections and no results.
 EvalReport evaluate_detector(TwoStageDetector& model, const data::CocoDataset& dataset,
                              const data::LoaderOptions& options, Device device,
-                             const std::function<void(int64_t, int64_t)>& progress = {});
+                             const std::function<void(int64_t, int64_t)>& progress = {},
+                             dist::Communicator* comm = nullptr);
 
 // "bbox_mAP_copypaste: 0.374 0.581 0.404 0.218 0.410 0.481" (AP, AP50, AP75, APs, APm, APl).
 std::string copypaste_line(const std::string& metric, const data::EvalResult& r);

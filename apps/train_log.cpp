@@ -36,10 +36,11 @@ std::string format_eta(double seconds) {
   return std::to_string(days) + (days == 1 ? " day, " : " days, ") + buf;
 }
 
-TrainLogger::TrainLogger(const std::string& work_dir, const std::string& run_name) {
+TrainLogger::TrainLogger(const std::string& work_dir, const std::string& run_name, bool enabled) : enabled_(enabled) {
+  scalars_path_ = work_dir + "/scalars.json";
+  if (!enabled_) return;
   std::filesystem::create_directories(work_dir);
   const std::string text_path = work_dir + "/" + run_name + ".log";
-  scalars_path_ = work_dir + "/scalars.json";
   text_ = std::fopen(text_path.c_str(), "a");
   json_ = std::fopen(scalars_path_.c_str(), "a");
   GNDET_CHECK(text_ && json_, "cannot write the logs in '", work_dir, "'");
@@ -53,6 +54,7 @@ TrainLogger::~TrainLogger() {
 }
 
 void TrainLogger::emit(const std::string& line) {
+  if (!enabled_) return;
   end_progress();
   std::printf("%s\n", line.c_str());
   std::fflush(stdout);
@@ -63,6 +65,7 @@ void TrainLogger::emit(const std::string& line) {
 void TrainLogger::info(const std::string& line) { emit(timestamp() + " - " + line); }
 
 void TrainLogger::write_json(const nlohmann::json& j) {
+  if (!enabled_) return;
   std::fprintf(json_, "%s\n", j.dump().c_str());
   std::fflush(json_);
 }
@@ -105,7 +108,7 @@ void TrainLogger::val(int64_t epoch, int64_t iteration, const std::vector<std::p
 }
 
 void TrainLogger::progress(int64_t done, int64_t total, double eta_seconds, const std::string& label) {
-  if (!tty_ || total <= 0) return;
+  if (!enabled_ || !tty_ || total <= 0) return;
   constexpr int kWidth = 30;
   const int filled = static_cast<int>(kWidth * done / total);
   std::printf("\r%s [%s%s] %lld/%lld  eta %s   ", label.c_str(), std::string(filled, '#').c_str(),

@@ -32,8 +32,9 @@ struct TrainRecord {
 
 class TrainLogger {
  public:
-  // Appends to <work_dir>/<run_name>.log and <work_dir>/scalars.json.
-  TrainLogger(const std::string& work_dir, const std::string& run_name);
+  // Appends to <work_dir>/<run_name>.log and <work_dir>/scalars.json. A disabled logger (ranks
+  // other than 0 of a data-parallel run) writes nothing anywhere.
+  TrainLogger(const std::string& work_dir, const std::string& run_name, bool enabled = true);
   ~TrainLogger();
 
   void info(const std::string& line);  // timestamped, to stdout and the log file
@@ -58,6 +59,7 @@ class TrainLogger {
   std::string scalars_path_;
   bool tty_ = false;
   bool progress_shown_ = false;
+  bool enabled_ = true;
 };
 
 // "1 day, 3:08:54" / "0:10:00" like Python's timedelta, as mmdetection prints ETAs.

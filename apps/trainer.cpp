@@ -9,10 +9,12 @@
 #include "apps/plot.h"
 #include "apps/train_log.h"
 #include "autograd/grad_mode.h"
+#include "dist/grad_sync.h"
 #include "nn/checkpoint.h"
 #include "nn/lr_schedule.h"
 #include "nn/optim.h"
 #include "tensor/cuda_api.h"
+#include "tensor/factory.h"
 #include "tensor/safetensors.h"
 
 namespace gndet::app {
@@ -69,9 +71,9 @@ std::vector<std::pair<std::string, double>> ap_metrics(const EvalReport& r) {
   return m;
 }
 
-}  // namespace
-
-int run_training(const TrainOptions& opts) {
+int train(const TrainOptions& opts, const std::shared_ptr<dist::Communicator>& comm) {
+  const bool main_rank = comm->is_main();
+  const int world = comm->world_size();
   Json cfg = load_run_config(opts.config, opts.cfg_options);
   const std::string work_dir = opts.work_dir.empty() ? default_work_dir(opts.config) : opts.work_dir;
   fs::create_directories(work_dir);
@@ -80,15 +82,18 @@ int run_training(const TrainOptions& opts) {
       opts.seed ? *opts.seed
                 : (root.has("randomness") ? static_cast<uint64_t>(root["randomness"].get_int("seed", 0, 0, INT64_MAX)) : 0);
   const std::string stem = fs::path(opts.config).stem().string();
-  write_file_atomic(work_dir + "/" + stem + ".json", cfg.dump(2, ' ', false, Json::error_handler_t::replace) + "\n");
-  TrainLogger log(work_dir, "train");
-  const Device device = choose_device(opts.device);
+  if (main_rank) write_file_atomic(work_dir + "/" + stem + ".json", cfg.dump(2, ' ', false, Json::error_handler_t::replace) + "\n");
+  TrainLogger log(work_dir, "train", main_rank);
+  Device device = choose_device(opts.device);
+  if (world > 1 && device.is_cuda()) device = Device::cuda(comm->info().local_rank);  // one GPU per rank
   log.info("config " + opts.config + " (resolved copy: " + work_dir + "/" + stem + ".json), device " + device.str() +
            ", seed " + std::to_string(seed));
 
   // ---- data ----
   const auto train_set = build_dataset(cfg, "train_dataloader");
-  const data::LoaderOptions train_opts = loader_options(cfg, "train_dataloader", seed);
+  data::LoaderOptions train_opts = loader_options(cfg, "train_dataloader", seed);
+  train_opts.rank = comm->rank();
+  train_opts.world_size = world;
   data::DataLoader loader(train_set, train_opts);
   const int64_t iters_per_epoch = loader.batches_per_epoch();
   GNDET_CHECK(iters_per_epoch > 0, "the training set of ", opts.config, " is empty after filtering");
@@ -115,9 +120,18 @@ int run_training(const TrainOptions& opts) {
   sgd.momentum = sgd_cfg.get_double("momentum", 0.0);
   sgd.weight_decay = sgd_cfg.get_double("weight_decay", 0.0);
   sgd.nesterov = sgd_cfg.get_bool("nesterov", false);
-  if (root.has("auto_scale_lr") && root["auto_scale_lr"].get_bool("enable", false)) {
-    const ConfigNode base = root["auto_scale_lr"]["base_batch_size"];
-    sgd.lr *= static_cast<double>(train_opts.batch_size) / static_cast<double>(base.as_int(1, INT64_MAX));
+  GNDET_CHECK(!opts.auto_scale_lr || cfg.contains("auto_scale_lr"), "--auto-scale-lr: config ", opts.config,
+              " has no auto_scale_lr section (auto_scale_lr.base_batch_size)");
+  if (root.has("auto_scale_lr") && (opts.auto_scale_lr || root["auto_scale_lr"].get_bool("enable", false))) {
+    // mmdetection: lr x (ranks x batch per rank) / base_batch_size.
+    const double base = static_cast<double>(root["auto_scale_lr"]["base_batch_size"].as_int(1, INT64_MAX));
+    const double before = sgd.lr;
+    sgd.lr *= static_cast<double>(world * train_opts.batch_size) / base;
+    char line[160];
+    std::snprintf(line, sizeof(line), "auto_scale_lr: lr %g -> %g for a batch of %lld = %d rank(s) x %lld (base_batch_size %g)",
+                  before, sgd.lr, static_cast<long long>(world * train_opts.batch_size), world,
+                  static_cast<long long>(train_opts.batch_size), base);
+    log.info(line);
   }
   nn::ParamwiseOptions rules;
   if (optim.has("paramwise_cfg")) {
@@ -151,14 +165,39 @@ int run_training(const TrainOptions& opts) {
     GNDET_CHECK(fs::exists(path), "--resume: checkpoint '", path, "' not found");
     nn::load_checkpoint(path, *model, &optimizer, &state, /*strict=*/true);
     gen.set_state(state.rng_state);
+    if (!iter_based && state.iteration != state.epoch * iters_per_epoch) {
+      // Saved by a run with another number of ranks: epochs are what carries over.
+      log.info("the checkpoint's iteration " + std::to_string(state.iteration) + " is " + std::to_string(state.epoch) +
+               " epoch(s) of a run with another number of ranks: continuing at iteration " +
+               std::to_string(state.epoch * iters_per_epoch) + " (" + std::to_string(iters_per_epoch) + " per epoch with " +
+               std::to_string(world) + " rank(s))");
+      state.iteration = state.epoch * iters_per_epoch;
+    }
     log.info("resumed from " + path + " at iteration " + std::to_string(state.iteration) + " (epoch " +
              std::to_string(state.epoch) + ")");
   }
   // replace: an override given as invalid UTF-8 text would make dump() throw (type_error.316).
   state.config_json = cfg.dump(-1, ' ', false, Json::error_handler_t::replace);
+  // Data parallelism: the same weights everywhere, then averaged gradients after every backward.
+  dist::broadcast_module(*comm, *model);
+  std::shared_ptr<dist::Communicator> grad_comm = comm;
+  if (world > 1 && device.is_cuda() && dist::nccl_built()) grad_comm = dist::nccl_communicator(comm, device.index);
+  Tensors trainable;
+  for (const Tensor& p : model->parameters()) {
+    if (p.requires_grad()) trainable.push_back(p);
+  }
+  dist::GradientAverager averager(grad_comm, trainable);
+  if (world > 1) {
+    log.info("data parallel: world size " + std::to_string(world) + " (launcher " + opts.launcher + ", gradients by " +
+             grad_comm->backend() + ", " + std::to_string(averager.num_buckets()) + " buckets, " +
+             std::to_string(averager.num_floats()) + " floats), one " + (device.is_cuda() ? "GPU" : "CPU process") +
+             " per rank, batch " + std::to_string(train_opts.batch_size) + " per rank, effective batch " +
+             std::to_string(world * train_opts.batch_size));
+  }
   log.start(state.iteration, state.iteration / iters_per_epoch);
 
   auto save = [&](const std::string& name) {
+    if (!main_rank) return;
     state.rng_state = gen.state();
     const std::string path = work_dir + "/" + name;
     nn::save_checkpoint(path, *model, &optimizer, state);
@@ -175,7 +214,9 @@ int run_training(const TrainOptions& opts) {
     const EvalReport r = evaluate_detector(*model, *val_set, loader_options(cfg, "val_dataloader", seed), device,
                                            [&](int64_t done, int64_t total) {
                                              log.progress(done, total, seconds_since(t0) / done * (total - done), "eval");
-                                           });
+                                           },
+                                           comm.get());
+    if (!main_rank) return;
     log.end_progress();
     for (const auto& [metric, result] : r.results) {
       log.info("Evaluating " + metric + "...\n" + result.summary + copypaste_line(metric, result));
@@ -209,10 +250,21 @@ int run_training(const TrainOptions& opts) {
       const LossDict losses = model->loss(in.images, in.targets, in.infos, gen);
       const Tensor total = total_loss(losses);
       const double total_value = total.item<double>();
-      if (!std::isfinite(total_value)) {
+      bool all_finite = std::isfinite(total_value);
+      if (world > 1) {  // every rank stops together, or none does
+        Tensor bad = full({1}, all_finite ? 0.0 : 1.0, kFloat32);
+        comm->all_reduce_sum(bad);
+        all_finite = bad.item<double>() == 0.0;
+      }
+      if (!all_finite) {
         std::string parts;
         for (const auto& [name, v] : losses) parts += " " + name + "=" + std::to_string(v.item<double>());
-        log.info("stopping: the loss is " + std::to_string(total_value) + " at iteration " +
+        if (!main_rank && !std::isfinite(total_value)) {  // rank 0 logs; this rank says what it saw
+          std::fprintf(stderr, "rank %d: the loss is %g at iteration %lld:%s\n", comm->rank(), total_value,
+                       static_cast<long long>(state.iteration + 1), parts.c_str());
+        }
+        log.info(std::string(std::isfinite(total_value) ? "stopping: another rank's loss is not finite; rank 0's" : "stopping: the") +
+                 " loss is " + std::to_string(total_value) + " at iteration " +
                  std::to_string(state.iteration + 1) + " (epoch " + std::to_string(epoch + 1) + "):" + parts +
                  ". The last good checkpoint is " + work_dir + "/latest.safetensors (if one was saved); lower the "
                  "learning rate or check the data.");
@@ -220,6 +272,7 @@ int run_training(const TrainOptions& opts) {
       }
       optimizer.zero_grad();
       total.backward();
+      averager.average();  // clipping and the update see the mean over the ranks
       if (clip > 0) last_grad_norm = nn::clip_grad_norm(model->parameters(), clip);
       optimizer.step();
       ++state.iteration;
@@ -267,13 +320,29 @@ int run_training(const TrainOptions& opts) {
       if (ckpt) save(iter_based ? "iter_" + std::to_string(state.iteration) + ".safetensors"
                                 : "epoch_" + std::to_string(state.epoch) + ".safetensors");
       if (val) evaluate(iter_based ? state.iteration : state.epoch);
-      if (ckpt || val) write_training_plot(log.scalars_path(), work_dir + "/training_curves.png");
+      if ((ckpt || val) && main_rank) write_training_plot(log.scalars_path(), work_dir + "/training_curves.png");
       data_start = Clock::now();
     }
   }
   log.info("training finished: " + std::to_string(state.iteration) + " iterations in " +
            format_eta(seconds_since(run_start)));
   return 0;
+}
+
+}  // namespace
+
+int run_training(const TrainOptions& opts) {
+  const std::shared_ptr<dist::Communicator> comm = dist::init_communicator(opts.launcher);
+  if (comm->world_size() == 1) return train(opts, comm);
+  try {
+    const int code = train(opts, comm);
+    comm->barrier();  // rank 0 may still be scoring; MPI_Finalize after everyone is done
+    return code;
+  } catch (const std::exception& e) {
+    // The other ranks would wait in their next collective: stop them all, saying why.
+    comm->abort(1, std::string("error: ") + e.what());
+  }
+  return 1;  // not reached: abort() ends the process (a virtual call is not known to the compiler as noreturn)
 }
 
 }  // namespace gndet::app

@@ -23,6 +23,10 @@ struct TrainOptions {
   std::optional<uint64_t> seed;            // default: randomness.seed, else 0
   std::string device = "auto";
   bool evaluate = true;                    // evaluate after each val_interval
+  // Data parallelism: "none" (one process) or "mpi" (ranks started by mpirun / srun --mpi=pmix;
+  // rank 0 logs, writes checkpoints and scores the evaluation; every rank computes).
+  std::string launcher = "none";
+  bool auto_scale_lr = false;              // as mmdetection's --auto-scale-lr: enables cfg.auto_scale_lr
 };
 
 // Returns the process exit code: 0 on success, 1 when training stopped on a non-finite loss.

@@ -64,8 +64,6 @@ Rle segmentation_to_rle(const Segmentation& seg, int64_t image_height, int64_t i
   return rle_merge(parts, /*intersect=*/false);
 }
 
-namespace {
-
 CocoAnnotation parse_annotation(const JsonField& a) {
   CocoAnnotation ann;
   ann.id = a["id"].as_int();
@@ -87,12 +85,7 @@ CocoAnnotation parse_annotation(const JsonField& a) {
   return ann;
 }
 
-}  // namespace
-
-CocoInstances CocoInstances::load(const std::string& path) {
-  const Json json = read_json_file(path, "COCO annotation file");
-  return parse(json, path);
-}
+// CocoInstances::load streams the file (data/coco_stream.cpp).
 
 CocoInstances CocoInstances::parse(const Json& json, const std::string& source) {
   CocoInstances c;

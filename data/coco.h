@@ -56,11 +56,16 @@ struct CocoAnnotation {
   std::optional<Segmentation> segmentation;
 };
 
+// One element of "annotations" (errors name its path, e.g. "annotations[12].bbox").
+CocoAnnotation parse_annotation(const JsonField& a);
+
 class CocoInstances {
  public:
   // Throws gndet::Error naming the file and the JSON path of a missing or malformed field
   // ("annotations[12].bbox: expected 4 numbers"), duplicate ids, and annotations whose image_id
-  // names no image.
+  // names no image. load() streams the file (data/coco_stream.cpp): each annotation is converted
+  // as soon as it is read and its JSON dropped, so neither the file's text nor its JSON tree is
+  // ever held whole (train2017: see bench/results/coco_memory.md).
   static CocoInstances load(const std::string& path);
   static CocoInstances parse(const Json& json, const std::string& source);
 

@@ -90,6 +90,8 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, LoaderOptions opt
   GNDET_CHECK(dataset_ != nullptr, "DataLoader: no dataset");
   GNDET_CHECK(options_.batch_size > 0, "DataLoader: batch_size must be positive, got ", options_.batch_size);
   GNDET_CHECK(options_.num_workers >= 0, "DataLoader: num_workers must be >= 0, got ", options_.num_workers);
+  GNDET_CHECK(options_.world_size > 0 && options_.rank >= 0 && options_.rank < options_.world_size,
+              "DataLoader: rank ", options_.rank, " out of range for world size ", options_.world_size);
   GNDET_CHECK(options_.prefetch_batches > 0, "DataLoader: prefetch_batches must be positive, got ",
               options_.prefetch_batches);
 }
@@ -97,6 +99,63 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, LoaderOptions opt
 DataLoader::~DataLoader() { stop_workers(); }
 
 std::vector<std::vector<int64_t>> DataLoader::plan(int64_t epoch) const {
+  if (options_.world_size > 1 && options_.shard_whole_batches) {
+    const std::vector<std::vector<int64_t>> all = single_rank_plan(epoch);
+    std::vector<std::vector<int64_t>> mine;
+    for (size_t b = static_cast<size_t>(options_.rank); b < all.size(); b += static_cast<size_t>(options_.world_size)) {
+      mine.push_back(all[b]);
+    }
+    return mine;
+  }
+  if (options_.world_size > 1) return rank_plan(epoch);
+  return single_rank_plan(epoch);
+}
+
+std::vector<std::vector<int64_t>> DataLoader::rank_plan(int64_t epoch) const {
+  const int64_t n = dataset_->size(), bs = options_.batch_size, world = options_.world_size;
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) order[static_cast<size_t>(i)] = i;
+  if (options_.shuffle) {
+    Generator gen(mix_seed(options_.seed, static_cast<uint64_t>(epoch), 0));
+    shuffle(order, gen);
+  }
+  std::vector<int64_t> mine;
+  const int64_t total = n == 0 ? 0 : (n + world - 1) / world * world;
+  for (int64_t k = options_.rank; k < total; k += world) mine.push_back(order[static_cast<size_t>(k % n)]);
+  std::vector<std::vector<int64_t>> batches;
+  if (options_.shuffle && options_.group_by_aspect) {
+    std::vector<int64_t> groups[2];
+    for (int64_t i : mine) {
+      const ImageSize sz = dataset_->image_size(i);
+      auto& g = groups[sz.width > sz.height ? 1 : 0];
+      g.push_back(i);
+      if (static_cast<int64_t>(g.size()) == bs) {
+        batches.push_back(g);
+        g.clear();
+      }
+    }
+    mine = groups[0];
+    mine.insert(mine.end(), groups[1].begin(), groups[1].end());
+  } else {
+    std::vector<int64_t> rest;
+    for (int64_t i : mine) {
+      rest.push_back(i);
+      if (static_cast<int64_t>(rest.size()) == bs) {
+        batches.push_back(rest);
+        rest.clear();
+      }
+    }
+    mine = rest;
+  }
+  for (size_t start = 0; start < mine.size(); start += static_cast<size_t>(bs)) {  // leftovers
+    const size_t end = std::min(mine.size(), start + static_cast<size_t>(bs));
+    if (static_cast<int64_t>(end - start) < bs && options_.drop_last) break;
+    batches.emplace_back(mine.begin() + static_cast<std::ptrdiff_t>(start), mine.begin() + static_cast<std::ptrdiff_t>(end));
+  }
+  return batches;
+}
+
+std::vector<std::vector<int64_t>> DataLoader::single_rank_plan(int64_t epoch) const {
   const int64_t n = dataset_->size(), bs = options_.batch_size;
   std::vector<int64_t> order;
   std::vector<std::vector<int64_t>> batches;
@@ -145,7 +204,9 @@ Batch DataLoader::make_batch(int64_t position) const {
   std::vector<Sample> samples;
   samples.reserve(idx.size());
   for (size_t j = 0; j < idx.size(); ++j) {
-    const uint64_t slot = static_cast<uint64_t>(position * options_.batch_size) + j;
+    // Ranks draw from disjoint slots, so that two ranks never flip their k-th images alike.
+    const int64_t global = options_.world_size > 1 ? position * options_.world_size + options_.rank : position;
+    const uint64_t slot = static_cast<uint64_t>(global * options_.batch_size) + j;
     Generator rng(mix_seed(options_.seed, static_cast<uint64_t>(epoch_) + 1, slot + 1));
     samples.push_back(dataset_->get(idx[j], rng));
   }

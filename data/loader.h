@@ -64,6 +64,17 @@ struct LoaderOptions {
   int prefetch_batches = 4;      // at most this many finished or in-progress batches ahead of the consumer
   int64_t pad_size_divisor = 1;  // for the batch tensor
   uint64_t seed = 0;
+  // Data parallelism. Training (world_size > 1): mmengine's DefaultSampler, then batching per
+  // rank: every rank shuffles all indices with the same (seed, epoch), pads the order to a multiple
+  // of world_size by repeating its start, and takes every world_size-th index from `rank` on;
+  // with group_by_aspect its share is batched as mmdetection 3's AspectRatioBatchSampler does
+  // (a batch when one aspect group fills, leftovers mixed at the end), else in order. Every rank
+  // then has the same number of batches. shard_whole_batches (evaluation): rank r takes batches
+  // r, r + N, ... of the one-process plan, so every image is batched and padded exactly as in a
+  // one-process run (GroupNorm statistics depend on the padding).
+  int rank = 0;
+  int world_size = 1;
+  bool shard_whole_batches = false;
   // Called on each finished batch in the thread that made it (a worker, or the consumer when
   // num_workers = 0), before the consumer can see it. Exceptions are reported like loading errors.
   std::function<void(Batch&)> on_batch;
@@ -88,6 +99,8 @@ class DataLoader {
   std::optional<Batch> next();
 
  private:
+  std::vector<std::vector<int64_t>> single_rank_plan(int64_t epoch) const;
+  std::vector<std::vector<int64_t>> rank_plan(int64_t epoch) const;
   Batch make_batch(int64_t position) const;
   void worker_loop();
   void stop_workers();
