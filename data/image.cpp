@@ -53,8 +53,10 @@ std::string stb_reason() {
 // respected, markers found in entropy-coded data), bytes past the end reading as 0 as in stb.
 bool jpeg_huffman_tables_fit(const std::string& b) {
   auto at = [&](size_t i) -> unsigned { return i < b.size() ? static_cast<unsigned char>(b[i]) : 0u; };
-  if (at(0) != 0xFF || at(1) != 0xD8) return true;  // not a JPEG
-  size_t p = 2;
+  size_t p = 1;
+  while (at(0) == 0xFF && at(p) == 0xFF && p < b.size()) ++p;  // stb skips fill bytes before SOI too
+  if (at(0) != 0xFF || at(p) != 0xD8) return true;              // not a JPEG
+  ++p;
   while (p + 1 < b.size()) {
     const unsigned m = at(p + 1);
     if (at(p) != 0xFF || m == 0xFF) {  // entropy-coded data or fill bytes: on to the next marker
