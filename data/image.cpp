@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <limits>
@@ -145,14 +146,21 @@ Tensor decode_image(const std::string& bytes, const std::string& name) {
               "longer than the rest of the file, or the first IDAT is empty)");
   int w = 0, h = 0, channels = 0;
   stbi__g_failure_reason = nullptr;
-  if (stbi_info_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()), static_cast<int>(bytes.size()), &w, &h,
-                            &channels)) {
-    GNDET_CHECK(static_cast<int64_t>(w) * h <= kMaxImagePixels, "cannot decode image '", name, "': ", w, " x ", h,
+  // The size first: stb_info reads the header only. Refused here when it fails (load would too),
+  // so the checks below always run. A top-down BMP reports a negative height: sizes are taken whole.
+  if (!stbi_info_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()), static_cast<int>(bytes.size()), &w, &h,
+                             &channels)) {
+    GNDET_FAIL("cannot decode image '", name, "': ", stb_reason(),
+               " (corrupt, truncated, or not a JPEG/PNG/BMP/GIF/TGA file)");
+  }
+  {
+    const int64_t pixels = std::abs(static_cast<int64_t>(w)) * std::abs(static_cast<int64_t>(h));
+    GNDET_CHECK(pixels <= kMaxImagePixels, "cannot decode image '", name, "': ", w, " x ", h,
                 " pixels is more than the ", kMaxImagePixels, " gndet accepts");
     // Decoders read zeros past the end of a truncated file, so 62 bytes of TGA header decoded
     // 17486 x 1536 pixels of nothing (found by fuzzing: 28 s, 800 MB). Real images, even a flat
     // colour in PNG (deflate: at most ~1000:1) or JPEG, have fewer than 1000 pixels per byte.
-    GNDET_CHECK(static_cast<int64_t>(w) * h <= std::max<int64_t>(kSmallImagePixels, 1000 * static_cast<int64_t>(bytes.size())),
+    GNDET_CHECK(pixels <= std::max<int64_t>(kSmallImagePixels, 1000 * static_cast<int64_t>(bytes.size())),
                 "cannot decode image '", name, "': ", w, " x ", h, " pixels from only ", bytes.size(),
                 " bytes (more than 1000 pixels per byte): truncated or corrupt");
   }

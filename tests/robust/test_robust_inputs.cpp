@@ -238,6 +238,9 @@ TEST_CASE("corrupt images always give a reason; directories are named", "[robust
   // A scan using an AC table no DHT defined: stb decoded with uninitialised tables (its assert fired).
   CHECK_THROWS_WITH(data::decode_image(file_bytes(repro + "jpeg_scan_uses_undefined_huffman_table.jpg"), "f.jpg"),
                     Catch::Contains("a scan uses one that was never defined"));
+  // A top-down BMP's negative height passed the pixel limit (13824 x -32770): 1.36 GB allocated.
+  CHECK_THROWS_WITH(data::decode_image(file_bytes(repro + "bmp_negative_height_13824x32770.bmp"), "g.bmp"),
+                    Catch::Contains("13824 x -32770 pixels"));
   // An empty first IDAT chunk made stb memcpy 0 bytes to a null pointer (UB).
   CHECK_THROWS_WITH(data::decode_image(file_bytes(repro + "png_empty_first_idat.png"), "e.png"),
                     Catch::Contains("the first IDAT is empty"));
