@@ -15,6 +15,7 @@
 #include "nn/optim.h"
 #include "tensor/cuda_api.h"
 #include "tensor/factory.h"
+#include "tensor/json_text.h"
 #include "tensor/safetensors.h"
 
 namespace gndet::app {
@@ -151,8 +152,13 @@ int train(const TrainOptions& opts, const std::shared_ptr<dist::Communicator>& c
   const int64_t val_interval = loop.get_int("val_interval", 1, 1, INT64_MAX);
   const bool hooks = root.has("default_hooks") && !root["default_hooks"].is_null();
   auto hook_interval = [&](const char* hook, int64_t fallback) {
-    if (!hooks || !root["default_hooks"].has(hook) || root["default_hooks"][hook].is_null()) return fallback;
-    return root["default_hooks"][hook].get_int("interval", fallback, 1, INT64_MAX);
+    if (!hooks) return fallback;
+    GNDET_CHECK(root["default_hooks"].json().is_object(), "config default_hooks: expected an object, got ",
+                json_excerpt(root["default_hooks"].json()));
+    if (!root["default_hooks"].has(hook) || root["default_hooks"][hook].is_null()) return fallback;
+    const ConfigNode h = root["default_hooks"][hook];
+    GNDET_CHECK(h.json().is_object(), "config ", h.path(), ": expected an object, got ", json_excerpt(h.json()));
+    return h.get_int("interval", fallback, 1, INT64_MAX);
   };
   const int64_t log_interval = hook_interval("logger", 50);
   const int64_t ckpt_interval = hook_interval("checkpoint", 1);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <limits>
@@ -47,14 +48,20 @@ std::string stb_reason() {
   return r != nullptr && *r != '\0' ? std::string(r) : std::string("the decoder gave no reason");
 }
 
-// stb 2.27 (Debian 12's libstb-dev) writes past a Huffman table's 257-entry size list when a
-// JPEG DHT segment declares more than 256 codes (found by fuzzing; stb 2.28 checks it). Such
-// files are refused before stb reads them: the segments are walked as stb walks them (lengths
-// respected, markers found in entropy-coded data), bytes past the end reading as 0 as in stb.
-bool jpeg_huffman_tables_fit(const std::string& b) {
+// Two JPEG defects that stb 2.27 (Debian 12's libstb-dev) does not catch, both found by fuzzing
+// and checked by later stb versions: a DHT segment declaring more than 256 codes (stb writes past
+// a Huffman table's 257-entry size list), and a scan that uses a Huffman table no DHT defined
+// (stb decodes with uninitialised tables: its assert fires, or symbols index out of bounds).
+// Such files are refused before stb reads them: the segments are walked as stb walks them
+// (lengths respected, markers found in entropy-coded data), bytes past the end reading as 0.
+bool jpeg_huffman_tables_ok(const std::string& b) {
   auto at = [&](size_t i) -> unsigned { return i < b.size() ? static_cast<unsigned char>(b[i]) : 0u; };
-  if (at(0) != 0xFF || at(1) != 0xD8) return true;  // not a JPEG
-  size_t p = 2;
+  size_t p = 1;
+  while (at(0) == 0xFF && at(p) == 0xFF && p < b.size()) ++p;  // stb skips fill bytes before SOI too
+  if (at(0) != 0xFF || at(p) != 0xD8) return true;              // not a JPEG
+  ++p;
+  bool defined[2][4] = {};  // [DC, AC][table id]
+  bool progressive = false;
   while (p + 1 < b.size()) {
     const unsigned m = at(p + 1);
     if (at(p) != 0xFF || m == 0xFF) {  // entropy-coded data or fill bytes: on to the next marker
@@ -67,12 +74,25 @@ bool jpeg_huffman_tables_fit(const std::string& b) {
     }
     if (m == 0xD9) return true;  // EOI
     const size_t length = at(p + 2) << 8 | at(p + 3);  // counts its own two bytes
+    if (m == 0xC2) progressive = true;
     if (m == 0xC4) {
       for (size_t q = p + 4; q < p + 2 + length;) {  // tables: class/id byte, 16 counts, the codes
         unsigned codes = 0;
         for (size_t i = 1; i <= 16; ++i) codes += at(q + i);
         if (codes > 256) return false;
+        if (at(q) >> 4 <= 1 && (at(q) & 15) <= 3) defined[at(q) >> 4][at(q) & 15] = true;
         q += 17 + codes;
+      }
+    }
+    if (m == 0xDA) {  // SOS: Ns, Ns x (component, DC table << 4 | AC table), Ss, Se, Ah << 4 | Al
+      const unsigned ns = at(p + 4), ss = at(p + 5 + 2 * ns), ah = at(p + 7 + 2 * ns) >> 4;
+      // stb: a baseline scan decodes with both tables; a progressive one with the DC table in a
+      // first DC scan (Ss = 0, Ah = 0) and with the AC table in any AC scan (Ss > 0).
+      const bool uses_dc = !progressive || (ss == 0 && ah == 0), uses_ac = !progressive || ss > 0;
+      for (unsigned i = 0; i < ns && i < 4; ++i) {
+        const unsigned td = at(p + 6 + 2 * i) >> 4, ta = at(p + 6 + 2 * i) & 15;
+        if (td > 3 || ta > 3) return true;  // stb refuses these itself
+        if ((uses_dc && !defined[0][td]) || (uses_ac && !defined[1][ta])) return false;
       }
     }
     p += 2 + std::max<size_t>(length, 2);
@@ -81,7 +101,8 @@ bool jpeg_huffman_tables_fit(const std::string& b) {
 }
 
 // stb allocates a PNG's IDAT chunk at its declared length before reading it: 111 bytes asked for
-// 1.3 GB (found by fuzzing). A chunk longer than what is left of the file is refused first.
+// 1.3 GB (found by fuzzing). A chunk longer than what is left of the file is refused first, and
+// so is an empty first IDAT.
 bool png_chunks_fit(const std::string& b) {
   static const char kSignature[] = "\x89PNG\r\n\x1a\n";
   if (b.compare(0, 8, kSignature, 8) != 0) return true;  // not a PNG
@@ -89,10 +110,16 @@ bool png_chunks_fit(const std::string& b) {
     return uint64_t{static_cast<unsigned char>(b[i])} << 24 | uint64_t{static_cast<unsigned char>(b[i + 1])} << 16 |
            uint64_t{static_cast<unsigned char>(b[i + 2])} << 8 | uint64_t{static_cast<unsigned char>(b[i + 3])};
   };
+  bool idat_data = false;
   for (size_t p = 8; p + 8 <= b.size();) {
     const uint64_t length = be32(p);  // data bytes; the chunk adds 4 (length) + 4 (type) + 4 (CRC)
     if (p + 12 + length > b.size()) return false;
     if (b.compare(p + 4, 4, "IEND") == 0) return true;
+    if (b.compare(p + 4, 4, "IDAT") == 0) {
+      // An empty first IDAT makes stb memcpy 0 bytes to a null buffer (UB; found by fuzzing).
+      if (length == 0 && !idat_data) return false;
+      idat_data = idat_data || length > 0;
+    }
     p += 12 + length;
   }
   return true;  // ends without IEND: stb says so
@@ -101,6 +128,7 @@ bool png_chunks_fit(const std::string& b) {
 // A few hundred bytes can declare a 16384 x 16384 image, which stb allocates before reading:
 // refuse more pixels than a detection input has (2^26, e.g. 8192 x 8192; 192 MiB as RGB).
 constexpr int64_t kMaxImagePixels = int64_t{1} << 26;
+constexpr int64_t kSmallImagePixels = int64_t{1} << 20;  // below this, any file size is believed
 
 struct StbFree {
   void operator()(stbi_uc* p) const { stbi_image_free(p); }
@@ -112,16 +140,29 @@ Tensor decode_image(const std::string& bytes, const std::string& name) {
   GNDET_CHECK(!bytes.empty(), "cannot decode image '", name, "': the file is empty");
   GNDET_CHECK(bytes.size() <= static_cast<size_t>(std::numeric_limits<int>::max()), "cannot decode image '", name,
               "': ", bytes.size(), " bytes is more than stb_image accepts");
-  GNDET_CHECK(jpeg_huffman_tables_fit(bytes), "cannot decode image '", name,
-              "': corrupt JPEG (a Huffman table declares more than 256 codes)");
-  GNDET_CHECK(png_chunks_fit(bytes), "cannot decode image '", name,
-              "': corrupt or truncated PNG (a chunk is longer than the rest of the file)");
+  GNDET_CHECK(jpeg_huffman_tables_ok(bytes), "cannot decode image '", name, "': corrupt JPEG (a Huffman table ",
+              "declares more than 256 codes, or a scan uses one that was never defined)");
+  GNDET_CHECK(png_chunks_fit(bytes), "cannot decode image '", name, "': corrupt or truncated PNG (a chunk is ",
+              "longer than the rest of the file, or the first IDAT is empty)");
   int w = 0, h = 0, channels = 0;
   stbi__g_failure_reason = nullptr;
-  if (stbi_info_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()), static_cast<int>(bytes.size()), &w, &h,
-                            &channels)) {
-    GNDET_CHECK(static_cast<int64_t>(w) * h <= kMaxImagePixels, "cannot decode image '", name, "': ", w, " x ", h,
+  // The size first: stb_info reads the header only. Refused here when it fails (load would too),
+  // so the checks below always run. A top-down BMP reports a negative height: sizes are taken whole.
+  if (!stbi_info_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()), static_cast<int>(bytes.size()), &w, &h,
+                             &channels)) {
+    GNDET_FAIL("cannot decode image '", name, "': ", stb_reason(),
+               " (corrupt, truncated, or not a JPEG/PNG/BMP/GIF/TGA file)");
+  }
+  {
+    const int64_t pixels = std::abs(static_cast<int64_t>(w)) * std::abs(static_cast<int64_t>(h));
+    GNDET_CHECK(pixels <= kMaxImagePixels, "cannot decode image '", name, "': ", w, " x ", h,
                 " pixels is more than the ", kMaxImagePixels, " gndet accepts");
+    // Decoders read zeros past the end of a truncated file, so 62 bytes of TGA header decoded
+    // 17486 x 1536 pixels of nothing (found by fuzzing: 28 s, 800 MB). Real images, even a flat
+    // colour in PNG (deflate: at most ~1000:1) or JPEG, have fewer than 1000 pixels per byte.
+    GNDET_CHECK(pixels <= std::max<int64_t>(kSmallImagePixels, 1000 * static_cast<int64_t>(bytes.size())),
+                "cannot decode image '", name, "': ", w, " x ", h, " pixels from only ", bytes.size(),
+                " bytes (more than 1000 pixels per byte): truncated or corrupt");
   }
   stbi__g_failure_reason = nullptr;
   // Ask for 3 channels: stb converts grey, grey+alpha and RGBA (dropping alpha) and 16-bit data.
@@ -140,8 +181,8 @@ Tensor read_image(const std::string& path) { return decode_image(read_file_bytes
 
 ImageSize read_image_size(const std::string& path) {
   const std::string bytes = read_file_bytes(path, "image");
-  GNDET_CHECK(jpeg_huffman_tables_fit(bytes), "cannot read the size of image '", path,
-              "': corrupt JPEG (a Huffman table declares more than 256 codes)");
+  GNDET_CHECK(jpeg_huffman_tables_ok(bytes), "cannot read the size of image '", path, "': corrupt JPEG (a ",
+              "Huffman table declares more than 256 codes, or a scan uses one that was never defined)");
   int w = 0, h = 0, channels = 0;
   stbi__g_failure_reason = nullptr;
   if (!stbi_info_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()), static_cast<int>(bytes.size()), &w, &h,

@@ -79,6 +79,8 @@ TEST_CASE("CLI: malformed configs end in one error line naming the file or key",
               {"config train_cfg.val_interval: expected an integer >= 1, got -2"});
   const std::string ckpt0 = derived_config(dir, "ckpt0", R"("default_hooks": {"checkpoint": {"interval": 0}})");
   check_error(run_gndet("train " + ckpt0 + opts), {"config default_hooks.checkpoint.interval: expected an integer >= 1, got 0"});
+  const std::string hook5 = derived_config(dir, "hook5", R"("default_hooks": {"logger": 5})");
+  check_error(run_gndet("train " + hook5 + opts), {"config default_hooks.logger: expected an object, got 5"});
 
   // Wrong types were nlohmann's type_error.302 / .306 without a file or key.
   check_error(run_gndet("train " + kConfig + opts + " default_hooks.logger.interval=\\\"often\\\""),

@@ -229,9 +229,24 @@ TEST_CASE("corrupt images always give a reason; directories are named", "[robust
     return std::string(std::istreambuf_iterator<char>(in), {});
   };
   CHECK_THROWS_WITH(data::decode_image(file_bytes(repro + "jpeg_dht_more_than_256_codes.jpg"), "a.jpg"),
-                    Catch::Equals("cannot decode image 'a.jpg': corrupt JPEG (a Huffman table declares more than 256 codes)"));
+                    Catch::StartsWith("cannot decode image 'a.jpg': corrupt JPEG (a Huffman table declares more than 256 codes"));
+  // stb skips 0xFF fill bytes before the SOI marker: such a file is a JPEG to it, and to the check.
+  CHECK_THROWS_WITH(data::decode_image(file_bytes(repro + "jpeg_fill_bytes_before_soi_then_bad_dht.jpg"), "c.jpg"),
+                    Catch::Contains("a Huffman table declares more than 256 codes"));
   CHECK_THROWS_WITH(data::decode_image(file_bytes(repro + "png_idat_length_past_end.png"), "b.png"),
                     Catch::Contains("a chunk is longer than the rest of the file"));
+  // A scan using an AC table no DHT defined: stb decoded with uninitialised tables (its assert fired).
+  CHECK_THROWS_WITH(data::decode_image(file_bytes(repro + "jpeg_scan_uses_undefined_huffman_table.jpg"), "f.jpg"),
+                    Catch::Contains("a scan uses one that was never defined"));
+  // A top-down BMP's negative height passed the pixel limit (13824 x -32770): 1.36 GB allocated.
+  CHECK_THROWS_WITH(data::decode_image(file_bytes(repro + "bmp_negative_height_13824x32770.bmp"), "g.bmp"),
+                    Catch::Contains("13824 x -32770 pixels"));
+  // An empty first IDAT chunk made stb memcpy 0 bytes to a null pointer (UB).
+  CHECK_THROWS_WITH(data::decode_image(file_bytes(repro + "png_empty_first_idat.png"), "e.png"),
+                    Catch::Contains("the first IDAT is empty"));
+  // Decoders read zeros past the end: 62 bytes of TGA decoded 17486 x 1536 pixels (28 s under ASan).
+  CHECK_THROWS_WITH(data::decode_image(file_bytes(repro + "tga_62_bytes_declaring_17486x1536.tga"), "d.tga"),
+                    Catch::Contains("pixels from only 62 bytes (more than 1000 pixels per byte)"));
   // Valid files still decode (the checks walk them without refusing anything).
   for (const char* seed : {"rgb.png", "rgba.png", "grey.png", "rgb.jpg", "grey.jpg", "rgb.bmp", "one.gif", "rgb.tga"}) {
     INFO(seed);
