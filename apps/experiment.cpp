@@ -115,11 +115,7 @@ std::shared_ptr<TwoStageDetector> build_model(const Json& cfg, uint64_t seed, De
       nn::LoadReport r = model->load_state_dict(prefixed, /*strict=*/false);
       // Only the backbone comes from this file: the rest of the model is not "missing" from it.
       std::erase_if(r.missing, [](const std::string& k) { return k.rfind("backbone.", 0) != 0; });
-      const size_t loaded = prefixed.size() - r.unexpected.size() - r.mismatched.size();
-      if (note) {
-        *note = "backbone weights loaded from " + ckpt + ": " + std::to_string(loaded) + " tensors" +
-                (r.ok() ? "" : " (" + r.str() + ")");
-      }
+      if (note) *note = "backbone weights loaded from " + ckpt + (r.ok() ? "" : " (" + r.str() + ")");
     } else if (note && !zoo_problem.empty()) {
       *note = zoo_problem + "; the backbone starts from random weights";
     } else if (note) {

@@ -40,7 +40,7 @@ float half_to_float(uint16_t h) {
 // Reads element `src` (elem_size(e) bytes) into the gndet element at `dst`.
 void convert_one(Elem e, bool swap, const char* src, char* dst) {
   char buf[8];
-  const size_t n = elem_size(e);
+  const size_t n = std::min(elem_size(e), sizeof buf);
   std::memcpy(buf, src, n);
   if (swap) std::reverse(buf, buf + n);
   switch (e) {

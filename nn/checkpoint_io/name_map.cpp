@@ -40,6 +40,7 @@ const std::vector<Rule>& detectron_rules() {
       {R"(res(\d)_(\d+)_branch1_w)", "backbone.layer{1-1}.{2}.downsample.0.weight"},
       {R"(res(\d)_(\d+)_branch1_gn_(s|b))", "backbone.layer{1-1}.{2}.downsample.1.{3:wb}"},
       {R"(fc1000_(w|b))", "", Fix::Drop},
+      {R"(pred_(w|b))", "", Fix::Drop},  // the ImageNet classifier under Caffe2's other usual name
       // FPN: the top lateral is fpn_inner_res5_<last>_sum, the others ..._sum_lateral; outputs fpn_res<k>_<last>_sum
       {R"(fpn_inner_res5_\d+_sum_(w|b))", "neck.lateral_convs.3.conv.{1:wb}"},
       {R"(fpn_inner_res5_\d+_sum_gn_(s|b))", "neck.lateral_convs.3.gn.{1:wb}"},

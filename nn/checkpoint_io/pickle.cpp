@@ -4,92 +4,13 @@
 #include <cstring>
 #include <map>
 
+#include "nn/checkpoint_io/pickle_whitelist.h"
 #include "tensor/error.h"
 
 namespace gndet::nn::ckpt {
 namespace {
 
 using Kind = Value::Kind;
-
-// What a whitelisted global means. Nothing here imports or calls anything: the reader builds the
-// value that the real function would have returned, from its arguments, or refuses.
-enum class Meaning {
-  RebuildTensor,     // torch._utils._rebuild_tensor(_v2)(storage, offset, size, stride, ...)
-  RebuildParameter,  // torch._utils._rebuild_parameter(data, requires_grad, hooks) -> data
-  MakeDict,          // collections.OrderedDict / defaultdict / builtins.dict: an (ordered) dict
-  MakeSet,           // builtins.set / frozenset
-  StorageType,       // torch.FloatStorage ...: only a tag inside persistent ids, never called
-  NumpyReconstruct,  // numpy.core.multiarray._reconstruct(ndarray, (0,), b'b') + BUILD(state)
-  NumpyFromBuffer,   // numpy.core.numeric._frombuffer(bytes, dtype, shape, order): protocol 5 arrays
-  NumpyScalar,       // numpy.core.multiarray.scalar(dtype, bytes): one number
-  NumpyDtype,        // numpy.dtype('f4', False, True) + BUILD(state)
-  Tag,               // a class named as data only (numpy.ndarray, builtins.object), never called
-  CodecsEncode,      // _codecs.encode(text, 'latin1'): how Python 3 pickles bytes at protocol 2
-  Reconstructor,     // copyreg._reconstructor(cls, object, None) + BUILD: an inert object
-  InertClass,        // a plain data class whose instance is kept as (class name, state), never run
-  StrSubclass,       // torch.torch_version.TorchVersion('2.1.2'): a str subclass in meta, read as the str
-  GetAttr,           // builtins.getattr(inert class, name): a method named as data (HistoryBuffer's
-                     // statistics table); gives an inert reference that cannot be called
-};
-
-struct StorageTag {
-  const char* name;
-  Elem elem;
-};
-constexpr StorageTag kStorageTypes[] = {
-    {"torch.FloatStorage", Elem::F32},  {"torch.DoubleStorage", Elem::F64},   {"torch.HalfStorage", Elem::F16},
-    {"torch.BFloat16Storage", Elem::BF16}, {"torch.LongStorage", Elem::I64}, {"torch.IntStorage", Elem::I32},
-    {"torch.ShortStorage", Elem::I16},  {"torch.CharStorage", Elem::I8},     {"torch.ByteStorage", Elem::U8},
-    {"torch.BoolStorage", Elem::Bool},  {"torch.storage.UntypedStorage", Elem::U8},
-    {"torch.UntypedStorage", Elem::U8},
-};
-
-// The whitelist. mmengine checkpoints also pickle their MessageHub (HistoryBuffer objects made
-// with copyreg._reconstructor, holding numpy arrays and scalars) and numpy scalars in `meta`:
-// those are data, read as inert objects, so that a real checkpoint loads; the weights never depend
-// on them.
-const std::map<std::string, Meaning>& whitelist() {
-  static const std::map<std::string, Meaning> table = [] {
-    std::map<std::string, Meaning> t = {
-        {"torch._utils._rebuild_tensor_v2", Meaning::RebuildTensor},
-        {"torch._utils._rebuild_tensor", Meaning::RebuildTensor},
-        {"torch._utils._rebuild_parameter", Meaning::RebuildParameter},
-        {"torch._utils._rebuild_parameter_with_state", Meaning::RebuildParameter},
-        {"collections.OrderedDict", Meaning::MakeDict},
-        {"collections.defaultdict", Meaning::MakeDict},
-        {"builtins.dict", Meaning::MakeDict},
-        {"builtins.set", Meaning::MakeSet},
-        {"builtins.frozenset", Meaning::MakeSet},
-        {"builtins.object", Meaning::Tag},
-        {"builtins.list", Meaning::Tag},  // defaultdict(list) names its factory
-        {"builtins.int", Meaning::Tag},
-        {"builtins.float", Meaning::Tag},
-        {"numpy.ndarray", Meaning::Tag},
-        {"numpy.core.multiarray._reconstruct", Meaning::NumpyReconstruct},
-        {"numpy._core.multiarray._reconstruct", Meaning::NumpyReconstruct},  // numpy 2 spelling
-        {"numpy.core.numeric._frombuffer", Meaning::NumpyFromBuffer},
-        {"numpy._core.numeric._frombuffer", Meaning::NumpyFromBuffer},
-        {"numpy.core.multiarray.scalar", Meaning::NumpyScalar},
-        {"numpy._core.multiarray.scalar", Meaning::NumpyScalar},
-        {"numpy.dtype", Meaning::NumpyDtype},
-        {"_codecs.encode", Meaning::CodecsEncode},
-        {"copyreg._reconstructor", Meaning::Reconstructor},
-        {"mmengine.logging.history_buffer.HistoryBuffer", Meaning::InertClass},
-        {"builtins.getattr", Meaning::GetAttr},
-        {"torch.torch_version.TorchVersion", Meaning::StrSubclass},
-    };
-    for (const StorageTag& s : kStorageTypes) t[s.name] = Meaning::StorageType;
-    return t;
-  }();
-  return table;
-}
-
-// Python 2 module names, as Python 3's unpickler maps them (fix_imports).
-std::string normalize_module(const std::string& m) {
-  if (m == "__builtin__") return "builtins";
-  if (m == "copy_reg") return "copyreg";
-  return m;
-}
 
 ValuePtr make(Kind k) {
   auto v = std::make_shared<Value>();
@@ -116,25 +37,6 @@ void dict_set(Value& d, ValuePtr key, ValuePtr value) {
     }
   }
   d.dict.emplace_back(std::move(key), std::move(value));
-}
-
-bool elem_of_numpy_descr(const std::string& descr, Elem* elem, bool* big_endian) {
-  std::string d = descr;
-  *big_endian = false;
-  if (!d.empty() && (d[0] == '<' || d[0] == '>' || d[0] == '|' || d[0] == '=')) {
-    *big_endian = d[0] == '>';
-    d = d.substr(1);
-  }
-  static const std::pair<const char*, Elem> table[] = {
-      {"f4", Elem::F32}, {"f8", Elem::F64}, {"f2", Elem::F16}, {"i8", Elem::I64}, {"i4", Elem::I32},
-      {"i2", Elem::I16}, {"i1", Elem::I8},  {"u1", Elem::U8},  {"b1", Elem::Bool}};
-  for (const auto& [name, e] : table) {
-    if (d == name) {
-      *elem = e;
-      return true;
-    }
-  }
-  return false;
 }
 
 class Machine {
@@ -624,82 +526,6 @@ ValuePtr Machine::run() {
 }
 
 }  // namespace
-
-size_t elem_size(Elem e) {
-  switch (e) {
-    case Elem::F64:
-    case Elem::I64: return 8;
-    case Elem::F32:
-    case Elem::I32: return 4;
-    case Elem::F16:
-    case Elem::BF16:
-    case Elem::I16: return 2;
-    case Elem::I8:
-    case Elem::U8:
-    case Elem::Bool: return 1;
-  }
-  return 1;
-}
-
-const char* elem_name(Elem e) {
-  switch (e) {
-    case Elem::F32: return "float32";
-    case Elem::F64: return "float64";
-    case Elem::F16: return "float16";
-    case Elem::BF16: return "bfloat16";
-    case Elem::I64: return "int64";
-    case Elem::I32: return "int32";
-    case Elem::I16: return "int16";
-    case Elem::I8: return "int8";
-    case Elem::U8: return "uint8";
-    case Elem::Bool: return "bool";
-  }
-  return "?";
-}
-
-Value::~Value() {
-  std::vector<ValuePtr> pending;
-  auto take_children = [&pending](Value& v) {
-    for (ValuePtr& c : v.items) pending.push_back(std::move(c));
-    for (auto& [k, x] : v.dict) {
-      pending.push_back(std::move(k));
-      pending.push_back(std::move(x));
-    }
-    if (v.state) pending.push_back(std::move(v.state));
-    v.items.clear();
-    v.dict.clear();
-  };
-  take_children(*this);
-  while (!pending.empty()) {
-    ValuePtr v = std::move(pending.back());
-    pending.pop_back();
-    if (v && v.use_count() == 1) take_children(*v);  // its children go on the list, not the stack
-  }  // v dies here with no children left
-}
-
-const ValuePtr* Value::get(const std::string& key) const {
-  if (kind != Kind::Dict) return nullptr;
-  auto it = index.find(key);
-  return it == index.end() ? nullptr : &dict[it->second].second;
-}
-
-const char* Value::kind_name() const {
-  static const char* names[] = {"None", "bool", "int", "big int", "float", "str", "bytes", "tuple", "list",
-                                "set", "dict", "global", "object", "storage", "tensor", "ndarray", "numpy dtype"};
-  return names[static_cast<int>(kind)];
-}
-
-bool is_whitelisted_global(const std::string& q) { return whitelist().count(q) != 0; }
-
-bool storage_type_elem(const std::string& q, Elem* elem) {
-  for (const StorageTag& s : kStorageTypes) {
-    if (q == s.name) {
-      *elem = s.elem;
-      return true;
-    }
-  }
-  return false;
-}
 
 ValuePtr unpickle(std::string_view bytes, size_t* pos, const std::string& what, const UnpickleOptions& options) {
   GNDET_CHECK(*pos <= bytes.size(), what, ": pickle offset past the end");

@@ -242,12 +242,13 @@ bool looks_like_pickled_checkpoint(const std::string& path) {
   unsigned char head[9] = {0};
   in.read(reinterpret_cast<char*>(head), 9);
   const auto got = static_cast<size_t>(in.gcount());
-  if (got >= 4 && looks_like_zip(std::string_view(reinterpret_cast<const char*>(head), 4))) return true;
-  // A safetensors file starts with its header length (which may begin with 0x80), then '{'.
+  // A safetensors file starts with its header length (any bytes, 0x80 or "PK" included), then '{';
+  // in a ZIP local header byte 8 is the compression method (0 or 8), never '{'.
   uint64_t header_len = 0;
   for (int b = 0; b < 8; ++b) header_len |= static_cast<uint64_t>(head[b]) << (8 * b);
-  const bool safetensors_like = got == 9 && head[8] == '{' && header_len <= size - 8;
-  return !safetensors_like && got >= 2 && head[0] == 0x80 && head[1] >= 2 && head[1] <= 5;
+  if (got == 9 && head[8] == '{' && header_len <= size - 8) return false;
+  if (got >= 4 && looks_like_zip(std::string_view(reinterpret_cast<const char*>(head), 4))) return true;
+  return got >= 2 && head[0] == 0x80 && head[1] >= 2 && head[1] <= 5;
 }
 
 }  // namespace gndet::nn::ckpt
