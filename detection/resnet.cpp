@@ -205,8 +205,7 @@ ResNet::ResNet(const ResNetOptions& o, Generator& gen) : options_(o) {
 std::vector<Tensor> ResNet::forward(const Tensor& x) {
   GNDET_CHECK(x.dim() == 4 && x.size(1) == options_.in_channels, "ResNet: expected images (N, ", options_.in_channels,
               ", H, W), got ", shape_str(x.shape()));
-  Tensor h = relu(norm1_->forward(conv1_->forward(x)));
-  h = max_pool2d(h, {3, 3}, {2, 2}, {1, 1});
+  Tensor h = stem(x);
   std::vector<Tensor> outs;
   for (int64_t i = 0; i < 4; ++i) {
     h = layers_[i]->forward(h);
@@ -215,6 +214,10 @@ std::vector<Tensor> ResNet::forward(const Tensor& x) {
     }
   }
   return outs;
+}
+
+Tensor ResNet::stem(const Tensor& x) {
+  return max_pool2d(relu(norm1_->forward(conv1_->forward(x))), {3, 3}, {2, 2}, {1, 1});
 }
 
 std::vector<int64_t> ResNet::out_channels() const {
