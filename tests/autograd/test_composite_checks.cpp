@@ -7,6 +7,7 @@
 #include "autograd/grad_mode.h"
 #include "ops/elementwise.h"
 #include "tensor/factory.h"
+#include "tensor/random.h"
 #include "tests/support.h"
 
 using namespace gndet;
