@@ -44,6 +44,7 @@ TrainLogger::TrainLogger(const std::string& work_dir, const std::string& run_nam
   text_ = std::fopen(text_path.c_str(), "a");
   json_ = std::fopen(scalars_path_.c_str(), "a");
   GNDET_CHECK(text_ && json_, "cannot write the logs in '", work_dir, "'");
+  tensorboard_ = std::make_unique<TensorBoardWriter>(work_dir + "/tf_logs");
   tty_ = ::isatty(::fileno(stdout)) != 0;
 }
 
@@ -90,6 +91,11 @@ void TrainLogger::train(const TrainRecord& r) {
   if (r.grad_norm >= 0) j["grad_norm"] = r.grad_norm;
   emit(line);
   write_json(j);
+  tensorboard_->scalar("train/loss", r.loss, r.iteration);
+  for (const auto& [name, v] : r.values) tensorboard_->scalar("train/" + name, v, r.iteration);
+  tensorboard_->scalar("train/lr", r.lr, r.iteration);
+  if (r.grad_norm >= 0) tensorboard_->scalar("train/grad_norm", r.grad_norm, r.iteration);
+  tensorboard_->scalar("train/time", r.time, r.iteration);
 }
 
 void TrainLogger::start(int64_t iteration, int64_t epochs_done) {
@@ -102,9 +108,14 @@ void TrainLogger::val(int64_t epoch, int64_t iteration, const std::vector<std::p
   for (const auto& [name, v] : metrics) {
     line += "  " + name + ": " + fmt("%.4f", v);
     j[name] = v;
+    tensorboard_->scalar("val/" + name, v, iteration);
   }
   emit(line);
   write_json(j);
+}
+
+void TrainLogger::image(const std::string& tag, const Tensor& picture, int64_t iteration) {
+  tensorboard_->image(tag, picture, iteration);
 }
 
 void TrainLogger::progress(int64_t done, int64_t total, double eta_seconds, const std::string& label) {

@@ -3,15 +3,19 @@
 //           data_time: 0.0100  memory: 1234  loss: 2.6009  loss_rpn_cls: 0.5219 ..."
 //   JSON   one object per line in <work_dir>/scalars.json (start, train and val records), appended
 //          across resumed runs, which is what the plot reads
+//   TensorBoard  the same scalars (train/..., val/...) and pictures, in <work_dir>/tf_logs/
 // plus a one-line progress bar with ETA when stdout is a terminal.
 #pragma once
 
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "apps/tensorboard.h"
 
 namespace gndet::app {
 
@@ -44,6 +48,8 @@ class TrainLogger {
   void train(const TrainRecord& r);
   // Validation metrics after an epoch (or iteration, for iteration-based runs).
   void val(int64_t epoch, int64_t iteration, const std::vector<std::pair<std::string, double>>& metrics);
+  // A picture for TensorBoard only: (H, W, 3) uint8.
+  void image(const std::string& tag, const Tensor& picture, int64_t iteration);
   // Redraws the progress line (terminal only).
   void progress(int64_t done, int64_t total, double eta_seconds, const std::string& label);
   void end_progress();
@@ -57,6 +63,7 @@ class TrainLogger {
   std::FILE* text_ = nullptr;
   std::FILE* json_ = nullptr;
   std::string scalars_path_;
+  std::unique_ptr<TensorBoardWriter> tensorboard_;
   bool tty_ = false;
   bool progress_shown_ = false;
   bool enabled_ = true;

@@ -8,6 +8,7 @@
 #include "apps/evaluation.h"
 #include "apps/plot.h"
 #include "apps/train_log.h"
+#include "apps/visualize.h"
 #include "autograd/grad_mode.h"
 #include "dist/grad_sync.h"
 #include "nn/checkpoint.h"
@@ -228,6 +229,10 @@ int train(const TrainOptions& opts, const std::shared_ptr<dist::Communicator>& c
       log.info("Evaluating " + metric + "...\n" + result.summary + copypaste_line(metric, result));
     }
     log.val(epoch_done, state.iteration, ap_metrics(r));
+    // TensorBoard: detections on the first 4 validation images (apps/visualize.h).
+    log.image("val/predictions", prediction_grid(*model, *val_set, loader_options(cfg, "val_dataloader", seed).pad_size_divisor,
+                                                 device, class_names(cfg, model->num_classes()), 4, 0.3),
+              state.iteration);
   };
 
   // ---- the loop ----

@@ -4,6 +4,8 @@
 #include <cstdio>
 
 #include "apps/canvas.h"
+#include "autograd/grad_mode.h"
+#include "data/image.h"
 #include "ops/elementwise.h"
 #include "ops/join.h"
 #include "tensor/factory.h"
@@ -94,6 +96,27 @@ Tensor draw_detections(const Tensor& image_in, const Detections& dets_in, const 
     c.text(x + 2, y + 1, text, {255, 255, 255}, scale);
   }
   return c.to_image();
+}
+
+Tensor prediction_grid(TwoStageDetector& model, const data::CocoDataset& dataset, int64_t pad_size_divisor,
+                       Device device, const std::vector<std::string>& class_names, int64_t count, double score_thr) {
+  autograd::NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  std::vector<Tensor> pictures;
+  for (int64_t i = 0; i < std::min<int64_t>(count, dataset.size()); ++i) {
+    Generator rng(0);
+    data::Sample s = dataset.get(i, rng);
+    const Tensor original = data::read_image(s.meta.filename);
+    std::vector<data::Sample> one;
+    one.push_back(std::move(s));
+    const ModelInputs in = to_model_inputs(data::collate(std::move(one), pad_size_divisor), device, false);
+    const int scale = original.size(0) < 256 ? 2 : 1;
+    pictures.push_back(draw_detections(original, model.predict(in.images, in.infos).at(0), class_names, score_thr, scale));
+  }
+  model.train(was_training);
+  GNDET_CHECK(!pictures.empty(), "prediction_grid: the dataset is empty");
+  return tile_pictures(pictures, static_cast<int64_t>(pictures.size()));
 }
 
 }  // namespace gndet::app

@@ -12,6 +12,7 @@
 #include "autograd/function.h"
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
+#include "autograd/trace.h"
 #include "ops/elementwise.h"
 #include "tensor/factory.h"
 
@@ -100,8 +101,12 @@ bool needs_grad(const Tensors& inputs) {
 }
 
 void record(const OpDef& op, const Tensors& inputs, const Tensors& outputs, FunctionNode::Backward backward) {
-  if (!needs_grad(inputs)) return;
+  if (!needs_grad(inputs)) {
+    if (tracing()) detail::drop_pending_saved();
+    return;
+  }
   auto node = std::make_shared<FunctionNode>(op.name, static_cast<uint32_t>(outputs.size()), std::move(backward));
+  if (tracing()) node->trace = detail::take_trace(outputs);
   node->next_edges.reserve(inputs.size());
   node->input_meta.reserve(inputs.size());
   for (const Tensor& x : inputs) {

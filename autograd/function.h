@@ -21,6 +21,7 @@
 
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
+#include "autograd/trace.h"
 
 namespace gndet::autograd {
 
@@ -38,7 +39,9 @@ const std::vector<const OpDef*>& registered_ops();
 class Saved {
  public:
   Saved() = default;
-  explicit Saved(const Tensor& t) : t_(t.defined() ? t.detach() : Tensor()), version_(t.defined() ? t.version() : 0) {}
+  explicit Saved(const Tensor& t) : t_(t.defined() ? t.detach() : Tensor()), version_(t.defined() ? t.version() : 0) {
+    if (tracing()) detail::note_saved(t_);  // gndet graph: counted for the next recorded node
+  }
   Tensor get() const;
   bool defined() const { return t_.defined(); }
 

@@ -23,6 +23,14 @@ struct GradcheckOptions {
   double atol = 1e-5;
   double rtol = 1e-3;
   uint64_t seed = 1234;  // for the projection weights r_k
+  // Composite checks (whole layers, a detector's loss) have inputs too large to perturb element
+  // by element in seconds: with max_elements_per_input = k > 0, only k elements of each larger
+  // input are checked, drawn without replacement from `seed`. The result says how many were.
+  int64_t max_elements_per_input = -1;
+  // Also compare, for every input, the derivative along one random direction v ~ N(0, 1) through
+  // all of its elements: <grad_i, v> against (L(x_i + eps v) - L(x_i - eps v)) / (2 eps). Two
+  // evaluations per input, and every element of it contributes, sampled or not.
+  bool directional = false;
 };
 
 struct GradcheckResult {
@@ -30,6 +38,8 @@ struct GradcheckResult {
   double max_abs_error = 0.0;  // max |analytic - numeric|
   double max_rel_error = 0.0;  // max |analytic - numeric| / max(|numeric|, atol / rtol)
   int64_t elements = 0;        // input elements checked
+  int64_t total_elements = 0;  // elements of the inputs that require grad (more than `elements` when sampled)
+  int64_t directions = 0;      // inputs checked along a random direction (GradcheckOptions::directional)
   std::string worst;           // where the worst element is and its two values
   std::string error;           // set when the check could not run (e.g. no backward)
   std::string skipped;         // set when the case needs something absent here (e.g. a GPU)
@@ -49,6 +59,11 @@ using SingleFn = std::function<Tensor(const Tensors&)>;
 // (index tensors, masks, constants).
 GradcheckResult gradcheck(const SingleFn& f, const Tensors& inputs, const GradcheckOptions& opts = {});
 GradcheckResult gradcheck_outputs(const MultiFn& f, const Tensors& inputs, const GradcheckOptions& opts = {});
+// The same check on existing leaves, perturbed in place (module parameters): `f` computes its
+// outputs from them. Each must be a contiguous float64 CPU tensor that requires grad; their .grad
+// is overwritten. The leaves hold their original values again when this returns.
+GradcheckResult gradcheck_leaves(const std::function<Tensors()>& f, const Tensors& leaves,
+                                 const GradcheckOptions& opts = {});
 
 // ---- the registry of gradcheck cases, run by `gndet gradcheck` and by the test suite ----
 struct GradcheckCase {

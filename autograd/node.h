@@ -13,6 +13,7 @@
 namespace gndet::autograd {
 
 class Node;
+struct NodeTrace;  // autograd/trace.h
 
 struct Edge {
   std::shared_ptr<Node> node;  // null: the input does not need a gradient
@@ -43,6 +44,7 @@ class Node {
 
   std::vector<Edge> next_edges;
   std::vector<InputMeta> input_meta;  // parallel to next_edges
+  std::shared_ptr<const NodeTrace> trace;  // scope, output shapes, saved tensors; only under a TraceGuard
 
  private:
   const char* name_;
@@ -68,6 +70,7 @@ class AccumulateGrad final : public Node {
  public:
   explicit AccumulateGrad(const Tensor& leaf);
   Tensors apply(Tensors&& grads) override;
+  std::shared_ptr<TensorImpl> leaf() const { return leaf_.lock(); }  // null once the leaf is gone
 
  private:
   std::weak_ptr<TensorImpl> leaf_;  // weak: the leaf owns this node, not the other way round

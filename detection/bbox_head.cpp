@@ -59,6 +59,7 @@ BBoxHead::BBoxHead(const ConfigNode& cfg, Generator& gen) : coder_(DeltaXYWHCode
 }
 
 BBoxHeadOutput BBoxHead::forward(const Tensor& roi_feats) {
+  nn::ModuleScope scope(this);
   Tensor x = roi_feats;
   for (size_t i = 0; i < shared_convs_->size(); ++i) x = (*shared_convs_)[i]->forward(x);
   x = x.flatten(1);
@@ -67,6 +68,7 @@ BBoxHeadOutput BBoxHead::forward(const Tensor& roi_feats) {
 }
 
 LossDict BBoxHead::loss(const BBoxHeadOutput& out, const std::vector<SamplingResult>& samples) const {
+  nn::ModuleScope scope(this);
   const int64_t R = out.cls_score.size(0);
   Tensor labels, pos_rows, pos_labels, targets;
   {

@@ -41,6 +41,7 @@ FPN::FPN(const FPNOptions& o, Generator& gen) : options_(o) {
 std::vector<Tensor> FPN::forward(const std::vector<Tensor>& inputs) {
   const size_t n = options_.in_channels.size();
   GNDET_CHECK(inputs.size() == n, "FPN: expected ", n, " feature maps, got ", inputs.size());
+  nn::ModuleScope scope(this);
   std::vector<Tensor> laterals;
   for (size_t i = 0; i < n; ++i) laterals.push_back((*lateral_convs_)[i]->forward(inputs[i]));
   for (size_t i = n - 1; i > 0; --i) {

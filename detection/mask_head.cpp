@@ -50,6 +50,7 @@ MaskHead::MaskHead(const ConfigNode& cfg, Generator& gen) {
 }
 
 Tensor MaskHead::forward(const Tensor& roi_feats) {
+  nn::ModuleScope scope(this);
   Tensor x = roi_feats;
   for (size_t i = 0; i < convs_->size(); ++i) x = (*convs_)[i]->forward(x);
   return conv_logits_->forward(relu(upsample_->forward(x)));
@@ -76,6 +77,7 @@ Tensor pick_class(const Tensor& logits, const Tensor& labels) {
 
 LossDict MaskHead::loss(const Tensor& mask_logits, const std::vector<SamplingResult>& samples,
                         const std::vector<Tensor>& gt_masks) const {
+  nn::ModuleScope scope(this);
   GNDET_CHECK(samples.size() == gt_masks.size(), "MaskHead::loss: ", samples.size(), " images but ", gt_masks.size(),
               " mask sets");
   Tensor labels, target;

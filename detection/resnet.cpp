@@ -52,6 +52,7 @@ class BasicBlock : public nn::UnaryModule {
     if (s.stride != 1 || s.inplanes != s.planes) downsample_ = register_module("downsample", shortcut(s, s.planes, gen));
   }
   Tensor forward(const Tensor& x) override {
+    nn::ModuleScope scope(this);  // gndet graph: label the ops below with this block's name
     Tensor out = relu(norm1_->forward(conv1_->forward(x)));
     out = norm2_->forward(conv2_->forward(out));
     return relu(out + (downsample_ ? downsample_->forward(x) : x));
@@ -87,6 +88,7 @@ class Bottleneck : public nn::UnaryModule {
     }
   }
   Tensor forward(const Tensor& x) override {
+    nn::ModuleScope scope(this);
     Tensor out = relu(norm1_->forward(conv1_->forward(x)));
     out = relu(norm2_->forward(conv2_->forward(out)));
     out = norm3_->forward(conv3_->forward(out));
@@ -205,8 +207,8 @@ ResNet::ResNet(const ResNetOptions& o, Generator& gen) : options_(o) {
 std::vector<Tensor> ResNet::forward(const Tensor& x) {
   GNDET_CHECK(x.dim() == 4 && x.size(1) == options_.in_channels, "ResNet: expected images (N, ", options_.in_channels,
               ", H, W), got ", shape_str(x.shape()));
-  Tensor h = relu(norm1_->forward(conv1_->forward(x)));
-  h = max_pool2d(h, {3, 3}, {2, 2}, {1, 1});
+  nn::ModuleScope scope(this);
+  Tensor h = stem(x);
   std::vector<Tensor> outs;
   for (int64_t i = 0; i < 4; ++i) {
     h = layers_[i]->forward(h);
@@ -215,6 +217,10 @@ std::vector<Tensor> ResNet::forward(const Tensor& x) {
     }
   }
   return outs;
+}
+
+Tensor ResNet::stem(const Tensor& x) {
+  return max_pool2d(relu(norm1_->forward(conv1_->forward(x))), {3, 3}, {2, 2}, {1, 1});
 }
 
 std::vector<int64_t> ResNet::out_channels() const {

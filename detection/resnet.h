@@ -40,6 +40,8 @@ class ResNet : public nn::Module {
   ResNet(const ResNetOptions& options, Generator& gen);
   // x: (N, 3, H, W) -> the outputs of the stages in out_indices (strides 4, 8, 16, 32).
   std::vector<Tensor> forward(const Tensor& x);
+  // The stem alone: conv1 7x7/2, norm, ReLU, max-pool 3x3/2 (stride 4 in all).
+  Tensor stem(const Tensor& x);
   // Channels of each returned feature map.
   std::vector<int64_t> out_channels() const;
   const ResNetOptions& options() const { return options_; }

@@ -20,6 +20,7 @@ StandardRoIHead::StandardRoIHead(const ConfigNode& cfg, Generator& gen)
 LossDict StandardRoIHead::loss(const std::vector<Tensor>& feats, const std::vector<Proposals>& proposals,
                                const std::vector<ImageTargets>& targets, const std::vector<ImageInfo>& infos,
                                const ConfigNode& rcnn_cfg, Generator& gen) {
+  nn::ModuleScope scope(this);  // gndet graph: RoIAlign and the losses are labelled roi_head
   const MaxIoUAssigner assigner = MaxIoUAssigner::from_config(rcnn_cfg["assigner"]);
   const RandomSampler sampler = RandomSampler::from_config(rcnn_cfg["sampler"]);
   std::vector<SamplingResult> samples;

@@ -67,6 +67,7 @@ RPNHead::RPNHead(const ConfigNode& cfg, Generator& gen)
 RpnOutputs RPNHead::forward(const std::vector<Tensor>& feats) {
   GNDET_CHECK(static_cast<int64_t>(feats.size()) == anchors_.num_levels(), "RPNHead: ", feats.size(),
               " feature maps for ", anchors_.num_levels(), " anchor strides");
+  nn::ModuleScope scope(this);
   RpnOutputs out;
   for (const Tensor& f : feats) {
     const Tensor x = relu(rpn_conv_->forward(f));
@@ -105,6 +106,7 @@ LossDict RPNHead::loss(const RpnOutputs& out, const std::vector<ImageTargets>& t
   const int64_t N = out.cls[0].size(0);
   GNDET_CHECK(static_cast<int64_t>(targets.size()) == N && static_cast<int64_t>(infos.size()) == N, "RPNHead::loss: ",
               N, " images but ", targets.size(), " targets and ", infos.size(), " infos");
+  nn::ModuleScope scope(this);
   const MaxIoUAssigner assigner = MaxIoUAssigner::from_config(train_cfg["assigner"]);
   const RandomSampler sampler = RandomSampler::from_config(train_cfg["sampler"]);
   const Tensor anchors = all_anchors(out);

@@ -28,6 +28,7 @@ ConvModule::ConvModule(const ConvModuleOptions& o, Generator& gen) : relu_(o.rel
 }
 
 Tensor ConvModule::forward(const Tensor& x) {
+  ModuleScope scope(this);  // gndet graph: label the ops below with this module's name
   Tensor y = conv_->forward(x);
   if (norm_) y = norm_->forward(y);
   return relu_ ? relu(y) : y;

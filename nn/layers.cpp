@@ -39,6 +39,7 @@ Conv2d::Conv2d(const Conv2dOptions& o, Generator& gen) : options_(o) {
 }
 
 Tensor Conv2d::forward(const Tensor& x) {
+  ModuleScope scope(this);  // gndet graph: label the ops below with this module's name
   const Tensor w = options_.weight_standardization ? weight_standardization(weight_, options_.ws_eps) : weight_;
   return conv2d(x, w, bias_, options_.stride, options_.padding, options_.dilation, options_.groups);
 }
@@ -51,6 +52,7 @@ ConvTranspose2d::ConvTranspose2d(const ConvTranspose2dOptions& o, Generator& gen
 }
 
 Tensor ConvTranspose2d::forward(const Tensor& x) {
+  ModuleScope scope(this);
   return conv_transpose2d(x, weight_, bias_, options_.stride, options_.padding, options_.output_padding,
                           options_.dilation, options_.groups);
 }
@@ -63,7 +65,10 @@ Linear::Linear(int64_t in_features, int64_t out_features, bool bias, Generator& 
   default_init(weight_, bias_, gen);
 }
 
-Tensor Linear::forward(const Tensor& x) { return linear(x, weight_, bias_); }
+Tensor Linear::forward(const Tensor& x) {
+  ModuleScope scope(this);
+  return linear(x, weight_, bias_);
+}
 
 Tensor MaxPool2d::forward(const Tensor& x) { return max_pool2d(x, kernel_, stride_, padding_, ceil_mode_); }
 
@@ -79,6 +84,7 @@ Sequential& Sequential::push_back(std::shared_ptr<UnaryModule> layer) {
 }
 
 Tensor Sequential::forward(const Tensor& x) {
+  ModuleScope scope(this);
   Tensor y = x;
   for (const auto& l : layers_) y = l->forward(y);
   return y;

@@ -210,4 +210,30 @@ void Module::zero_grad() {
   });
 }
 
+// ---- scopes for gndet graph ----
+
+namespace {
+thread_local const std::map<const Module*, std::string>* g_module_names = nullptr;
+}
+
+ModuleNames::ModuleNames(const Module& root) {
+  auto* names = new std::map<const Module*, std::string>();
+  for (const auto& [name, m] : root.named_modules()) {
+    if (!name.empty()) (*names)[m] = name;
+  }
+  delete g_module_names;
+  g_module_names = names;
+}
+ModuleNames::~ModuleNames() {
+  delete g_module_names;
+  g_module_names = nullptr;
+}
+
+ModuleScope::ModuleScope(const Module* module) {
+  if (!autograd::tracing() || g_module_names == nullptr) return;
+  const auto it = g_module_names->find(module);
+  if (it != g_module_names->end()) guard_ = std::make_unique<autograd::ScopeGuard>(it->second);
+}
+ModuleScope::~ModuleScope() = default;
+
 }  // namespace gndet::nn

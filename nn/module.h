@@ -26,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "autograd/trace.h"
 #include "tensor/tensor.h"
 
 namespace gndet::nn {
@@ -116,6 +117,29 @@ class UnaryModule : public Module {
  public:
   virtual Tensor forward(const Tensor& x) = 0;
   Tensor operator()(const Tensor& x) { return forward(x); }
+};
+
+// Module scopes for `gndet graph` (autograd/trace.h). While a ModuleNames of the root is alive on
+// this thread, a ModuleScope made at the top of a module's forward labels the ops recorded inside
+// with that module's dotted name ("backbone.layer1.0.conv2"); otherwise it does nothing but test a
+// thread-local flag.
+class ModuleNames {
+ public:
+  explicit ModuleNames(const Module& root);
+  ~ModuleNames();
+  ModuleNames(const ModuleNames&) = delete;
+  ModuleNames& operator=(const ModuleNames&) = delete;
+};
+
+class ModuleScope {
+ public:
+  explicit ModuleScope(const Module* module);
+  ~ModuleScope();
+  ModuleScope(const ModuleScope&) = delete;
+  ModuleScope& operator=(const ModuleScope&) = delete;
+
+ private:
+  std::unique_ptr<autograd::ScopeGuard> guard_;
 };
 
 }  // namespace gndet::nn

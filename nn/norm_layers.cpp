@@ -15,7 +15,10 @@ GroupNorm::GroupNorm(int64_t num_groups, int64_t num_channels, double eps, bool 
   }
 }
 
-Tensor GroupNorm::forward(const Tensor& x) { return group_norm(x, num_groups_, weight_, bias_, eps_); }
+Tensor GroupNorm::forward(const Tensor& x) {
+  ModuleScope scope(this);  // gndet graph: label the ops below with this module's name
+  return group_norm(x, num_groups_, weight_, bias_, eps_);
+}
 
 FrozenBatchNorm2d::FrozenBatchNorm2d(int64_t num_features, double eps) : eps_(eps) {
   GNDET_CHECK(num_features > 0, "FrozenBatchNorm2d: num_features must be positive, got ", num_features);
@@ -26,6 +29,7 @@ FrozenBatchNorm2d::FrozenBatchNorm2d(int64_t num_features, double eps) : eps_(ep
 }
 
 Tensor FrozenBatchNorm2d::forward(const Tensor& x) {
+  ModuleScope scope(this);
   return frozen_batch_norm(x, weight_, bias_, running_mean_, running_var_, eps_);
 }
 

@@ -6,6 +6,7 @@
 #include "data/image.h"
 #include "tensor/safetensors.h"
 #include "tests/apps/cli_util.h"
+#include "tests/apps/tfevents.h"
 #include "tests/support.h"
 
 using namespace gndet;
@@ -55,7 +56,7 @@ bool has_tmp_files(const std::string& dir) {
 TEST_CASE("gndet --help lists the commands and every command has help with examples", "[apps][cli]") {
   const test::Run top = run_gndet("--help");
   CHECK(top.exit_code == 0);
-  for (const char* cmd : {"train", "eval", "infer", "gradcheck", "make-shapes", "coco-eval"}) {
+  for (const char* cmd : {"train", "eval", "infer", "gradcheck", "graph", "make-shapes", "coco-eval"}) {
     INFO(cmd);
     CHECK(top.output.find(std::string("  ") + cmd) != std::string::npos);
     const test::Run h = run_gndet(std::string(cmd) + " --help");
@@ -87,6 +88,7 @@ TEST_CASE("train -> resume -> eval -> infer on a tiny shapes dataset", "[apps][c
     INFO(f);
     CHECK(std::filesystem::exists(work + "/" + f));
   }
+  test::check_training_tfevents(work + "/tf_logs");  // TensorBoard (tests/apps/tfevents.h)
 
   const test::Run resumed =
       run_gndet("train " + kConfig + " --work-dir " + work + " --resume" + opts + " train_cfg.max_epochs=2");
