@@ -6,6 +6,7 @@
 // (the packed bucket), runs there, and with queued = false makes the current stream wait for it
 // at once; GradientAverager queues every bucket and waits once, so the side stream reduces
 // bucket k while the current stream packs bucket k + 1. Compiled in CUDA builds with NCCL only.
+#include <cstdlib>
 #include <cuda_runtime.h>
 #include <nccl.h>
 
@@ -93,6 +94,7 @@ class NcclCommunicator final : public Communicator {
     if (comm_ != nullptr) ncclCommAbort(comm_);
     comm_ = nullptr;
     base_->abort(code, why);
+    std::abort();  // not reached: base_->abort ends the job (MPI_Abort); a virtual call hides that
   }
 
  private:

@@ -15,10 +15,10 @@ struct Run {
   std::string output;  // stdout and stderr together
 };
 
-inline Run run_gndet(const std::string& args) {
-  const std::string cmd = std::string(GNDET_BUILD_DIR) + "/apps/gndet " + args + " 2>&1";
+// Runs a shell command line: exit code and stdout + stderr together.
+inline Run run_shell(const std::string& cmd) {
   Run r;
-  std::FILE* pipe = ::popen(cmd.c_str(), "r");
+  std::FILE* pipe = ::popen((cmd + " 2>&1").c_str(), "r");
   if (pipe == nullptr) return r;
   char buf[4096];
   size_t n;
@@ -27,6 +27,8 @@ inline Run run_gndet(const std::string& args) {
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
 }
+
+inline Run run_gndet(const std::string& args) { return run_shell(std::string(GNDET_BUILD_DIR) + "/apps/gndet " + args); }
 
 // A fresh folder under the system's temp directory, removed when the object dies.
 struct TempDir {

@@ -34,7 +34,7 @@ TEST_CASE("a trace records output shapes and saved bytes, and nothing without a 
   CHECK(mul_trace->saved.size() == 2);
   app::GraphSummary s;
   app::DotOptions o;
-  o.leaf_names[&x.impl()] = "x";
+  o.leaf_names.emplace(&x.impl(), std::string("x"));  // not operator=("x"): GCC 12 -Wrestrict false positive
   const std::string dot = app::autograd_graph_dot({y}, o, &s);
   CHECK(s.ops == 2);
   CHECK(s.leaves == 1);

@@ -38,17 +38,7 @@ std::vector<std::vector<int64_t>> plan_of(int64_t n, data::LoaderOptions o, int 
 
 // The shell's output and exit code; OMP_NUM_THREADS=1 everywhere, so that every process sums in
 // the same order as the reference it is compared with.
-test::Run shell(const std::string& cmd) {
-  test::Run r;
-  std::FILE* pipe = ::popen(("OMP_NUM_THREADS=1 " + cmd + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), pipe)) > 0) r.output.append(buf, n);
-  const int status = ::pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+test::Run shell(const std::string& cmd) { return test::run_shell("OMP_NUM_THREADS=1 " + cmd); }
 
 // "" when 2-rank tests can run, else why not.
 std::string why_no_mpi() {
