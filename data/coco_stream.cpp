@@ -11,16 +11,25 @@
 #include <unordered_map>
 
 #include "data/coco.h"
+#include "tensor/json_text.h"
+#include "tensor/safetensors.h"
 
 namespace gndet::data {
 
 CocoInstances CocoInstances::load(const std::string& path) {
+  check_not_special_file(path, "COCO annotation file");
   std::ifstream in(path, std::ios::binary);
   GNDET_CHECK(in.good(), "cannot open COCO annotation file '", path, "'");
   std::vector<CocoAnnotation> anns;
   std::string top_key;  // the member of the top-level object being read
   bool top_array = false;  // ... and it is an array (anything else is left to parse() to report)
   auto on_event = [&](int depth, Json::parse_event_t event, Json& parsed) {
+    // The text is never held whole, so json_text.h's pre-scan cannot run: the same depth bound
+    // (copies and dump() of a deeper value would recurse past the stack) is enforced here.
+    if (depth > kMaxJsonDepth) {
+      GNDET_FAIL("COCO annotation file '", path, "' nests arrays/objects deeper than ", kMaxJsonDepth,
+                 " levels; no valid input needs that");
+    }
     if (depth == 1 && event == Json::parse_event_t::key) {
       top_key = parsed.get<std::string>();
       top_array = false;
@@ -44,8 +53,10 @@ CocoInstances CocoInstances::load(const std::string& path) {
   Json rest;
   try {
     rest = Json::parse(in, on_event);
-  } catch (const Json::parse_error& e) {
-    GNDET_FAIL("COCO annotation file '", path, "' is not valid JSON (", e.what(), ")");
+  } catch (const Json::exception& e) {  // parse_error, and out_of_range.406 for 1e400
+    std::string why = e.what();             // nlohmann quotes the offending token whole: cut it
+    if (why.size() > 200) why = why.substr(0, 197) + "...";
+    GNDET_FAIL("COCO annotation file '", path, "' is not valid JSON (", why, ")");
   }
   CocoInstances c = parse(rest, path);  // images and categories, with every check of parse()
 

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "apps/args.h"
+#include "data/coco.h"
 #include "data/coco_results.h"
 #include "data/image.h"
 #include "data/json_field.h"
@@ -99,6 +100,17 @@ TEST_CASE("COCO and results files: deep nesting, 1e400 and directories name the 
   CHECK_THROWS_WITH(data::read_detections(overflow), Catch::Contains("overflow.json' is not valid JSON") &&
                                                          Catch::Contains("number overflow"));
   CHECK_THROWS_WITH(data::read_json_file(dir.str(), "COCO file"), Catch::Contains("is a directory"));
+  // The streamed COCO instances reader (data/coco_stream.cpp) applies the same bounds: found by the
+  // coco fuzz target after the streaming reader replaced read_json_file there.
+  const std::string deep_coco = dir.str() + "/deep_coco.json";
+  write(deep_coco, "{\"images\": " + nested_array(100000) + "}");
+  CHECK_THROWS_WITH(data::CocoInstances::load(deep_coco),
+                    Catch::Contains("COCO annotation file '") && Catch::Contains("deeper than 512"));
+  const std::string overflow_coco = dir.str() + "/overflow_coco.json";
+  write(overflow_coco, "{\"images\": [{\"id\": 1, \"file_name\": \"a.png\", \"width\": 61e4004, \"height\": 4}]}");
+  CHECK_THROWS_WITH(data::CocoInstances::load(overflow_coco),
+                    Catch::Contains("overflow_coco.json' is not valid JSON") && Catch::Contains("number overflow"));
+  CHECK_THROWS_WITH(data::CocoInstances::load(dir.str()), Catch::Contains("is a directory"));
   // A JsonField error quotes the value bounded and names the path.
   std::string ones = "1";
   for (int i = 0; i < 1000; ++i) ones += ", 1";
