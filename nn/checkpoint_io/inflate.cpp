@@ -31,6 +31,11 @@ std::string inflate_raw(std::string_view compressed, uint64_t out_size, const st
   GNDET_CHECK(compressed.size() < static_cast<uint64_t>(INT_MAX) && out_size < static_cast<uint64_t>(INT_MAX), what,
               ": deflated entry of ", out_size, " bytes is too large for the inflater (limit 2 GiB); store it "
               "uncompressed (torch.save does)");
+  // Deflate cannot expand more than 1032:1 (a 258-byte match in at most 2 bits, RFC 1951), so a
+  // directory claiming more is corrupt or hostile: refuse it before allocating (a 2 KB file asked
+  // for 1 GiB; found by the checkpoint fuzz target).
+  GNDET_CHECK(out_size <= 1032 * static_cast<uint64_t>(compressed.size()) + 64, what, ": the directory says ", out_size,
+              " bytes inflate from only ", compressed.size(), ", more than deflate can expand (corrupt archive)");
   // One spare byte: a stream longer than the directory says fills it (or fails) instead of growing.
   std::string out(out_size + 1, '\0');
   // stb 2.27 (Debian's libstb-dev) refuses to decode a symbol once fewer than 16 bits are left in
