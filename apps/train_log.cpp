@@ -72,6 +72,7 @@ void TrainLogger::write_json(const nlohmann::json& j) {
 }
 
 void TrainLogger::train(const TrainRecord& r) {
+  if (!enabled_) return;  // ranks other than 0 write nothing (and have no TensorBoard writer)
   const int width = static_cast<int>(std::to_string(r.iters_per_epoch).size());
   char head[96];
   std::snprintf(head, sizeof(head), "Epoch(train) [%lld][%*lld/%lld]", static_cast<long long>(r.epoch), width,
@@ -103,6 +104,7 @@ void TrainLogger::start(int64_t iteration, int64_t epochs_done) {
 }
 
 void TrainLogger::val(int64_t epoch, int64_t iteration, const std::vector<std::pair<std::string, double>>& metrics) {
+  if (!enabled_) return;  // ranks other than 0 write nothing (and have no TensorBoard writer)
   std::string line = timestamp() + " - Epoch(val) [" + std::to_string(epoch) + "]";
   nlohmann::json j = {{"mode", "val"}, {"epoch", epoch}, {"step", iteration}};
   for (const auto& [name, v] : metrics) {
@@ -115,6 +117,7 @@ void TrainLogger::val(int64_t epoch, int64_t iteration, const std::vector<std::p
 }
 
 void TrainLogger::image(const std::string& tag, const Tensor& picture, int64_t iteration) {
+  if (!enabled_) return;  // ranks other than 0 write nothing (and have no TensorBoard writer)
   tensorboard_->image(tag, picture, iteration);
 }
 
