@@ -3,6 +3,8 @@
 #include <bit>
 #include <cstring>
 #include <map>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "nn/checkpoint_io/pickle_whitelist.h"
 #include "tensor/error.h"
@@ -46,6 +48,16 @@ class Machine {
 
   ValuePtr run();
   size_t pos() const { return pos_; }
+  // The containers that APPEND(S), ADDITEMS, SETITEM(S) or BUILD changed and that are still alive:
+  // only such a change can close a cycle, so every cycle, reachable or already dropped from the
+  // stack, passes through one of them.
+  std::vector<ValuePtr> mutated_alive() const {
+    std::vector<ValuePtr> out;
+    for (const std::weak_ptr<Value>& w : mutated_) {
+      if (ValuePtr v = w.lock()) out.push_back(std::move(v));
+    }
+    return out;
+  }
 
  private:
   [[noreturn]] void fail(const std::string& why) const {
@@ -121,6 +133,7 @@ class Machine {
   std::vector<ValuePtr> stack_;
   std::vector<size_t> marks_;
   std::unordered_map<uint64_t, ValuePtr> memo_;
+  std::vector<std::weak_ptr<Value>> mutated_;  // see mutated_alive()
 };
 
 void Machine::push_global(const std::string& module, const std::string& name) {
@@ -433,12 +446,14 @@ ValuePtr Machine::run() {
       }
       case 'a': {  // APPEND
         ValuePtr x = pop();
+        mutated_.push_back(top());
         add_items(*top(), {x});
         break;
       }
       case 'e':     // APPENDS
       case 0x90: {  // ADDITEMS
         std::vector<ValuePtr> items = pop_mark();
+        mutated_.push_back(top());
         add_items(*top(), std::move(items));
         break;
       }
@@ -453,6 +468,7 @@ ValuePtr Machine::run() {
       case 's': {  // SETITEM
         ValuePtr v = pop(), k = pop();
         if (top()->kind != Kind::Dict) fail(std::string("SETITEM on a ") + top()->kind_name());
+        mutated_.push_back(top());
         dict_set(*top(), k, v);
         break;
       }
@@ -460,6 +476,7 @@ ValuePtr Machine::run() {
         std::vector<ValuePtr> items = pop_mark();
         if (items.size() % 2) fail("SETITEMS with an odd number of items");
         if (top()->kind != Kind::Dict) fail(std::string("SETITEMS on a ") + top()->kind_name());
+        mutated_.push_back(top());
         for (size_t k = 0; k < items.size(); k += 2) dict_set(*top(), items[k], items[k + 1]);
         break;
       }
@@ -493,6 +510,7 @@ ValuePtr Machine::run() {
       }
       case 'b': {  // BUILD
         ValuePtr state = pop();
+        mutated_.push_back(top());
         build(top(), state);
         break;
       }
@@ -527,10 +545,107 @@ ValuePtr Machine::run() {
 
 }  // namespace
 
+namespace {
+
+template <class F>
+void for_each_child(const Value& v, F&& f) {
+  for (const ValuePtr& c : v.items) f(c);
+  for (const auto& [k, x] : v.dict) {
+    f(k);
+    f(x);
+  }
+  if (v.state) f(v.state);
+}
+
+// Every value reachable from `roots`, each once, found without recursion.
+std::vector<ValuePtr> reachable(const std::vector<ValuePtr>& roots) {
+  std::unordered_set<const Value*> seen;
+  std::vector<ValuePtr> out, todo;
+  for (const ValuePtr& r : roots) {
+    if (r) todo.push_back(r);
+  }
+  while (!todo.empty()) {
+    ValuePtr v = std::move(todo.back());
+    todo.pop_back();
+    if (!seen.insert(v.get()).second) continue;
+    for_each_child(*v, [&](const ValuePtr& c) {
+      if (c && !seen.count(c.get())) todo.push_back(c);
+    });
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+// True when some value of `all` (closed under children) contains itself: depth-first search with
+// colours, on an explicit stack.
+bool has_cycle(const std::vector<ValuePtr>& all) {
+  enum Colour { kWhite, kGrey, kBlack };
+  std::unordered_map<const Value*, Colour> colour;
+  for (const ValuePtr& v : all) colour[v.get()] = kWhite;
+  for (const ValuePtr& start : all) {
+    if (colour[start.get()] != kWhite) continue;
+    std::vector<std::pair<const Value*, std::vector<const Value*>>> path;  // node, children left
+    auto enter = [&](const Value* v) {
+      colour[v] = kGrey;
+      std::vector<const Value*> kids;
+      for_each_child(*v, [&](const ValuePtr& c) {
+        if (c) kids.push_back(c.get());
+      });
+      path.emplace_back(v, std::move(kids));
+    };
+    enter(start.get());
+    while (!path.empty()) {
+      auto& [node, kids] = path.back();
+      if (kids.empty()) {
+        colour[node] = kBlack;
+        path.pop_back();
+        continue;
+      }
+      const Value* next = kids.back();
+      kids.pop_back();
+      if (colour[next] == kGrey) return true;
+      if (colour[next] == kWhite) enter(next);
+    }
+  }
+  return false;
+}
+
+// Unlinks the given values from their children, which breaks every cycle through them. Children
+// freed by this are released by ~Value, iteratively.
+void unlink_all(std::vector<ValuePtr> values) {
+  std::vector<ValuePtr> children;  // kept alive until every value is unlinked
+  for (const ValuePtr& v : values) {
+    for_each_child(*v, [&](const ValuePtr& c) { children.push_back(c); });
+    v->items.clear();
+    v->dict.clear();
+    v->index.clear();
+    v->state.reset();
+  }
+}
+
+}  // namespace
+
 ValuePtr unpickle(std::string_view bytes, size_t* pos, const std::string& what, const UnpickleOptions& options) {
   GNDET_CHECK(*pos <= bytes.size(), what, ": pickle offset past the end");
   Machine m(bytes, *pos, what, options);
-  ValuePtr v = m.run();
+  ValuePtr v;
+  try {
+    v = m.run();
+  } catch (...) {
+    unlink_all(m.mutated_alive());  // a failed pickle may have built cycles, held or dropped
+    throw;
+  }
+  // A value that contains itself (a list appended to itself through the memo) would leak as a
+  // shared_ptr cycle; no checkpoint needs one, so it is refused (found by LeakSanitizer in the
+  // checkpoint fuzz target).
+  std::vector<ValuePtr> roots = m.mutated_alive();
+  roots.push_back(v);
+  if (has_cycle(reachable(roots))) {
+    v.reset();
+    roots.pop_back();
+    unlink_all(std::move(roots));
+    GNDET_FAIL(what, ": the pickle builds a value that contains itself (a cycle); no checkpoint needs one");
+  }
   *pos = m.pos();
   return v;
 }
