@@ -156,11 +156,11 @@ TEST_CASE("polygons far outside the image: bounded work, pycocotools' result whe
     const std::vector<double> poly = {-far, -far, far, -far, far, far, -far, far};
     CHECK(data::rle_from_polygon(poly, H, W) == expected);
   }
-  // A triangle with one far vertex: it is cut at x = 64 + 65 (the margin is one image side + 1),
-  // where its two long edges are 4e-6 pixels from y = 0 and y = 64; on the 1/5-pixel grid that is
-  // the rectangle x in [2, 129], which pycocotools' own path rasterises (all vertices in range).
+  // A triangle with one far vertex: it is cut at x = 64 + 1025 (the margin is max(side, 1024) + 1),
+  // where its two long edges are 3.5e-5 pixels from y = 0 and y = 64; on the 1/5-pixel grid that
+  // is the rectangle x in [2, 1089], which pycocotools' own path rasterises (all vertices in range).
   const data::Rle t = data::rle_from_polygon(std::vector<double>{2, 0, 2, 64, 1e9, 32}, H, W);
-  CHECK(t == data::rle_from_polygon(std::vector<double>{2, 0, 2, 64, 129, 64, 129, 0}, H, W));
+  CHECK(t == data::rle_from_polygon(std::vector<double>{2, 0, 2, 64, 1089, 64, 1089, 0}, H, W));
   CHECK(data::rle_area(t) > 0);
   // A box far outside (rle_from_box goes through the same path) and non-finite vertices.
   CHECK(data::rle_area(data::rle_from_box({1e30, 1e30, 1e30, 1e30}, H, W)) == 0);
