@@ -560,16 +560,16 @@ void for_each_child(const Value& v, F&& f) {
 // Every value reachable from `roots`, each once, found without recursion.
 std::vector<ValuePtr> reachable(const std::vector<ValuePtr>& roots) {
   std::unordered_set<const Value*> seen;
-  std::vector<ValuePtr> out, todo;
+  std::vector<ValuePtr> out, pending;
   for (const ValuePtr& r : roots) {
-    if (r) todo.push_back(r);
+    if (r) pending.push_back(r);
   }
-  while (!todo.empty()) {
-    ValuePtr v = std::move(todo.back());
-    todo.pop_back();
+  while (!pending.empty()) {
+    ValuePtr v = std::move(pending.back());
+    pending.pop_back();
     if (!seen.insert(v.get()).second) continue;
     for_each_child(*v, [&](const ValuePtr& c) {
-      if (c && !seen.count(c.get())) todo.push_back(c);
+      if (c && !seen.count(c.get())) pending.push_back(c);
     });
     out.push_back(std::move(v));
   }
