@@ -197,7 +197,7 @@ int train(const TrainOptions& opts, const std::shared_ptr<dist::Communicator>& c
   if (world > 1) {
     log.info("data parallel: world size " + std::to_string(world) + " (launcher " + opts.launcher + ", gradients by " +
              grad_comm->backend() + ", " + std::to_string(averager.num_buckets()) + " buckets, " +
-             std::to_string(averager.num_floats()) + " floats), one " + (device.is_cuda() ? "GPU" : "CPU process") +
+             std::to_string(averager.num_floats()) + " floats, each reduced as soon as backward has filled it), one " + (device.is_cuda() ? "GPU" : "CPU process") +
              " per rank, batch " + std::to_string(train_opts.batch_size) + " per rank, effective batch " +
              std::to_string(world * train_opts.batch_size));
   }

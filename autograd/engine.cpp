@@ -3,7 +3,8 @@
 // Backward walks the graph from the roots, counts for every node how many edges lead into it, and
 // then runs nodes from a queue ordered by creation (newest first) as soon as every gradient for
 // them has arrived. Gradients reaching one slot from several consumers are summed. Leaves receive
-// theirs through AccumulateGrad.
+// theirs through AccumulateGrad, which runs ahead of the queue's order: a parameter's gradient is
+// final (and its post-accumulate hooks run) as soon as it is complete.
 #include <atomic>
 #include <queue>
 #include <unordered_map>
@@ -81,7 +82,26 @@ Tensors AccumulateGrad::apply(Tensors&& grads) {
     const bool exclusive = g.impl_ptr().use_count() == 1 && g.storage().use_count() == 1 && g.is_contiguous();
     leaf.set_grad(exclusive ? g : g.clone());
   }
+  if (impl->autograd && !impl->autograd->post_accumulate_hooks.empty()) {
+    const auto hooks = impl->autograd->post_accumulate_hooks;  // a copy: a hook may remove hooks
+    for (const auto& [id, hook] : hooks) hook();
+  }
   return {};
+}
+
+uint64_t add_post_accumulate_hook(const Tensor& leaf, std::function<void()> hook) {
+  GNDET_CHECK(leaf.defined() && !leaf.grad_fn() && leaf.requires_grad(),
+              "add_post_accumulate_hook: expected a leaf tensor that requires grad");
+  static std::atomic<uint64_t> next_id{1};
+  const uint64_t id = next_id++;
+  meta(leaf).post_accumulate_hooks.emplace_back(id, std::move(hook));
+  return id;
+}
+
+void remove_post_accumulate_hook(const Tensor& leaf, uint64_t id) {
+  if (!leaf.defined() || !leaf.impl().autograd) return;
+  auto& hooks = leaf.impl().autograd->post_accumulate_hooks;
+  std::erase_if(hooks, [id](const auto& h) { return h.first == id; });
 }
 
 Edge gradient_edge(const Tensor& t) {
@@ -134,8 +154,11 @@ void record(const OpDef& op, const Tensors& inputs, const Tensors& outputs, Func
 
 namespace {
 
-struct NewestFirst {
+// The order ready nodes run in: leaf accumulators first (so a parameter's gradient is final, and
+// its hooks run, as soon as it is complete), then the newest node first.
+struct ReadyOrder {
   bool operator()(const std::shared_ptr<Node>& a, const std::shared_ptr<Node>& b) const {
+    if (a->runs_first() != b->runs_first()) return b->runs_first();
     return a->sequence_nr() < b->sequence_nr();
   }
 };
@@ -196,7 +219,7 @@ void run_backward(const Tensors& roots, const Tensors& grads, bool retain_graph)
     slot = slot.defined() ? slot + g : std::move(g);
   };
 
-  std::priority_queue<std::shared_ptr<Node>, std::vector<std::shared_ptr<Node>>, NewestFirst> ready;
+  std::priority_queue<std::shared_ptr<Node>, std::vector<std::shared_ptr<Node>>, ReadyOrder> ready;
   {
     NoGradGuard no_grad;
     std::unordered_set<Node*> queued;

@@ -37,6 +37,9 @@ class Node {
   virtual Tensors apply(Tensors&& grads) = 0;
   // Frees what the forward saved for backward; a later apply() then throws.
   virtual void release() {}
+  // Runs as soon as its gradients are in, ahead of the newest-first order (leaf accumulators: a
+  // parameter's gradient is then final while backward goes on, which post-accumulate hooks use).
+  virtual bool runs_first() const { return false; }
 
   const char* name() const { return name_; }
   uint32_t num_outputs() const { return num_outputs_; }
@@ -65,11 +68,13 @@ class FunctionNode final : public Node {
   Backward fn_;
 };
 
-// Sink for a leaf tensor: adds the incoming gradient into leaf.grad().
+// Sink for a leaf tensor: adds the incoming gradient into leaf.grad(), then runs the leaf's
+// post-accumulate hooks.
 class AccumulateGrad final : public Node {
  public:
   explicit AccumulateGrad(const Tensor& leaf);
   Tensors apply(Tensors&& grads) override;
+  bool runs_first() const override { return true; }
   std::shared_ptr<TensorImpl> leaf() const { return leaf_.lock(); }  // null once the leaf is gone
 
  private:
@@ -78,6 +83,13 @@ class AccumulateGrad final : public Node {
 
 // The edge through which a gradient for `t` flows: its grad_fn, its accumulator, or none.
 Edge gradient_edge(const Tensor& t);
+
+// Runs `hook` each time a backward has finished accumulating `leaf`'s gradient: leaf.grad() then
+// holds this backward's total for it (PyTorch's register_post_accumulate_grad_hook). Data
+// parallelism starts reducing a bucket of gradients from here while backward continues. A leaf
+// that no gradient reaches in a backward does not run its hooks. Returns an id for removal.
+uint64_t add_post_accumulate_hook(const Tensor& leaf, std::function<void()> hook);
+void remove_post_accumulate_hook(const Tensor& leaf, uint64_t id);
 
 // Runs backward from `roots` with the given output gradients (undefined = ones for one-element
 // roots). Frees the graph's saved tensors unless retain_graph.

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <iosfwd>
 #include <memory>
@@ -45,6 +46,8 @@ struct AutogradMeta {
   uint32_t output_nr = 0;                   // which output of grad_fn this is
   std::shared_ptr<autograd::Node> grad_accumulator;  // leaves only, made on first use
   std::shared_ptr<TensorImpl> grad;                  // accumulated gradient (leaves)
+  // Run after each backward's accumulation into grad (autograd::add_post_accumulate_hook).
+  std::vector<std::pair<uint64_t, std::function<void()>>> post_accumulate_hooks;
 };
 
 struct TensorImpl {

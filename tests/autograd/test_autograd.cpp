@@ -154,3 +154,47 @@ TEST_CASE("gradcheck explains an op without backward", "[autograd]") {
   const auto f32 = autograd::gradcheck([](const Tensors& in) { return in[0]; }, {ones({2}).set_requires_grad()});
   CHECK(f32.error.find("float64") != std::string::npos);
 }
+
+TEST_CASE("post-accumulate hooks: once per backward with the total gradient, as soon as it is final", "[autograd]") {
+  // a -> identity op that logs when its backward runs -> y; z = sum(y * b + b * b). The gradient of
+  // b is complete once the last node using b has run, before y's backward (which leads to a): its
+  // accumulator must not wait for the rest of the graph (data parallelism starts reducing there).
+  static const autograd::OpDef logged("test_logged_identity");
+  std::vector<std::string> events;
+  Tensor a = from_data<double>({1, 2}).set_requires_grad();
+  Tensor b = from_data<double>({3, -1}).set_requires_grad();
+  Tensor unused = from_data<double>({5}).set_requires_grad();
+  // b's accumulator is made now, so it is older than the identity node: creation order alone
+  // would run it after that node, at the end of backward.
+  (void)(b * 0.0);
+  Tensor y;
+  {
+    autograd::NoGradGuard g;
+    y = a.detach() * 1.0;
+  }
+  autograd::record(logged, {a}, {y}, [&events](const Tensors& g) {
+    events.push_back("identity backward");
+    return Tensors{g[0]};
+  });
+  std::vector<double> b_grad_seen;
+  const uint64_t hb = autograd::add_post_accumulate_hook(b, [&] {
+    events.push_back("b final");
+    b_grad_seen = b.grad().to_vector<double>();
+  });
+  autograd::add_post_accumulate_hook(a, [&] { events.push_back("a final"); });
+  autograd::add_post_accumulate_hook(unused, [&] { events.push_back("unused final"); });
+  Tensor z = sum(y * b + b * b);
+  z.backward();
+  // b is used twice: one hook call, with the sum y + 2b = (1 + 6, 2 - 2).
+  CHECK(events == std::vector<std::string>{"b final", "identity backward", "a final"});
+  CHECK(b_grad_seen == std::vector<double>{7, 0});
+  // A second backward: the hook sees the accumulated total; a removed hook no longer runs.
+  events.clear();
+  sum(b * 2.0).backward();
+  CHECK(b_grad_seen == std::vector<double>{9, 2});
+  autograd::remove_post_accumulate_hook(b, hb);
+  sum(b * 2.0).backward();
+  CHECK(b_grad_seen == std::vector<double>{9, 2});
+  CHECK(b.grad().to_vector<double>() == std::vector<double>{11, 4});
+  CHECK_THROWS_WITH(autograd::add_post_accumulate_hook(y, [] {}), Catch::Contains("leaf"));
+}

@@ -98,6 +98,9 @@ int run_step(const std::vector<std::string>& args) {
       }
     } else {
       averager.average();
+      std::printf("rank %d step %d: %lld of %lld buckets reduced during backward\n", comm->rank(), step,
+                  static_cast<long long>(averager.buckets_started_in_backward()),
+                  static_cast<long long>(averager.num_buckets()));
     }
     std::map<std::string, Tensor> saved;
     if (step == 1) {

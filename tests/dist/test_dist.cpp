@@ -140,6 +140,15 @@ TEST_CASE("2 ranks x 1 image: averaged gradients and 3 updates equal one process
   const test::Run ranks = shell(mpirun(2) + kWorker + " step " + kShapes + " " + dir.str() + "/mpi 3" + opts);
   INFO(ranks.output);
   REQUIRE(ranks.exit_code == 0);
+  // The reduction overlapped backward: every rank started buckets from the gradient hooks at every
+  // step (with 1-image batches every parameter gets a gradient, so all of them can start early).
+  int overlapped = 0;
+  for (size_t at = 0; (at = ranks.output.find(" buckets reduced during backward", at)) != std::string::npos; ++at) {
+    const size_t line = ranks.output.rfind(':', at);
+    CHECK(std::stoll(ranks.output.substr(line + 2)) > 0);
+    ++overlapped;
+  }
+  CHECK(overlapped == 6);  // 2 ranks x 3 steps
   const test::Run ref = shell(kWorker + " step " + kShapes + " " + dir.str() + "/ref 3 --reference 2" + opts);
   INFO(ref.output);
   REQUIRE(ref.exit_code == 0);
