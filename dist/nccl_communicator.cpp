@@ -10,7 +10,9 @@
 #include <cuda_runtime.h>
 #include <nccl.h>
 
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 #include "dist/backends.h"
 #include "tensor/cuda_api.h"
@@ -63,10 +65,39 @@ class NcclCommunicator final : public Communicator {
     if (!queued) wait_queued();
   }
 
+  // The current stream waits for the queued collectives, and so does the host, under a deadline:
+  // a rank that died or hangs would otherwise leave this one blocked at its next synchronisation
+  // for ever. While waiting, NCCL's own asynchronous errors are polled (ncclCommGetAsyncError).
+  // Past timeout_seconds() (GNDET_DIST_TIMEOUT) the communicator is aborted and the job stopped
+  // with a message, as the MPI watchdog does. The host waits here once per step, after every
+  // bucket was queued: the reductions still overlap backward on the side stream.
   void wait_queued() override {
     if (!pending_) return;
     cuda::wait_stream(cuda::current_stream(device_), side_);
     pending_ = false;
+    cudaEvent_t done = nullptr;
+    GNDET_CHECK(cudaSetDevice(device_) == cudaSuccess, "NCCL: cannot select cuda:", device_);
+    GNDET_CHECK(cudaEventCreateWithFlags(&done, cudaEventDisableTiming) == cudaSuccess, "NCCL: cudaEventCreate failed");
+    GNDET_CHECK(cudaEventRecord(done, static_cast<cudaStream_t>(side_.handle)) == cudaSuccess,
+                "NCCL: cudaEventRecord failed");
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_seconds());
+    for (;;) {
+      const cudaError_t q = cudaEventQuery(done);
+      if (q == cudaSuccess) break;
+      GNDET_CHECK(q == cudaErrorNotReady, "NCCL: waiting for the all-reduce: ", cudaGetErrorString(q));
+      ncclResult_t async = ncclSuccess;
+      ncclCommGetAsyncError(comm_, &async);
+      if (async != ncclSuccess || std::chrono::steady_clock::now() > deadline) {
+        cudaEventDestroy(done);
+        abort(4, async != ncclSuccess
+                     ? std::string("NCCL reported an asynchronous error: ") + ncclGetErrorString(async)
+                     : "an NCCL all-reduce did not complete within " + std::to_string(timeout_seconds()) +
+                           " s (GNDET_DIST_TIMEOUT): another rank has died, hangs or took another path");
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    cudaEventDestroy(done);
   }
 
   void broadcast(Tensor& t, int root) override {
