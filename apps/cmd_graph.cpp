@@ -11,6 +11,7 @@
 #include "apps/commands.h"
 #include "apps/experiment.h"
 #include "apps/graph_dot.h"
+#include "apps/synthetic.h"
 #include "autograd/trace.h"
 #include "ops/elementwise.h"
 #include "tensor/factory.h"
@@ -29,45 +30,6 @@ std::shared_ptr<M> child(nn::Module& m, const std::string& name) {
     if (n == name) return std::dynamic_pointer_cast<M>(c);
   }
   throw Error("gndet graph: the model has no child '" + name + "'");
-}
-
-// One synthetic image of size x size with two objects (boxes and rectangular masks): the graph's
-// structure does not depend on the pixels, only its shapes on the size.
-struct SyntheticBatch {
-  Tensor images;
-  std::vector<ImageTargets> targets;
-  std::vector<ImageInfo> infos;
-};
-
-SyntheticBatch synthetic_batch(int64_t size, int64_t num_classes, bool with_mask) {
-  SyntheticBatch b;
-  Generator gen(0);
-  b.images = randn({1, 3, size, size}, gen);
-  const double s = static_cast<double>(size);
-  const std::vector<float> boxes = {static_cast<float>(0.1 * s), static_cast<float>(0.15 * s), static_cast<float>(0.5 * s),
-                                    static_cast<float>(0.6 * s),  static_cast<float>(0.4 * s),  static_cast<float>(0.3 * s),
-                                    static_cast<float>(0.9 * s),  static_cast<float>(0.85 * s)};
-  ImageTargets t;
-  t.boxes = from_data<float>(boxes, {2, 4});
-  t.labels = from_data<int64_t>({0, std::min<int64_t>(1, num_classes - 1)});
-  if (with_mask) {
-    std::vector<uint8_t> m(static_cast<size_t>(2 * size * size), 0);
-    for (int64_t g = 0; g < 2; ++g) {
-      for (int64_t y = static_cast<int64_t>(boxes[4 * g + 1]); y < static_cast<int64_t>(boxes[4 * g + 3]); ++y) {
-        for (int64_t x = static_cast<int64_t>(boxes[4 * g]); x < static_cast<int64_t>(boxes[4 * g + 2]); ++x) {
-          m[static_cast<size_t>((g * size + y) * size + x)] = 1;
-        }
-      }
-    }
-    t.masks = from_data<uint8_t>(m, {2, size, size});
-  }
-  b.targets.push_back(t);
-  ImageInfo info;
-  info.image_id = 0;
-  info.height = info.width = info.pad_height = info.pad_width = size;
-  info.ori_height = info.ori_width = size;
-  b.infos.push_back(info);
-  return b;
 }
 
 // Runs `dot -Tsvg in -o out` without a shell. Returns "" on success, else why not.
@@ -118,7 +80,7 @@ int run_graph(const Args& args) {
   std::string note;
   auto model = build_model(cfg, 0, kCPU, &note);
   if (!note.empty()) std::printf("%s\n", note.c_str());
-  const SyntheticBatch batch = synthetic_batch(size, model->num_classes(), model->with_mask());
+  const SyntheticBatch batch = synthetic_batch(size, size, model->num_classes(), model->with_mask());
 
   DotOptions opts;
   for (const auto& [name, t] : model->named_parameters()) opts.leaf_names[&t.impl()] = name;

@@ -13,6 +13,7 @@
 #include "autograd/function.h"
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
+#include "autograd/profiler.h"
 #include "autograd/trace.h"
 #include "ops/elementwise.h"
 #include "tensor/factory.h"
@@ -230,6 +231,7 @@ void run_backward(const Tensors& roots, const Tensors& grads, bool retain_graph)
   }
 
   NoGradGuard no_grad;  // backward formulas do not record a graph (no double backward)
+  profiler::BackwardPhase backward_phase;
   while (!ready.empty()) {
     std::shared_ptr<Node> node = ready.top();
     ready.pop();
@@ -240,6 +242,7 @@ void run_backward(const Tensors& roots, const Tensors& grads, bool retain_graph)
 
     Tensors out;
     if (any) {
+      profiler::RangeGuard range(node->name(), profiler::Kind::kBackward, node->trace ? &node->trace->scope : nullptr);
       try {
         out = node->apply(std::move(in));
       } catch (const Error& e) {

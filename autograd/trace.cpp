@@ -1,5 +1,7 @@
 #include "autograd/trace.h"
 
+#include "autograd/profiler.h"
+
 namespace gndet::autograd {
 namespace {
 thread_local bool g_tracing = false;
@@ -21,9 +23,12 @@ ScopeGuard::ScopeGuard(const std::string& scope) {
   if (!g_tracing) return;
   g_scopes.push_back(scope);
   pushed_ = true;
+  if (profiler::Profiler* p = profiler::current()) p->begin(scope, profiler::Kind::kModule, &scope);
 }
 ScopeGuard::~ScopeGuard() {
-  if (pushed_) g_scopes.pop_back();
+  if (!pushed_) return;
+  g_scopes.pop_back();
+  if (profiler::Profiler* p = profiler::current()) p->end();
 }
 
 namespace detail {

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "autograd/function.h"
+#include "autograd/profiler.h"
 #include "ops/elementwise.h"
 #include "tensor/factory.h"
 
@@ -75,6 +76,7 @@ Tensor conv_input_grad(const Shape& x_shape, const Tensor& dy, const Tensor& w, 
   Tensor dx = empty(x_shape, dy.options());
   if (dx.numel() == 0) return dx;
   if (dy.numel() == 0 || w.numel() == 0) return dx.zero_();
+  autograd::profiler::set_next_kernel_flops(2.0 * static_cast<double>(dy.numel()) * static_cast<double>(w.numel() / w.size(0)));
   conv2d_backward_input_kernel(dy.device(), dx, dy, w, p);
   return dx;
 }
@@ -87,6 +89,7 @@ Tensor conv_output(const Shape& y_shape, const Tensor& x, const Tensor& w, const
     if (b.defined()) add_(y, as_channel_bias(b));
     return y;
   }
+  autograd::profiler::set_next_kernel_flops(2.0 * static_cast<double>(y.numel()) * static_cast<double>(w.numel() / w.size(0)));
   conv2d_forward_kernel(x.device(), y, x, w, b, p);
   return y;
 }
@@ -95,6 +98,7 @@ Tensor conv_weight_grad(const Shape& w_shape, const Tensor& dy, const Tensor& x,
   Tensor dw = empty(w_shape, dy.options());
   if (dw.numel() == 0) return dw;
   if (dy.numel() == 0 || x.numel() == 0) return dw.zero_();
+  autograd::profiler::set_next_kernel_flops(2.0 * static_cast<double>(dy.numel()) * static_cast<double>(dw.numel() / dw.size(0)));
   conv2d_backward_weight_kernel(dy.device(), dw, dy, x, p);
   return dw;
 }

@@ -1,6 +1,7 @@
 #include "ops/linalg.h"
 
 #include "autograd/function.h"
+#include "autograd/profiler.h"
 #include "tensor/factory.h"
 
 namespace gndet {
@@ -26,6 +27,7 @@ Tensor bmm_raw(const Tensor& a, const Tensor& b) {
   Tensor out = empty({a.size(0), a.size(1), b.size(2)}, a.options());
   if (out.numel() == 0) return out;
   if (a.size(2) == 0) return out.zero_();
+  autograd::profiler::set_next_kernel_flops(2.0 * static_cast<double>(out.numel()) * static_cast<double>(a.size(2)));
   bmm_kernel(a.device(), out, gemm_ready(a), gemm_ready(b));
   return out;
 }

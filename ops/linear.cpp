@@ -1,6 +1,7 @@
 #include "ops/linear.h"
 
 #include "autograd/function.h"
+#include "autograd/profiler.h"
 #include "ops/elementwise.h"
 #include "ops/linalg.h"
 #include "ops/reduce.h"
@@ -25,6 +26,7 @@ Tensor gemm(const Tensor& a, const Tensor& b) {
   Tensor out = empty({a.size(0), b.size(1)}, a.options());
   if (out.numel() == 0) return out;
   if (a.size(1) == 0) return out.zero_();
+  autograd::profiler::set_next_kernel_flops(2.0 * static_cast<double>(out.numel()) * static_cast<double>(a.size(1)));
   bmm_kernel(a.device(), batch_of_one(out), batch_of_one(a), batch_of_one(b));
   return out;
 }

@@ -7,6 +7,7 @@
 #include "tensor/backend.h"
 #include "tensor/dtype.h"
 #include "tensor/error.h"
+#include "tensor/observer.h"
 #include "tensor/storage.h"
 
 namespace gndet {
@@ -115,6 +116,7 @@ void synchronize(int device) { backend_for(Device::cuda(device)).synchronize(dev
 Storage::Storage(size_t nbytes, Device device)
     : nbytes_(nbytes), device_(device), allocator_(allocator_for(device)) {
   data_ = allocator_->allocate(nbytes);
+  if (ExecutionObserver* o = execution_observer()) [[unlikely]] o->allocated(static_cast<int64_t>(nbytes), device);
 }
 
 Storage::Storage(void* data, size_t nbytes, Device device, std::function<void(void*)> deleter)

@@ -11,6 +11,7 @@
 
 #include "tensor/device.h"
 #include "tensor/error.h"
+#include "tensor/observer.h"
 
 namespace gndet {
 
@@ -34,6 +35,14 @@ class Kernel<R(Args...)> {
     if (fn == nullptr) [[unlikely]] {
       GNDET_FAIL(name_, ": no kernel for device ", device.str(),
                  device.is_cuda() ? " (gndet was built without CUDA)" : "");
+    }
+    if (ExecutionObserver* o = execution_observer()) [[unlikely]] {  // profiling
+      o->kernel_begin(name_, device);
+      struct End {
+        ExecutionObserver* o;
+        ~End() { o->kernel_end(); }
+      } end{o};
+      return fn(static_cast<Args>(args)...);
     }
     return fn(static_cast<Args>(args)...);
   }
