@@ -5,11 +5,13 @@
 #include "apps/args.h"
 #include "apps/commands.h"
 #include "apps/experiment.h"
+#include "apps/profile_session.h"
 #include "apps/visualize.h"
 #include "autograd/grad_mode.h"
 #include "data/image.h"
 #include "data/mask.h"
 #include "nn/checkpoint.h"
+#include "tensor/backend.h"
 #include "tensor/safetensors.h"
 
 namespace gndet::app {
@@ -67,6 +69,8 @@ int run_infer(const Args& args) {
       .option("--grid", "PNG", "also tile all pictures (of one size) into this file, 4 per row")
       .multi("--cfg-options", "KEY=VALUE", "override config entries")
       .option("--device", "DEV", "cpu, cuda, cuda:N or auto", "auto")
+      .flag("--profile", "profile each image's predict() after the first one (gndet profile's tables and trace,\n"
+            "      in <out-dir>/profile/)")
       .example("gndet infer configs/shapes/mask-rcnn_r18_fpn_gn-all_shapes.json work_dirs/shapes/latest.safetensors "
                "data/shapes/val/000001.png");
   if (!p.parse(args)) {
@@ -91,7 +95,9 @@ int run_infer(const Args& args) {
   fs::create_directories(out_dir);
   std::vector<Tensor> pictures;
   autograd::NoGradGuard no_grad;
+  std::unique_ptr<ProfileSession> profile;  // --profile: the first image warms up
   for (const std::string& path : p.list("IMAGE")) {
+    if (p.has("--profile") && !pictures.empty() && !profile) profile = std::make_unique<ProfileSession>(*model);
     const Tensor image = data::read_image(path);
     data::Sample s = data::make_sample(image, false);
     s.meta.filename = path;
@@ -100,7 +106,10 @@ int run_infer(const Args& args) {
     std::vector<data::Sample> one;
     one.push_back(std::move(s));
     const ModelInputs in = to_model_inputs(data::collate(std::move(one), divisor), device, false);
+    if (profile) profile->step_begin("predict " + path);
     const Detections d = model->predict(in.images, in.infos).at(0);
+    if (device.is_cuda()) cuda::synchronize(device.index);
+    if (profile) profile->step_end();
     const std::string stem = out_dir + "/" + fs::path(path).stem().string();
     pictures.push_back(draw_detections(image, d, names, score_thr, display_scale));
     data::write_png(stem + ".png", pictures.back());
@@ -110,6 +119,11 @@ int run_infer(const Args& args) {
     for (float sc : d.scores.to_vector<float>()) shown += sc >= score_thr ? 1 : 0;
     std::printf("%s: %lld detections >= %.2f -> %s.png, %s.json\n", path.c_str(), static_cast<long long>(shown),
                 score_thr, stem.c_str(), stem.c_str());
+  }
+  if (profile) {
+    std::cout << profile->finish(out_dir + "/profile", p.get("CONFIG") + ", infer, " + device.str());
+  } else if (p.has("--profile")) {
+    std::printf("--profile: nothing profiled (the first image only warms up; give two or more)\n");
   }
   if (p.has("--grid")) {
     data::write_png(p.get("--grid"), tile_pictures(pictures, 4));

@@ -7,14 +7,13 @@
 #include "apps/args.h"
 #include "apps/commands.h"
 #include "apps/experiment.h"
+#include "apps/profile_session.h"
 #include "apps/synthetic.h"
-#include "autograd/profiler.h"
 #include "autograd/grad_mode.h"
 #include "autograd/trace.h"
 #include "nn/checkpoint.h"
 #include "nn/optim.h"
 #include "tensor/backend.h"
-#include "tensor/safetensors.h"
 
 namespace gndet::app {
 namespace {
@@ -111,27 +110,16 @@ int run_profile(const Args& args) {
   };
   for (int i = 0; i < warmup; ++i) iteration();
 
-  std::vector<autograd::profiler::Range> ranges;
-  {
-    autograd::profiler::Profiler profiler(/*sync_cuda=*/true);
-    autograd::TraceGuard trace;  // module scopes (and each backward node's module)
-    nn::ModuleNames names(*model);
-    for (int i = 0; i < iters; ++i) {
-      profiler.step_begin(mode + " iteration " + std::to_string(i + 1));
-      iteration();
-      profiler.step_end();
-    }
-    ranges = profiler.ranges();
+  ProfileSession session(*model);
+  for (int i = 0; i < iters; ++i) {
+    session.step_begin(mode + " iteration " + std::to_string(i + 1));
+    iteration();
+    session.step_end();
   }
   const std::string title = fs::path(p.get("CONFIG")).filename().string() + ", " + mode + ", one " +
                             std::to_string(height) + "x" + std::to_string(width) + " image, " + device.str() + ", " +
-                            std::to_string(iters) + " iteration(s) after " + std::to_string(warmup) + " warm-up\n";
-  const std::string table = title + autograd::profiler::summary_table(ranges, top);
-  std::cout << table;
-  fs::create_directories(out);
-  write_file_atomic(out + "/profile.txt", table);
-  write_file_atomic(out + "/trace.json", autograd::profiler::chrome_trace_json(ranges));
-  std::printf("wrote %s/profile.txt and %s/trace.json (%zu ranges)\n", out.c_str(), out.c_str(), ranges.size());
+                            std::to_string(iters) + " iteration(s) after " + std::to_string(warmup) + " warm-up";
+  std::cout << session.finish(out, title, top);
   return 0;
 }
 

@@ -28,6 +28,8 @@ int run_train(const Args& args) {
               "none (one process) or mpi (one rank per process, started by mpirun -np N or srun --mpi=pmix; gradients\n"
               "      averaged over the ranks, rank 0 logs, saves and scores; batch_size is per rank)", "none")
       .flag("--auto-scale-lr", "scale the lr by (ranks x batch_size) / auto_scale_lr.base_batch_size")
+      .option("--profile", "N", "profile N iterations after the first one (gndet profile's tables and trace, in\n"
+              "      <work-dir>/profile/); training goes on unprofiled afterwards", "0")
       .example("gndet train configs/shapes/mask-rcnn_r18_fpn_gn-all_shapes.json")
       .example("gndet train configs/gn/mask-rcnn_r50_fpn_gn-all_2x_coco.json --cfg-options train_dataloader.batch_size=1")
       .example("gndet train CONFIG --work-dir work_dirs/run1 --resume")
@@ -48,6 +50,7 @@ int run_train(const Args& args) {
   o.evaluate = !p.has("--no-validate");
   o.launcher = p.get("--launcher");
   o.auto_scale_lr = p.has("--auto-scale-lr");
+  o.profile_iters = static_cast<int>(p.get_int("--profile", 0, 100000));
   return run_training(o);
 }
 

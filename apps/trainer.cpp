@@ -7,6 +7,7 @@
 
 #include "apps/evaluation.h"
 #include "apps/plot.h"
+#include "apps/profile_session.h"
 #include "apps/train_log.h"
 #include "apps/visualize.h"
 #include "autograd/grad_mode.h"
@@ -243,6 +244,12 @@ int train(const TrainOptions& opts, const std::shared_ptr<dist::Communicator>& c
   std::vector<std::string> order;
   double window_time = 0, window_data = 0, last_grad_norm = -1;
   int64_t window_count = 0;
+  std::unique_ptr<ProfileSession> profile;  // --profile: iterations after the first one, on rank 0
+  auto finish_profile = [&] {
+    log.info("profile of " + std::to_string(profile->steps_done()) + " iteration(s):\n" +
+             profile->finish(work_dir + "/profile", opts.config + ", train, " + device.str()));
+    profile.reset();
+  };
   while (state.iteration < max_iters) {
     const int64_t data_epoch = state.iteration / iters_per_epoch;
     loader.start_epoch(data_epoch);
@@ -257,6 +264,10 @@ int train(const TrainOptions& opts, const std::shared_ptr<dist::Communicator>& c
       const double lr = schedule.lr_at(by_epoch ? epoch : 0, state.iteration);
       optimizer.set_lr(lr);
 
+      if (opts.profile_iters > 0 && main_rank && state.iteration == first_iter + 1) {
+        profile = std::make_unique<ProfileSession>(*model);
+      }
+      if (profile) profile->step_begin("iteration " + std::to_string(state.iteration + 1));
       const ModelInputs in = to_model_inputs(*batch, device, true);
       const LossDict losses = model->loss(in.images, in.targets, in.infos, gen);
       const Tensor total = total_loss(losses);
@@ -287,6 +298,10 @@ int train(const TrainOptions& opts, const std::shared_ptr<dist::Communicator>& c
       if (clip > 0) last_grad_norm = nn::clip_grad_norm(model->parameters(), clip);
       optimizer.step();
       ++state.iteration;
+      if (profile) {
+        profile->step_end();
+        if (profile->steps_done() == opts.profile_iters) finish_profile();
+      }
 
       for (const auto& [name, v] : losses) {
         if (std::find(order.begin(), order.end(), name) == order.end()) order.push_back(name);
@@ -335,6 +350,7 @@ int train(const TrainOptions& opts, const std::shared_ptr<dist::Communicator>& c
       data_start = Clock::now();
     }
   }
+  if (profile) finish_profile();  // the run ended first
   log.info("training finished: " + std::to_string(state.iteration) + " iterations in " +
            format_eta(seconds_since(run_start)));
   return 0;

@@ -27,6 +27,7 @@ struct TrainOptions {
   // rank 0 logs, writes checkpoints and scores the evaluation; every rank computes).
   std::string launcher = "none";
   bool auto_scale_lr = false;              // as mmdetection's --auto-scale-lr: enables cfg.auto_scale_lr
+  int profile_iters = 0;                   // > 0: profile that many iterations after the first (rank 0)
 };
 
 // Returns the process exit code: 0 on success, 1 when training stopped on a non-finite loss.

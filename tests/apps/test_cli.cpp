@@ -91,7 +91,7 @@ TEST_CASE("train -> resume -> eval -> infer on a tiny shapes dataset", "[apps][c
   test::check_training_tfevents(work + "/tf_logs");  // TensorBoard (tests/apps/tfevents.h)
 
   const test::Run resumed =
-      run_gndet("train " + kConfig + " --work-dir " + work + " --resume" + opts + " train_cfg.max_epochs=2");
+      run_gndet("train " + kConfig + " --work-dir " + work + " --resume --profile 2" + opts + " train_cfg.max_epochs=2");
   const test::Run explicit_ckpt = run_gndet("train " + kConfig + " --work-dir " + work + " --resume " + work +
                                             "/epoch_9.safetensors" + opts);
   CHECK(explicit_ckpt.exit_code == 1);
@@ -101,6 +101,10 @@ TEST_CASE("train -> resume -> eval -> infer on a tiny shapes dataset", "[apps][c
   CHECK(resumed.output.find("resumed from " + work + "/latest.safetensors at iteration 4") != std::string::npos);
   CHECK(resumed.output.find("Epoch(train) [2][4/4]") != std::string::npos);
   CHECK(std::filesystem::exists(work + "/epoch_2.safetensors"));
+  // --profile 2: iterations 6 and 7 (after the first of this run), then training went on.
+  CHECK(resumed.output.find("profile of 2 iteration(s):") != std::string::npos);
+  CHECK(resumed.output.find("conv2d_forward_kernel") != std::string::npos);
+  CHECK(std::filesystem::exists(work + "/profile/trace.json"));
 
   // A backbone-only weight file, named as ImageNet checkpoints are ("conv1.weight", ...), loads through
   // model.backbone.init_cfg.
@@ -139,9 +143,11 @@ TEST_CASE("train -> resume -> eval -> infer on a tiny shapes dataset", "[apps][c
   const std::string out = dir.str() + "/pictures";
   const test::Run infer = run_gndet("infer " + kConfig + " " + work + "/latest.safetensors " + data + "/val/000001.png " +
                                     jpeg + " --out-dir " + out + " --score-thr 0.0 --display-scale 2 --grid " +
-                                    dir.str() + "/grid.png" + opts);
+                                    dir.str() + "/grid.png --profile" + opts);
   INFO(infer.output);
   REQUIRE(infer.exit_code == 0);
+  CHECK(infer.output.find("1 step(s)") != std::string::npos);  // --profile: the second image's predict()
+  CHECK(std::filesystem::exists(out + "/profile/profile.txt"));
   CHECK(std::filesystem::exists(out + "/000001.png"));
   const nlohmann::json dets = nlohmann::json::parse(std::ifstream(out + "/photo.json"));
   CHECK(dets["width"] == 60);
