@@ -1,6 +1,6 @@
 #include "dist/grad_sync.h"
 
-#include "autograd/grad_mode.h"
+#include "tensor/grad_mode.h"
 #include "ops/elementwise.h"
 #include "tensor/factory.h"
 
