@@ -7,7 +7,7 @@
 #include "apps/experiment.h"
 #include "apps/profile_session.h"
 #include "apps/visualize.h"
-#include "autograd/grad_mode.h"
+#include "tensor/grad_mode.h"
 #include "data/image.h"
 #include "data/mask.h"
 #include "nn/checkpoint.h"

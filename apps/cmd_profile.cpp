@@ -9,11 +9,11 @@
 #include "apps/experiment.h"
 #include "apps/profile_session.h"
 #include "apps/synthetic.h"
-#include "autograd/grad_mode.h"
 #include "autograd/trace.h"
 #include "nn/checkpoint.h"
 #include "nn/optim.h"
 #include "tensor/backend.h"
+#include "tensor/grad_mode.h"
 
 namespace gndet::app {
 namespace {

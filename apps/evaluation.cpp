@@ -2,7 +2,7 @@
 
 #include <chrono>
 
-#include "autograd/grad_mode.h"
+#include "tensor/grad_mode.h"
 
 namespace gndet::app {
 

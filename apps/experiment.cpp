@@ -2,7 +2,7 @@
 
 #include <filesystem>
 
-#include "detection/config.h"
+#include "tensor/config.h"
 #include "nn/checkpoint.h"
 #include "nn/checkpoint_io/zoo.h"
 #include "tensor/backend.h"

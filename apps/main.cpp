@@ -23,8 +23,12 @@ static void print_help() {
             << ": Group Normalization (GN) and GN+WS Faster / Mask R-CNN, from scratch in C++20 and CUDA\n\n"
             << "usage: gndet <command> [arguments] [--help]\n\ncommands:\n";
   for (const Command& c : cmds) std::printf("  %-12s %s\n", c.name, c.summary);
-  std::cout << "\nbuilt with CUDA: " << (GNDET_WITH_CUDA ? "yes" : "no") << ", cuDNN: " << (GNDET_WITH_CUDNN ? "yes" : "no")
-            << "; GPUs visible: " << cuda::device_count() << "\n";
+  // Counted before anything is written, so the line is whole; the reason only when a CUDA build sees no GPU.
+  const int gpus = cuda::device_count();
+  const std::string why = GNDET_WITH_CUDA && gpus == 0 ? " (" + cuda::unavailable_reason() + ")" : "";
+  std::printf("\nbuilt with CUDA: %s, cuDNN: %s; GPUs visible: %d%s\n", GNDET_WITH_CUDA ? "yes" : "no",
+              GNDET_WITH_CUDNN ? "yes" : "no", gpus, why.c_str());
+  std::fflush(stdout);
 }
 
 }  // namespace gndet::app

@@ -10,7 +10,7 @@
 #include "apps/profile_session.h"
 #include "apps/train_log.h"
 #include "apps/visualize.h"
-#include "autograd/grad_mode.h"
+#include "tensor/grad_mode.h"
 #include "dist/grad_sync.h"
 #include "nn/checkpoint.h"
 #include "nn/lr_schedule.h"
@@ -92,6 +92,16 @@ int train(const TrainOptions& opts, const std::shared_ptr<dist::Communicator>& c
   log.info("config " + opts.config + " (resolved copy: " + work_dir + "/" + stem + ".json), device " + device.str() +
            ", seed " + std::to_string(seed));
 
+  // ---- model: built first, so that a bad value anywhere in model (train_cfg and test_cfg included)
+  // fails before any data is read ----
+  std::string note;
+  auto model = build_model(cfg, seed, device, &note);
+  if (!note.empty()) log.info(note);
+  if (!opts.load_from.empty()) {
+    const nn::LoadReport r = model->load_state_dict(nn::load_state_dict_from_file(opts.load_from), /*strict=*/false);
+    log.info("weights loaded from " + opts.load_from + (r.ok() ? "" : " (" + r.str() + ")"));
+  }
+
   // ---- data ----
   const auto train_set = build_dataset(cfg, "train_dataloader");
   data::LoaderOptions train_opts = loader_options(cfg, "train_dataloader", seed);
@@ -107,14 +117,7 @@ int train(const TrainOptions& opts, const std::shared_ptr<dist::Communicator>& c
   log.info("training images: " + std::to_string(train_set->size()) + ", iterations per epoch: " +
            std::to_string(iters_per_epoch) + (val_set ? ", val images: " + std::to_string(val_set->size()) : ""));
 
-  // ---- model, optimizer, schedule ----
-  std::string note;
-  auto model = build_model(cfg, seed, device, &note);
-  if (!note.empty()) log.info(note);
-  if (!opts.load_from.empty()) {
-    const nn::LoadReport r = model->load_state_dict(nn::load_state_dict_from_file(opts.load_from), /*strict=*/false);
-    log.info("weights loaded from " + opts.load_from + (r.ok() ? "" : " (" + r.str() + ")"));
-  }
+  // ---- optimizer, schedule ----
   const ConfigNode optim = root["optim_wrapper"];
   const ConfigNode sgd_cfg = optim["optimizer"];
   sgd_cfg.type({"SGD"});

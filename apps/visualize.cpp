@@ -4,7 +4,7 @@
 #include <cstdio>
 
 #include "apps/canvas.h"
-#include "autograd/grad_mode.h"
+#include "tensor/grad_mode.h"
 #include "data/image.h"
 #include "ops/elementwise.h"
 #include "ops/join.h"

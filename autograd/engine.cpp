@@ -11,18 +11,22 @@
 #include <unordered_set>
 
 #include "autograd/function.h"
-#include "autograd/grad_mode.h"
+#include "tensor/grad_mode.h"
 #include "autograd/node.h"
 #include "autograd/profiler.h"
 #include "autograd/trace.h"
-#include "ops/elementwise.h"
 #include "tensor/factory.h"
 
 namespace gndet::autograd {
 
 namespace {
-thread_local bool g_grad_enabled = true;
 std::atomic<uint64_t> g_next_sequence_nr{0};
+GradientSum g_gradient_sum = nullptr;  // set by ops/elementwise.cpp at load time
+
+Tensor sum_gradients(const Tensor& a, const Tensor& b) {
+  GNDET_CHECK(g_gradient_sum != nullptr, "autograd: no gradient sum registered (ops/elementwise.cpp not linked)");
+  return g_gradient_sum(a, b);
+}
 
 AutogradMeta& meta(const Tensor& t) {
   auto& m = t.impl().autograd;
@@ -35,8 +39,7 @@ std::string describe(const Tensor& t) {
 }
 }  // namespace
 
-bool grad_enabled() { return g_grad_enabled; }
-void set_grad_enabled(bool enabled) { g_grad_enabled = enabled; }
+void register_gradient_sum(GradientSum sum) { g_gradient_sum = sum; }
 
 // ---- ops and saved tensors ----
 
@@ -76,7 +79,7 @@ Tensors AccumulateGrad::apply(Tensors&& grads) {
   Tensor g = std::move(grads[0]);
   Tensor current = leaf.grad();
   if (current.defined()) {
-    leaf.set_grad(current + g);  // out of place: an earlier grad may be aliased by the caller
+    leaf.set_grad(sum_gradients(current, g));  // out of place: an earlier grad may be aliased by the caller
   } else {
     // Keep g itself only when nothing else can see its memory; else copy, so that the gradients
     // of two leaves never share storage (add's backward hands the same tensor to both inputs).
@@ -114,7 +117,7 @@ Edge gradient_edge(const Tensor& t) {
 }
 
 bool needs_grad(const Tensors& inputs) {
-  if (!g_grad_enabled) return false;
+  if (!grad_enabled()) return false;
   for (const Tensor& t : inputs) {
     if (t.defined() && t.requires_grad()) return true;
   }
@@ -217,7 +220,7 @@ void run_backward(const Tensors& roots, const Tensors& grads, bool retain_graph)
     if (buf.empty()) buf.resize(e.node->num_outputs());
     if (!g.defined()) return;
     Tensor& slot = buf[e.input_nr];
-    slot = slot.defined() ? slot + g : std::move(g);
+    slot = slot.defined() ? sum_gradients(slot, g) : std::move(g);
   };
 
   std::priority_queue<std::shared_ptr<Node>, std::vector<std::shared_ptr<Node>>, ReadyOrder> ready;

@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "autograd/grad_mode.h"
+#include "tensor/grad_mode.h"
 #include "autograd/node.h"
 #include "autograd/trace.h"
 
@@ -54,6 +54,12 @@ class Saved {
 bool needs_grad(const Tensors& inputs);
 
 void record(const OpDef& op, const Tensors& inputs, const Tensors& outputs, FunctionNode::Backward backward);
+
+// Sums two gradients of one tensor (the engine's only arithmetic). autograd sits below ops/, so
+// ops/elementwise.cpp registers its add here at load time, the way tensor/backend.h receives the
+// CUDA backend: the engine never includes ops/.
+using GradientSum = Tensor (*)(const Tensor& a, const Tensor& b);
+void register_gradient_sum(GradientSum sum);
 
 }  // namespace gndet::autograd
 

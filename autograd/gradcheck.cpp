@@ -3,7 +3,7 @@
 #include <cmath>
 #include <sstream>
 
-#include "autograd/grad_mode.h"
+#include "tensor/grad_mode.h"
 #include "autograd/node.h"
 #include "tensor/factory.h"
 #include "tensor/random.h"

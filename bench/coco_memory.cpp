@@ -108,7 +108,7 @@ int main(int argc, char** argv) {
         }
       };
       if (mode == "--tree") {
-        const data::Json json = data::read_json_file(argv[2], "COCO annotation file");
+        const Json json = read_json_file(argv[2], "COCO annotation file");
         count(data::CocoInstances::parse(json, argv[2]));
       } else if (mode == "--stream") {
         count(data::CocoInstances::load(argv[2]));

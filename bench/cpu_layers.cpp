@@ -23,7 +23,7 @@
 #include <string>
 #include <vector>
 
-#include "autograd/grad_mode.h"
+#include "tensor/grad_mode.h"
 #include "ops/conv.h"
 #include "ops/norm.h"
 #include "tensor/factory.h"

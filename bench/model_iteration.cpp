@@ -24,7 +24,7 @@
 
 #include <omp.h>
 
-#include "detection/config.h"
+#include "tensor/config.h"
 #include "detection/detector.h"
 #include "gndet_config.h"
 #include "nn/optim.h"

@@ -5,22 +5,22 @@
 
 namespace gndet::data {
 
-Segmentation parse_segmentation(const JsonField& field) {
+Segmentation parse_segmentation(const ConfigNode& field) {
   Segmentation seg;
   if (field.json().is_array()) {
     seg.kind = Segmentation::Kind::Polygons;
     const size_t n = field.size();
     seg.polygons.reserve(n);
-    for (size_t i = 0; i < n; ++i) seg.polygons.push_back(field.at(i).as_numbers());
+    for (size_t i = 0; i < n; ++i) seg.polygons.push_back(field.at(i).as_double_list());
     return seg;
   }
   if (!field.json().is_object()) field.fail("expected polygons (a list of lists) or an RLE object {size, counts}");
   seg.kind = Segmentation::Kind::Rle;
-  const JsonField size = field["size"];
+  const ConfigNode size = field["size"];
   if (size.size() != 2) size.fail("expected [height, width]");
   const int64_t h = size.at(0).as_int(), w = size.at(1).as_int();
   if (h < 0 || w < 0 || h * w > int64_t{UINT32_MAX}) size.fail("expected a non-negative [height, width]");
-  const JsonField counts = field["counts"];
+  const ConfigNode counts = field["counts"];
   if (counts.json().is_string()) {
     seg.compressed = true;
     try {
@@ -64,19 +64,19 @@ Rle segmentation_to_rle(const Segmentation& seg, int64_t image_height, int64_t i
   return rle_merge(parts, /*intersect=*/false);
 }
 
-CocoAnnotation parse_annotation(const JsonField& a) {
+CocoAnnotation parse_annotation(const ConfigNode& a) {
   CocoAnnotation ann;
   ann.id = a["id"].as_int();
   ann.image_id = a["image_id"].as_int();
   ann.category_id = a["category_id"].as_int();
-  const JsonField bbox = a["bbox"];
-  const std::vector<double> b = bbox.as_numbers();
+  const ConfigNode bbox = a["bbox"];
+  const std::vector<double> b = bbox.as_double_list();
   if (b.size() != 4) bbox.fail("expected 4 numbers [x, y, width, height]");
   for (double v : b) {
     if (!std::isfinite(v)) bbox.fail("expected finite numbers");
   }
   ann.bbox = {b[0], b[1], b[2], b[3]};
-  ann.area = a["area"].as_number();
+  ann.area = a["area"].as_double();
   if (a.has("iscrowd")) ann.iscrowd = a["iscrowd"].as_flag();
   if (a.has("ignore")) ann.ignore = a["ignore"].as_flag();
   if (a.has("segmentation") && !a["segmentation"].json().is_null()) {
@@ -90,13 +90,13 @@ CocoAnnotation parse_annotation(const JsonField& a) {
 CocoInstances CocoInstances::parse(const Json& json, const std::string& source) {
   CocoInstances c;
   c.source_ = source;
-  const JsonField root(json, c.source_);
+  const ConfigNode root(json, c.source_, "");
   if (!json.is_object()) root.fail("expected an object with images, annotations and categories");
 
-  const JsonField images = root["images"];
+  const ConfigNode images = root["images"];
   c.images_.reserve(images.size());
   for (size_t i = 0; i < images.size(); ++i) {
-    const JsonField im = images.at(i);
+    const ConfigNode im = images.at(i);
     CocoImage img;
     img.id = im["id"].as_int();
     img.file_name = im["file_name"].as_string();
@@ -111,9 +111,9 @@ CocoInstances CocoInstances::parse(const Json& json, const std::string& source) 
     c.images_.push_back(std::move(img));
   }
 
-  const JsonField cats = root["categories"];
+  const ConfigNode cats = root["categories"];
   for (size_t i = 0; i < cats.size(); ++i) {
-    const JsonField ct = cats.at(i);
+    const ConfigNode ct = cats.at(i);
     CocoCategory cat;
     cat.id = ct["id"].as_int();
     if (ct.has("name")) cat.name = ct["name"].as_string();
@@ -134,12 +134,12 @@ CocoInstances CocoInstances::parse(const Json& json, const std::string& source) 
 
   c.per_image_.resize(c.images_.size());
   if (root.has("annotations")) {
-    const JsonField anns = root["annotations"];
+    const ConfigNode anns = root["annotations"];
     c.annotations_.reserve(anns.size());
     std::unordered_map<int64_t, size_t> seen_ids;
     seen_ids.reserve(anns.size());
     for (size_t i = 0; i < anns.size(); ++i) {
-      const JsonField a = anns.at(i);
+      const ConfigNode a = anns.at(i);
       CocoAnnotation ann = parse_annotation(a);
       const int64_t im = c.image_index(ann.image_id);
       if (im < 0) a["image_id"].fail("no image has this id");

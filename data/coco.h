@@ -9,7 +9,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "data/json_field.h"
+#include "tensor/config.h"
 #include "data/mask.h"
 
 namespace gndet::data {
@@ -27,7 +27,7 @@ struct Segmentation {
 };
 
 // Parses a segmentation field; errors name the file and the field's path.
-Segmentation parse_segmentation(const JsonField& field);
+Segmentation parse_segmentation(const ConfigNode& field);
 Json segmentation_to_json(const Segmentation& seg);  // RLEs as {"size", "counts"} (string when compressed)
 // pycocotools' annToRLE: polygons are rasterised at the image size (each with rleFrPoly) and
 // merged by union; an RLE keeps its own size. An empty polygon list gives an empty mask.
@@ -57,7 +57,7 @@ struct CocoAnnotation {
 };
 
 // One element of "annotations" (errors name its path, e.g. "annotations[12].bbox").
-CocoAnnotation parse_annotation(const JsonField& a);
+CocoAnnotation parse_annotation(const ConfigNode& a);
 
 class CocoInstances {
  public:

@@ -34,7 +34,7 @@ CocoDataset::CocoDataset(CocoDatasetConfig config) : config_(std::move(config)) 
 }
 
 std::shared_ptr<CocoDataset> CocoDataset::from_config(const Json& cfg, const std::string& source) {
-  const JsonField f(cfg, source, "dataset");
+  const ConfigNode f(cfg, source, "dataset");
   if (!cfg.is_object()) f.fail("expected a dataset object");
   for (const auto& [key, value] : cfg.items()) {
     static const char* const known[] = {"type",           "data_root", "ann_file",        "data_prefix", "img_prefix",
@@ -62,7 +62,7 @@ std::shared_ptr<CocoDataset> CocoDataset::from_config(const Json& cfg, const std
   }
   if (f.has("filter_empty_gt")) c.filter_empty_gt = f["filter_empty_gt"].as_flag();  // mmdetection 2.x
   if (f.has("filter_cfg") && !f["filter_cfg"].json().is_null()) {
-    const JsonField fc = f["filter_cfg"];
+    const ConfigNode fc = f["filter_cfg"];
     if (fc.has("filter_empty_gt")) c.filter_empty_gt = fc["filter_empty_gt"].as_flag();
     if (fc.has("min_size")) c.min_size = fc["min_size"].as_int();
   }
@@ -70,7 +70,7 @@ std::shared_ptr<CocoDataset> CocoDataset::from_config(const Json& cfg, const std
   auto ds = std::make_shared<CocoDataset>(std::move(c));
   for (const char* where : {"metainfo", "classes"}) {
     if (!f.has(where) || f[where].json().is_null()) continue;
-    const JsonField classes = std::string(where) == "metainfo" ? f[where]["classes"] : f[where];
+    const ConfigNode classes = std::string(where) == "metainfo" ? f[where]["classes"] : f[where];
     std::vector<std::string> want, have;
     for (size_t i = 0; i < classes.size(); ++i) want.push_back(classes.at(i).as_string());
     for (int64_t l = 0; l < ds->coco().num_classes(); ++l) have.push_back(ds->coco().category_name(l));

@@ -9,16 +9,16 @@ namespace gndet::data {
 
 namespace {
 
-Detection parse_detection(const JsonField& r) {
+Detection parse_detection(const ConfigNode& r) {
   if (!r.json().is_object()) r.fail("expected a detection {image_id, category_id, bbox, score, segmentation}");
   Detection d;
   d.image_id = r["image_id"].as_int();
   d.category_id = r["category_id"].as_int();
-  d.score = r["score"].as_number();
+  d.score = r["score"].as_double();
   if (!std::isfinite(d.score)) r["score"].fail("expected a finite score");
   if (r.has("bbox")) {
-    const JsonField bbox = r["bbox"];
-    const std::vector<double> b = bbox.as_numbers();
+    const ConfigNode bbox = r["bbox"];
+    const std::vector<double> b = bbox.as_double_list();
     if (!b.empty()) {
       if (b.size() != 4) bbox.fail("expected 4 numbers [x, y, width, height]");
       d.bbox = BoxXywh{b[0], b[1], b[2], b[3]};
@@ -33,7 +33,7 @@ Detection parse_detection(const JsonField& r) {
 }  // namespace
 
 std::vector<Detection> parse_detections(const Json& json, const std::string& source) {
-  const JsonField root(json, source);
+  const ConfigNode root(json, source, "");
   if (!json.is_array()) root.fail("results must be a JSON array of detections");
   std::vector<Detection> dets;
   dets.reserve(json.size());
@@ -55,7 +55,7 @@ std::vector<Detection> read_detections(const std::string& path) {
       std::string where = "[";
       where += std::to_string(dets.size());
       where += ']';
-      dets.push_back(parse_detection(JsonField(parsed, path, where)));
+      dets.push_back(parse_detection(ConfigNode(parsed, path, where)));
       return false;
     }
     return true;

@@ -39,7 +39,7 @@ CocoInstances CocoInstances::load(const std::string& path) {
     const bool element_done = top_array && depth == 2 &&
                               (event == Json::parse_event_t::object_end || event == Json::parse_event_t::value);
     if (element_done && top_key == "annotations") {
-      anns.push_back(parse_annotation(JsonField(parsed, path, "annotations[" + std::to_string(anns.size()) + "]")));
+      anns.push_back(parse_annotation(ConfigNode(parsed, path, "annotations[" + std::to_string(anns.size()) + "]")));
       return false;  // dropped from the document
     }
     if (element_done && top_key == "images" && parsed.is_object()) {
@@ -67,9 +67,9 @@ CocoInstances CocoInstances::load(const std::string& path) {
     const CocoAnnotation& ann = anns[i];
     const std::string where = "annotations[" + std::to_string(i) + "]";
     const int64_t im = c.image_index(ann.image_id);
-    if (im < 0) JsonField(Json(ann.image_id), path, where + ".image_id").fail("no image has this id");
+    if (im < 0) ConfigNode(Json(ann.image_id), path, where + ".image_id").fail("no image has this id");
     if (!seen_ids.emplace(ann.id, i).second) {
-      JsonField(Json(ann.id), path, where + ".id")
+      ConfigNode(Json(ann.id), path, where + ".id")
           .fail("duplicate annotation id (also annotations[" + std::to_string(seen_ids[ann.id]) + "])");
     }
     c.per_image_[static_cast<size_t>(im)].push_back(static_cast<int64_t>(i));

@@ -9,6 +9,7 @@
 #include <memory>
 #include <sstream>
 
+#include "tensor/config.h"  // read_text_file: a file's bytes, with the errors of every reader
 #include "tensor/factory.h"
 #include "tensor/safetensors.h"
 
@@ -30,16 +31,6 @@
 
 namespace gndet::data {
 namespace {
-
-std::string read_file_bytes(const std::string& path, const char* what) {
-  check_not_special_file(path, what);
-  std::ifstream in(path, std::ios::binary);
-  GNDET_CHECK(in.good(), "cannot open ", what, " '", path, "': ", std::strerror(errno));
-  std::ostringstream os;
-  os << in.rdbuf();
-  GNDET_CHECK(!in.bad(), "error reading ", what, " '", path, "'");
-  return os.str();
-}
 
 // stb keeps the last failure in a global that it never clears, and some paths fail without setting
 // it (or set it to ""): the reason is reset before each call and an empty one is said to be empty.
@@ -177,10 +168,10 @@ Tensor decode_image(const std::string& bytes, const std::string& name) {
   return out;
 }
 
-Tensor read_image(const std::string& path) { return decode_image(read_file_bytes(path, "image"), path); }
+Tensor read_image(const std::string& path) { return decode_image(read_text_file(path, "image"), path); }
 
 ImageSize read_image_size(const std::string& path) {
-  const std::string bytes = read_file_bytes(path, "image");
+  const std::string bytes = read_text_file(path, "image");
   GNDET_CHECK(jpeg_huffman_tables_ok(bytes), "cannot read the size of image '", path, "': corrupt JPEG (a ",
               "Huffman table declares more than 256 codes, or a scan uses one that was never defined)");
   int w = 0, h = 0, channels = 0;

@@ -9,7 +9,7 @@ namespace {
 
 using Scale = std::array<int64_t, 2>;
 
-void check_keys(const JsonField& step, const std::string& type, const std::vector<std::string>& accepted) {
+void check_keys(const ConfigNode& step, const std::string& type, const std::vector<std::string>& accepted) {
   for (const auto& [key, value] : step.json().items()) {
     if (key == "type" || std::find(accepted.begin(), accepted.end(), key) != accepted.end()) continue;
     std::string list;
@@ -18,15 +18,15 @@ void check_keys(const JsonField& step, const std::string& type, const std::vecto
   }
 }
 
-bool get_bool(const JsonField& step, const char* key, bool fallback) {
+bool get_bool(const ConfigNode& step, const char* key, bool fallback) {
   if (!step.has(key)) return fallback;
-  const JsonField f = step[key];
+  const ConfigNode f = step[key];
   if (!f.json().is_boolean()) f.fail("expected true or false");
   return f.json().get<bool>();
 }
 
 // [w, h] or mmdetection 2.x's [[w, h]] (one scale; several would mean multi-scale training).
-Scale parse_scale(const JsonField& f) {
+Scale parse_scale(const ConfigNode& f) {
   const Json& j = f.json();
   if (j.is_array() && !j.empty() && j[0].is_array()) {
     if (j.size() != 1) f.fail("expected one scale [long, short] (multi-scale resizing is not supported)");
@@ -39,20 +39,20 @@ Scale parse_scale(const JsonField& f) {
   return s;
 }
 
-std::optional<Scale> find_scale(const JsonField& step) {
+std::optional<Scale> find_scale(const ConfigNode& step) {
   if (step.has("scale") && step.has("img_scale")) step.fail("give either scale or img_scale, not both");
   if (step.has("scale")) return parse_scale(step["scale"]);
   if (step.has("img_scale")) return parse_scale(step["img_scale"]);
   return std::nullopt;
 }
 
-std::array<double, 3> three_numbers(const JsonField& f) {
-  const std::vector<double> v = f.as_numbers();
+std::array<double, 3> three_numbers(const ConfigNode& f) {
+  const std::vector<double> v = f.as_double_list();
   if (v.size() != 3) f.fail("expected 3 numbers (one per channel)");
   return {v[0], v[1], v[2]};
 }
 
-void expect_value(const JsonField& step, const char* key, const Json& wanted, const std::string& why) {
+void expect_value(const ConfigNode& step, const char* key, const Json& wanted, const std::string& why) {
   if (step.has(key) && step[key].json() != wanted)
     step[key].fail("only " + wanted.dump() + " is supported (" + why + ")");
 }
@@ -63,12 +63,12 @@ struct Parser {
   bool& with_bbox;
   bool& with_mask;
 
-  void parse_list(const JsonField& steps, const std::optional<Scale>& inherited_scale) {
+  void parse_list(const ConfigNode& steps, const std::optional<Scale>& inherited_scale) {
     if (!steps.json().is_array()) steps.fail("expected a list of transforms [{\"type\": ...}, ...]");
     for (size_t i = 0; i < steps.size(); ++i) parse_step(steps.at(i), inherited_scale);
   }
 
-  void parse_step(const JsonField& step, const std::optional<Scale>& inherited_scale) {
+  void parse_step(const ConfigNode& step, const std::optional<Scale>& inherited_scale) {
     if (!step.json().is_object()) step.fail("expected a transform {\"type\": ..., arguments}");
     const std::string type = step["type"].as_string();
     if (type == "Resize") {
@@ -83,8 +83,8 @@ struct Parser {
     } else if (type == "RandomFlip") {
       check_keys(step, type, {"prob", "flip_ratio", "direction"});
       if (step.has("prob") == step.has("flip_ratio")) step.fail("RandomFlip needs exactly one of prob / flip_ratio");
-      const JsonField p = step.has("prob") ? step["prob"] : step["flip_ratio"];
-      const double prob = p.as_number();
+      const ConfigNode p = step.has("prob") ? step["prob"] : step["flip_ratio"];
+      const double prob = p.as_double();
       if (prob < 0 || prob > 1) p.fail("expected a probability in [0, 1]");
       if (step.has("direction")) {
         const Json& d = step["direction"].json();
@@ -106,8 +106,8 @@ struct Parser {
       if (divisor <= 0) step["size_divisor"].fail("expected a positive divisor");
       double pad_value = 0;
       if (step.has("pad_val")) {
-        const JsonField v = step["pad_val"];
-        pad_value = v.json().is_object() ? (v.has("img") ? v["img"].as_number() : 0.0) : v.as_number();
+        const ConfigNode v = step["pad_val"];
+        pad_value = v.json().is_object() ? (v.has("img") ? v["img"].as_double() : 0.0) : v.as_double();
       }
       pipeline.append(std::make_shared<Pad>(divisor, pad_value));
     } else if (type == "LoadImageFromFile") {
@@ -145,12 +145,12 @@ struct Parser {
 Pipeline Pipeline::from_json(const Json& steps, const std::string& source) {
   Pipeline p;
   Parser parser{p, p.has_load_annotations_, p.with_bbox_, p.with_mask_};
-  parser.parse_list(JsonField(steps, source, "pipeline"), std::nullopt);
+  parser.parse_list(ConfigNode(steps, source, "pipeline"), std::nullopt);
   return p;
 }
 
 std::vector<std::shared_ptr<const Transform>> data_preprocessor_transforms(const Json& cfg, const std::string& source) {
-  const JsonField f(cfg, source, "data_preprocessor");
+  const ConfigNode f(cfg, source, "data_preprocessor");
   if (!cfg.is_object()) f.fail("expected an object");
   check_keys(f, "DetDataPreprocessor",
              {"mean", "std", "bgr_to_rgb", "rgb_to_bgr", "pad_size_divisor", "pad_value", "pad_mask", "mask_pad_value",
@@ -166,7 +166,7 @@ std::vector<std::shared_ptr<const Transform>> data_preprocessor_transforms(const
   const int64_t divisor = f.has("pad_size_divisor") ? f["pad_size_divisor"].as_int() : 1;
   if (divisor <= 0) f["pad_size_divisor"].fail("expected a positive divisor");
   if (divisor > 1)
-    steps.push_back(std::make_shared<Pad>(divisor, f.has("pad_value") ? f["pad_value"].as_number() : 0.0));
+    steps.push_back(std::make_shared<Pad>(divisor, f.has("pad_value") ? f["pad_value"].as_double() : 0.0));
   return steps;
 }
 

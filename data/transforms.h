@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "data/json_field.h"
+#include "tensor/config.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 

@@ -16,6 +16,7 @@ AnchorGenerator::AnchorGenerator(std::vector<int64_t> strides, std::vector<doubl
 
 AnchorGenerator AnchorGenerator::from_config(const ConfigNode& cfg) {
   cfg.type({"AnchorGenerator"});
+  cfg.check_keys({"type", "strides", "ratios", "scales", "center_offset"});
   return AnchorGenerator(cfg["strides"].as_int_list(), cfg["ratios"].as_double_list(), cfg["scales"].as_double_list(),
                          cfg.get_double("center_offset", 0.0));
 }

@@ -15,7 +15,7 @@
 #include <tuple>
 #include <vector>
 
-#include "detection/config.h"
+#include "tensor/config.h"
 #include "tensor/tensor.h"
 
 namespace gndet {

@@ -1,6 +1,6 @@
 #include "detection/assigner.h"
 
-#include "autograd/grad_mode.h"
+#include "tensor/grad_mode.h"
 #include "ops/box_iou.h"
 #include "ops/elementwise.h"
 #include "ops/index.h"
@@ -11,6 +11,8 @@ namespace gndet {
 
 MaxIoUAssigner MaxIoUAssigner::from_config(const ConfigNode& cfg) {
   cfg.type({"MaxIoUAssigner"});
+  cfg.check_keys({"type", "pos_iou_thr", "neg_iou_thr", "min_pos_iou", "match_low_quality", "gt_max_assign_all",
+                  "ignore_iof_thr"});
   MaxIoUAssigner a;
   a.pos_iou_thr = cfg["pos_iou_thr"].as_double();
   a.neg_iou_thr = cfg["neg_iou_thr"].as_double();

@@ -11,7 +11,7 @@
 // With IoUs (0.35, 0.2) and match_low_quality, the first box (the gt's best, 0.35 >= 0.3) -> 1.
 #pragma once
 
-#include "detection/config.h"
+#include "tensor/config.h"
 #include "tensor/tensor.h"
 
 namespace gndet {

@@ -1,6 +1,6 @@
 #include "detection/bbox_head.h"
 
-#include "autograd/grad_mode.h"
+#include "tensor/grad_mode.h"
 #include "nn/init.h"
 #include "ops/elementwise.h"
 #include "ops/index.h"
@@ -14,6 +14,7 @@ namespace gndet {
 
 BBoxHead::BBoxHead(const ConfigNode& cfg, Generator& gen) : coder_(DeltaXYWHCoder::from_config(cfg["bbox_coder"])) {
   const std::string type = cfg.type({"Shared2FCBBoxHead", "Shared4Conv1FCBBoxHead", "ConvFCBBoxHead"});
+  cfg.check_keys({"type", "num_shared_convs", "num_shared_fcs", "num_classes", "reg_class_agnostic", "loss_cls", "loss_bbox", "in_channels", "roi_feat_size", "conv_out_channels", "fc_out_channels", "norm_cfg", "conv_cfg", "bbox_coder"});
   int64_t num_convs = 0, num_fcs = 2;
   if (type == "Shared4Conv1FCBBoxHead") {
     num_convs = 4;
@@ -25,10 +26,10 @@ BBoxHead::BBoxHead(const ConfigNode& cfg, Generator& gen) : coder_(DeltaXYWHCode
   num_classes_ = cfg["num_classes"].as_int();
   class_agnostic_ = cfg.get_bool("reg_class_agnostic", false);
   const ConfigNode loss_cls = cfg["loss_cls"];
-  loss_cls.type({"CrossEntropyLoss"});
+  check_loss(loss_cls, "CrossEntropyLoss");
   GNDET_CHECK(!loss_cls.get_bool("use_sigmoid", false), "config ", loss_cls.path(),
               ": the box head classifies with softmax (use_sigmoid=false)");
-  cfg["loss_bbox"].type({"L1Loss"});
+  check_loss(cfg["loss_bbox"], "L1Loss");
   const int64_t in = cfg.get_int("in_channels", 256), size = cfg.get_int("roi_feat_size", 7);
   const int64_t conv_out = cfg.get_int("conv_out_channels", 256), fc_out = cfg.get_int("fc_out_channels", 1024);
   const NormSpec norm = norm_from_config(cfg);

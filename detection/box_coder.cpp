@@ -1,6 +1,6 @@
 #include "detection/box_coder.h"
 
-#include "autograd/grad_mode.h"
+#include "tensor/grad_mode.h"
 #include "ops/elementwise.h"
 #include "ops/join.h"
 #include "tensor/factory.h"
@@ -9,6 +9,7 @@ namespace gndet {
 
 DeltaXYWHCoder DeltaXYWHCoder::from_config(const ConfigNode& cfg) {
   cfg.type({"DeltaXYWHBBoxCoder"});
+  cfg.check_keys({"type", "target_means", "target_stds"});
   DeltaXYWHCoder c;
   const std::vector<double> m = cfg.has("target_means") ? cfg["target_means"].as_double_list() : std::vector<double>{0, 0, 0, 0};
   const std::vector<double> s = cfg.has("target_stds") ? cfg["target_stds"].as_double_list() : std::vector<double>{1, 1, 1, 1};

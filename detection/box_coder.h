@@ -10,7 +10,7 @@
 #include <array>
 #include <cmath>
 
-#include "detection/config.h"
+#include "tensor/config.h"
 #include "tensor/tensor.h"
 
 namespace gndet {

@@ -9,6 +9,7 @@ namespace gndet {
 
 FPNOptions FPNOptions::from_config(const ConfigNode& cfg) {
   cfg.type({"FPN"});
+  cfg.check_keys({"type", "in_channels", "out_channels", "num_outs", "norm_cfg", "conv_cfg", "start_level", "add_extra_convs"});
   FPNOptions o;
   o.in_channels = cfg["in_channels"].as_int_list();
   o.out_channels = cfg["out_channels"].as_int();

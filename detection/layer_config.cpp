@@ -7,6 +7,9 @@ NormSpec norm_from_config(const ConfigNode& parent, const std::string& key) {
   if (!parent.has(key) || parent[key].is_null()) return n;
   const ConfigNode cfg = parent[key];
   const std::string type = cfg.type({"GN", "BN", "FrozenBN"});
+  // requires_grad: whether the norm's affine parameters train; frozen_stages and the norm type decide
+  // that in gndet (mmdetection's GN configs all say true).
+  cfg.check_keys({"type", "num_groups", "eps", "requires_grad"});
   if (type == "GN") {
     n.type = nn::NormType::GroupNorm;
     n.num_groups = cfg["num_groups"].as_int();
@@ -19,28 +22,28 @@ NormSpec norm_from_config(const ConfigNode& parent, const std::string& key) {
 
 bool ws_from_config(const ConfigNode& parent) {
   if (!parent.has("conv_cfg") || parent["conv_cfg"].is_null()) return false;
+  parent["conv_cfg"].check_keys({"type"});
   return parent["conv_cfg"].type({"ConvWS", "Conv2d", "Conv"}) == "ConvWS";
 }
 
-std::shared_ptr<nn::UnaryModule> make_norm(const NormSpec& norm, int64_t channels) {
-  if (norm.type == nn::NormType::GroupNorm) return std::make_shared<nn::GroupNorm>(norm.num_groups, channels, norm.eps);
-  GNDET_CHECK(norm.type == nn::NormType::FrozenBatchNorm, "make_norm: no norm type given");
-  return std::make_shared<nn::FrozenBatchNorm2d>(channels, norm.eps);
+void check_loss(const ConfigNode& cfg, const std::string& type) {
+  cfg.type({type});
+  cfg.check_keys({"type", "use_sigmoid", "use_mask", "loss_weight"});
+  GNDET_CHECK(cfg.get_double("loss_weight", 1.0) == 1.0, "config ", cfg.path(),
+              ".loss_weight: only 1.0 is supported (the zoo's value)");
 }
 
 nn::ConvModuleOptions conv_module_options(int64_t in, int64_t out, int64_t kernel, const NormSpec& norm, bool ws,
                                           bool relu, int64_t stride) {
   nn::ConvModuleOptions o;
-  o.in_channels = in;
-  o.out_channels = out;
-  o.kernel = {kernel, kernel};
-  o.stride = {stride, stride};
-  o.padding = {kernel / 2, kernel / 2};
-  o.norm = norm.type;
-  o.num_groups = norm.num_groups;
-  o.norm_eps = norm.eps;
+  o.conv.in_channels = in;
+  o.conv.out_channels = out;
+  o.conv.kernel = {kernel, kernel};
+  o.conv.stride = {stride, stride};
+  o.conv.padding = {kernel / 2, kernel / 2};
+  o.conv.weight_standardization = ws;
+  o.norm = norm;
   o.relu = relu;
-  o.weight_standardization = ws;
   return o;
 }
 

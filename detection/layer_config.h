@@ -10,26 +10,20 @@
 #include <memory>
 #include <string>
 
-#include "detection/config.h"
+#include "tensor/config.h"
 #include "nn/conv_module.h"
 
 namespace gndet {
 
-struct NormSpec {
-  nn::NormType type = nn::NormType::None;
-  int64_t num_groups = 32;
-  double eps = 1e-5;
-  // mmcv's build_norm_layer abbreviation, used in names like "gn1", "bn1".
-  std::string abbr() const { return type == nn::NormType::GroupNorm ? "gn" : "bn"; }
-};
+using nn::make_norm;
+using nn::NormSpec;
 
 // parent[key] when present and not null, else no norm.
 NormSpec norm_from_config(const ConfigNode& parent, const std::string& key = "norm_cfg");
 // parent["conv_cfg"]: true for ConvWS.
 bool ws_from_config(const ConfigNode& parent);
-
-// A standalone norm layer for `channels` (GroupNorm or FrozenBatchNorm2d).
-std::shared_ptr<nn::UnaryModule> make_norm(const NormSpec& norm, int64_t channels);
+// A loss dict {"type", "use_sigmoid", "use_mask", "loss_weight"} of the given type, loss_weight 1.
+void check_loss(const ConfigNode& cfg, const std::string& type);
 
 // ConvModuleOptions with the norm and WS filled in.
 nn::ConvModuleOptions conv_module_options(int64_t in, int64_t out, int64_t kernel, const NormSpec& norm, bool ws,

@@ -1,6 +1,6 @@
 #include "detection/mask_head.h"
 
-#include "autograd/grad_mode.h"
+#include "tensor/grad_mode.h"
 #include "nn/init.h"
 #include "ops/elementwise.h"
 #include "ops/index.h"
@@ -15,8 +15,9 @@ namespace gndet {
 
 MaskHead::MaskHead(const ConfigNode& cfg, Generator& gen) {
   cfg.type({"FCNMaskHead"});
+  cfg.check_keys({"type", "loss_mask", "num_classes", "num_convs", "in_channels", "conv_out_channels", "norm_cfg", "conv_cfg", "upsample_cfg"});
   const ConfigNode loss = cfg["loss_mask"];
-  loss.type({"CrossEntropyLoss"});
+  check_loss(loss, "CrossEntropyLoss");
   GNDET_CHECK(loss.get_bool("use_mask", false), "config ", loss.path(), ": the mask loss needs use_mask=true");
   num_classes_ = cfg["num_classes"].as_int();
   const int64_t num_convs = cfg.get_int("num_convs", 4), in = cfg.get_int("in_channels", 256);

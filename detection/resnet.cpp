@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "autograd/grad_mode.h"
+#include "tensor/grad_mode.h"
 #include "nn/init.h"
 #include "ops/elementwise.h"
 #include "ops/pool.h"
@@ -126,6 +126,9 @@ std::shared_ptr<nn::Sequential> make_stage(BlockSpec s, int64_t blocks, bool zer
 
 ResNetOptions ResNetOptions::from_config(const ConfigNode& cfg) {
   const std::string type = cfg.type({"ResNet", "ResNeXt"});
+  // norm_eval: frozen statistics, what gndet's FrozenBN always does (GN has none); init_cfg: read by
+  // the program that loads the pretrained weights (apps/experiment.cpp).
+  cfg.check_keys({"type", "depth", "out_indices", "frozen_stages", "style", "norm_cfg", "conv_cfg", "in_channels", "stem_channels", "base_channels", "zero_init_residual", "groups", "base_width", "num_stages", "deep_stem", "norm_eval", "init_cfg"});
   ResNetOptions o;
   o.depth = cfg["depth"].as_int();
   if (cfg.has("out_indices")) o.out_indices = cfg["out_indices"].as_int_list();

@@ -2,7 +2,7 @@
 
 #include <numeric>
 
-#include "autograd/grad_mode.h"
+#include "tensor/grad_mode.h"
 #include "ops/elementwise.h"
 #include "ops/index.h"
 #include "ops/join.h"
@@ -24,9 +24,12 @@ Tensor boxes_to_rois(const std::vector<Tensor>& boxes_per_image) {
 
 RoIExtractor RoIExtractor::from_config(const ConfigNode& cfg) {
   cfg.type({"SingleRoIExtractor"});
+  // out_channels: the features' channels, which the RoI head takes from the FPN.
+  cfg.check_keys({"type", "roi_layer", "out_channels", "featmap_strides", "finest_scale"});
   RoIExtractor e;
   const ConfigNode layer = cfg["roi_layer"];
   layer.type({"RoIAlign"});
+  layer.check_keys({"type", "output_size", "sampling_ratio", "aligned"});
   const int64_t size = layer["output_size"].as_int();
   e.roi.out_h = e.roi.out_w = size;
   e.roi.sampling_ratio = layer.get_int("sampling_ratio", 0);

@@ -7,7 +7,7 @@
 
 #include <vector>
 
-#include "detection/config.h"
+#include "tensor/config.h"
 #include "ops/roi_align.h"
 #include "tensor/tensor.h"
 

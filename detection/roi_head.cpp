@@ -1,15 +1,41 @@
 #include "detection/roi_head.h"
 
-#include "autograd/grad_mode.h"
+#include "tensor/grad_mode.h"
 #include "ops/elementwise.h"
 #include "ops/join.h"
 #include "tensor/factory.h"
 
 namespace gndet {
 
+RcnnTrainConfig RcnnTrainConfig::from_config(const ConfigNode& cfg) {
+  cfg.check_keys({"assigner", "sampler", "mask_size", "pos_weight", "debug"});
+  check_unsupported_train_keys(cfg);
+  RcnnTrainConfig c{MaxIoUAssigner::from_config(cfg["assigner"]), RandomSampler::from_config(cfg["sampler"])};
+  c.mask_size = cfg.get_int("mask_size", 28, 1, 4096);
+  return c;
+}
+
+RcnnTestConfig RcnnTestConfig::from_config(const ConfigNode& cfg) {
+  cfg.check_keys({"score_thr", "nms", "max_per_img", "mask_thr_binary"});
+  RcnnTestConfig c;
+  c.score_thr = cfg["score_thr"].as_double();
+  c.nms_iou = nms_iou_from_config(cfg["nms"]);
+  c.max_per_img = cfg["max_per_img"].as_int(0, INT64_MAX);
+  c.mask_thr_binary = cfg.get_double("mask_thr_binary", 0.5);
+  return c;
+}
+
+void StandardRoIHead::check_train_config(const RcnnTrainConfig& rcnn_cfg) const {
+  if (!mask_head_) return;
+  const int64_t out = 2 * mask_roi_extractor_.roi.out_h;  // the deconv doubles the RoI features
+  GNDET_CHECK(rcnn_cfg.mask_size == out, "config model.train_cfg.rcnn.mask_size: ", rcnn_cfg.mask_size,
+              " differs from the mask head's output size ", out, " (2 x mask_roi_extractor output_size)");
+}
+
 StandardRoIHead::StandardRoIHead(const ConfigNode& cfg, Generator& gen)
     : bbox_roi_extractor_(RoIExtractor::from_config(cfg["bbox_roi_extractor"])) {
   cfg.type({"StandardRoIHead"});
+  cfg.check_keys({"type", "bbox_roi_extractor", "bbox_head", "mask_roi_extractor", "mask_head"});
   bbox_head_ = register_module("bbox_head", std::make_shared<BBoxHead>(cfg["bbox_head"], gen));
   if (cfg.has("mask_head") && !cfg["mask_head"].is_null()) {
     mask_roi_extractor_ = RoIExtractor::from_config(cfg["mask_roi_extractor"]);
@@ -19,10 +45,10 @@ StandardRoIHead::StandardRoIHead(const ConfigNode& cfg, Generator& gen)
 
 LossDict StandardRoIHead::loss(const std::vector<Tensor>& feats, const std::vector<Proposals>& proposals,
                                const std::vector<ImageTargets>& targets, const std::vector<ImageInfo>& infos,
-                               const ConfigNode& rcnn_cfg, Generator& gen) {
+                               const RcnnTrainConfig& rcnn_cfg, Generator& gen) {
   nn::ModuleScope scope(this);  // gndet graph: RoIAlign and the losses are labelled roi_head
-  const MaxIoUAssigner assigner = MaxIoUAssigner::from_config(rcnn_cfg["assigner"]);
-  const RandomSampler sampler = RandomSampler::from_config(rcnn_cfg["sampler"]);
+  const MaxIoUAssigner& assigner = rcnn_cfg.assigner;
+  const RandomSampler& sampler = rcnn_cfg.sampler;
   std::vector<SamplingResult> samples;
   std::vector<Tensor> sampled_boxes, positive_boxes;
   {
@@ -48,13 +74,10 @@ LossDict StandardRoIHead::loss(const std::vector<Tensor>& feats, const std::vect
 
 std::vector<Detections> StandardRoIHead::predict(const std::vector<Tensor>& feats,
                                                  const std::vector<Proposals>& proposals,
-                                                 const std::vector<ImageInfo>& infos, const ConfigNode& rcnn_cfg) {
+                                                 const std::vector<ImageInfo>& infos, const RcnnTestConfig& rcnn_cfg) {
   autograd::NoGradGuard no_grad;
-  const double score_thr = rcnn_cfg["score_thr"].as_double();
-  const ConfigNode nms = rcnn_cfg["nms"];
-  nms.type({"nms"});
-  const double nms_iou = nms["iou_threshold"].as_double();
-  const int64_t max_per_img = rcnn_cfg["max_per_img"].as_int();
+  const double score_thr = rcnn_cfg.score_thr, nms_iou = rcnn_cfg.nms_iou;
+  const int64_t max_per_img = rcnn_cfg.max_per_img;
 
   std::vector<Tensor> boxes;
   for (const Proposals& p : proposals) boxes.push_back(p.boxes);
@@ -79,7 +102,7 @@ std::vector<Detections> StandardRoIHead::predict(const std::vector<Tensor>& feat
     input_boxes.push_back(result[i].boxes * scale);
   }
   const Tensor logits = mask_head_->forward(mask_roi_extractor_(feats, boxes_to_rois(input_boxes)));
-  const double thr = rcnn_cfg.get_double("mask_thr_binary", 0.5);
+  const double thr = rcnn_cfg.mask_thr_binary;
   at = 0;
   for (size_t i = 0; i < result.size(); ++i) {
     const int64_t D = result[i].boxes.size(0);

@@ -11,18 +11,40 @@
 
 namespace gndet {
 
+// model.train_cfg.rcnn: how proposals are assigned and sampled for the RoI head's losses.
+struct RcnnTrainConfig {
+  MaxIoUAssigner assigner;
+  RandomSampler sampler;
+  int64_t mask_size = 28;  // the mask targets' size; must be the mask head's output size
+
+  // {"assigner", "sampler", "mask_size", "pos_weight" (-1), "debug" (false)}
+  static RcnnTrainConfig from_config(const ConfigNode& cfg);
+};
+
+// model.test_cfg.rcnn: which boxes and masks inference keeps.
+struct RcnnTestConfig {
+  double score_thr = 0.05;
+  double nms_iou = 0.5;
+  int64_t max_per_img = 100;
+  double mask_thr_binary = 0.5;
+
+  // {"score_thr", "nms": {"type": "nms", "iou_threshold"}, "max_per_img", "mask_thr_binary"}
+  static RcnnTestConfig from_config(const ConfigNode& cfg);
+};
+
 class StandardRoIHead : public nn::Module {
  public:
   // The roi_head dict; without mask_head / mask_roi_extractor it is a Faster R-CNN head.
   StandardRoIHead(const ConfigNode& cfg, Generator& gen);
 
-  // {"loss_cls", "loss_bbox", "acc"[, "loss_mask"]}; rcnn_cfg is model.train_cfg.rcnn.
+  // {"loss_cls", "loss_bbox", "acc"[, "loss_mask"]}.
   LossDict loss(const std::vector<Tensor>& feats, const std::vector<Proposals>& proposals,
                 const std::vector<ImageTargets>& targets, const std::vector<ImageInfo>& infos,
-                const ConfigNode& rcnn_cfg, Generator& gen);
-  // rcnn_cfg is model.test_cfg.rcnn.
+                const RcnnTrainConfig& rcnn_cfg, Generator& gen);
   std::vector<Detections> predict(const std::vector<Tensor>& feats, const std::vector<Proposals>& proposals,
-                                  const std::vector<ImageInfo>& infos, const ConfigNode& rcnn_cfg);
+                                  const std::vector<ImageInfo>& infos, const RcnnTestConfig& rcnn_cfg);
+  // Throws naming model.train_cfg.rcnn.mask_size when it differs from the mask head's output size.
+  void check_train_config(const RcnnTrainConfig& rcnn_cfg) const;
 
   bool with_mask() const { return mask_head_ != nullptr; }
   int64_t num_classes() const { return bbox_head_->num_classes(); }

@@ -2,7 +2,8 @@
 
 #include <cmath>
 
-#include "autograd/grad_mode.h"
+#include "detection/layer_config.h"
+#include "tensor/grad_mode.h"
 #include "nn/init.h"
 #include "ops/elementwise.h"
 #include "ops/index.h"
@@ -14,13 +15,26 @@
 
 namespace gndet {
 
+double nms_iou_from_config(const ConfigNode& nms) {
+  nms.type({"nms"});
+  nms.check_keys({"type", "iou_threshold"});
+  return nms["iou_threshold"].as_double();
+}
+
+RpnTrainConfig RpnTrainConfig::from_config(const ConfigNode& cfg) {
+  cfg.check_keys({"assigner", "sampler", "allowed_border", "pos_weight", "debug"});
+  check_unsupported_train_keys(cfg);
+  GNDET_CHECK(cfg.get_int("allowed_border", -1) < 0, "config ", cfg.path(),
+              ".allowed_border: only -1 (every anchor inside the padded image is used) is supported");
+  return {MaxIoUAssigner::from_config(cfg["assigner"]), RandomSampler::from_config(cfg["sampler"])};
+}
+
 ProposalConfig ProposalConfig::from_config(const ConfigNode& cfg) {
+  cfg.check_keys({"nms_pre", "max_per_img", "nms", "min_bbox_size", "max_per_batch"});
   ProposalConfig c;
   c.nms_pre = cfg.get_int("nms_pre", 1000);
   c.max_per_img = cfg.get_int("max_per_img", 1000, 0, INT64_MAX);
-  const ConfigNode nms = cfg["nms"];
-  nms.type({"nms"});
-  c.nms_iou = nms["iou_threshold"].as_double();
+  c.nms_iou = nms_iou_from_config(cfg["nms"]);
   c.min_bbox_size = cfg.get_double("min_bbox_size", 0.0);
   c.max_per_batch = cfg.get_int("max_per_batch", -1);
   return c;
@@ -52,11 +66,12 @@ RPNHead::RPNHead(const ConfigNode& cfg, Generator& gen)
     : anchors_(AnchorGenerator::from_config(cfg["anchor_generator"])),
       coder_(DeltaXYWHCoder::from_config(cfg["bbox_coder"])) {
   cfg.type({"RPNHead"});
+  cfg.check_keys({"type", "in_channels", "feat_channels", "anchor_generator", "bbox_coder", "loss_cls", "loss_bbox"});
   const ConfigNode loss_cls = cfg["loss_cls"];
-  loss_cls.type({"CrossEntropyLoss"});
+  check_loss(loss_cls, "CrossEntropyLoss");
   GNDET_CHECK(loss_cls.get_bool("use_sigmoid", false), "config ", loss_cls.path(),
               ": the RPN needs use_sigmoid=true (one objectness logit per anchor)");
-  cfg["loss_bbox"].type({"L1Loss"});
+  check_loss(cfg["loss_bbox"], "L1Loss");
   const int64_t in = cfg["in_channels"].as_int(), feat = cfg.get_int("feat_channels", 256);
   const int64_t A = anchors_.num_base_anchors();
   rpn_conv_ = register_module("rpn_conv", head_conv(in, feat, 3, gen));
@@ -102,13 +117,13 @@ Tensor RPNHead::valid_flags(const RpnOutputs& out, const ImageInfo& info) const 
 }
 
 LossDict RPNHead::loss(const RpnOutputs& out, const std::vector<ImageTargets>& targets,
-                       const std::vector<ImageInfo>& infos, const ConfigNode& train_cfg, Generator& gen) const {
+                       const std::vector<ImageInfo>& infos, const RpnTrainConfig& train_cfg, Generator& gen) const {
   const int64_t N = out.cls[0].size(0);
   GNDET_CHECK(static_cast<int64_t>(targets.size()) == N && static_cast<int64_t>(infos.size()) == N, "RPNHead::loss: ",
               N, " images but ", targets.size(), " targets and ", infos.size(), " infos");
   nn::ModuleScope scope(this);
-  const MaxIoUAssigner assigner = MaxIoUAssigner::from_config(train_cfg["assigner"]);
-  const RandomSampler sampler = RandomSampler::from_config(train_cfg["sampler"]);
+  const MaxIoUAssigner& assigner = train_cfg.assigner;
+  const RandomSampler& sampler = train_cfg.sampler;
   const Tensor anchors = all_anchors(out);
   Tensors cls_levels, reg_levels;
   for (size_t l = 0; l < out.cls.size(); ++l) {

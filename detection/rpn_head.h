@@ -33,27 +33,35 @@ struct ProposalConfig {
   static ProposalConfig from_config(const ConfigNode& cfg);
 };
 
+// model.train_cfg.rpn: how anchors are assigned and sampled for the RPN loss.
+struct RpnTrainConfig {
+  MaxIoUAssigner assigner;
+  RandomSampler sampler;
+
+  // {"assigner", "sampler", "allowed_border" (-1), "pos_weight" (-1), "debug" (false)}: the last
+  // three only with the values gndet implements (every anchor inside the padded image is valid;
+  // positives weigh 1).
+  static RpnTrainConfig from_config(const ConfigNode& cfg);
+};
+
+// The "nms" dict of a proposal or detection config, {"type": "nms", "iou_threshold"}: the IoU threshold.
+double nms_iou_from_config(const ConfigNode& nms);
+
 // Raw head outputs, one entry per level.
 struct RpnOutputs {
   std::vector<Tensor> cls;  // (N, A, H, W) logits
   std::vector<Tensor> reg;  // (N, 4A, H, W) deltas
 };
 
-// Proposals of one image (detached).
-struct Proposals {
-  Tensor boxes;   // (P, 4)
-  Tensor scores;  // (P)
-};
-
 class RPNHead : public nn::Module {
  public:
-  // Builds from the rpn_head dict; train_cfg may be null (inference only).
+  // Builds from the rpn_head dict.
   RPNHead(const ConfigNode& head_cfg, Generator& gen);
 
   RpnOutputs forward(const std::vector<Tensor>& feats);
   // {"loss_rpn_cls", "loss_rpn_bbox"}.
   LossDict loss(const RpnOutputs& out, const std::vector<ImageTargets>& targets, const std::vector<ImageInfo>& infos,
-                const ConfigNode& train_cfg, Generator& gen) const;
+                const RpnTrainConfig& train_cfg, Generator& gen) const;
   std::vector<Proposals> proposals(const RpnOutputs& out, const std::vector<ImageInfo>& infos,
                                    const ProposalConfig& cfg) const;
 

@@ -1,6 +1,6 @@
 #include "detection/sampler.h"
 
-#include "autograd/grad_mode.h"
+#include "tensor/grad_mode.h"
 #include "ops/elementwise.h"
 #include "ops/index.h"
 #include "ops/join.h"
@@ -9,8 +9,15 @@
 
 namespace gndet {
 
+void check_unsupported_train_keys(const ConfigNode& cfg) {
+  GNDET_CHECK(cfg.get_double("pos_weight", -1.0) < 0, "config ", cfg.path(),
+              ".pos_weight: only -1 (positives weigh 1) is supported");
+  GNDET_CHECK(!cfg.get_bool("debug", false), "config ", cfg.path(), ".debug: only false is supported");
+}
+
 RandomSampler RandomSampler::from_config(const ConfigNode& cfg) {
   cfg.type({"RandomSampler"});
+  cfg.check_keys({"type", "num", "pos_fraction", "neg_pos_ub", "add_gt_as_proposals"});
   RandomSampler s;
   s.num = cfg["num"].as_int();
   s.pos_fraction = cfg["pos_fraction"].as_double();

@@ -26,6 +26,10 @@ struct SamplingResult {
   int64_t num_neg() const { return neg_inds.numel(); }
 };
 
+// The keys of a train_cfg.rpn / train_cfg.rcnn section that gndet accepts only with mmdetection's
+// defaults: "pos_weight" -1 (positives weigh 1) and "debug" false.
+void check_unsupported_train_keys(const ConfigNode& cfg);
+
 class RandomSampler {
  public:
   int64_t num = 512;

@@ -34,6 +34,12 @@ struct Detections {
   Tensor masks;   // (D, ori_height, ori_width) uint8, or undefined for box-only models
 };
 
+// Proposals of one image (detached), from the RPN to the RoI head.
+struct Proposals {
+  Tensor boxes;   // (P, 4) x1y1x2y2 at the network input size
+  Tensor scores;  // (P)
+};
+
 // Named scalar losses in a fixed order ("loss_rpn_cls", "loss_rpn_bbox", "loss_cls", ...).
 using LossDict = std::vector<std::pair<std::string, Tensor>>;
 

@@ -1,9 +1,9 @@
 #include "dist/grad_sync.h"
 
-#include "autograd/grad_mode.h"
 #include "autograd/node.h"
 #include "ops/elementwise.h"
 #include "tensor/factory.h"
+#include "tensor/grad_mode.h"
 
 namespace gndet::dist {
 

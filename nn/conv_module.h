@@ -1,35 +1,25 @@
 // mmcv's ConvModule: conv -> norm -> activation, with mmcv's child names and initialisation.
 //
 //   children: "conv" (Conv2d, WS when asked), then "gn" (GroupNorm) or "bn" (FrozenBatchNorm2d)
-//   bias: "auto" by default: the conv has a bias only when no norm follows
+//   bias: mmcv's "auto" by default (auto_bias): the conv has a bias only when no norm follows
 //   init: conv weight kaiming_normal(fan_out, relu), conv bias 0; norm weight 1, bias 0
 // so that "neck.lateral_convs.0.conv.weight" / "...gn.weight" load from mmdetection checkpoints.
 #pragma once
 
 #include <memory>
-#include <optional>
 
 #include "nn/layers.h"
 #include "nn/norm_layers.h"
 
 namespace gndet::nn {
 
-enum class NormType { None, GroupNorm, FrozenBatchNorm };
-
 struct ConvModuleOptions {
-  int64_t in_channels = 0;
-  int64_t out_channels = 0;
-  Pair kernel{1, 1};
-  Pair stride{1, 1};
-  Pair padding{0, 0};
-  Pair dilation{1, 1};
-  int64_t groups = 1;
-  NormType norm = NormType::None;
-  int64_t num_groups = 32;  // GroupNorm
-  double norm_eps = 1e-5;
+  Conv2dOptions conv;  // conv.weight_standardization: mmcv's ConvWS2d
+  NormSpec norm;       // NormType::None: no norm
   bool relu = true;
-  bool weight_standardization = false;  // ConvWS2d
-  std::optional<bool> bias{};           // unset: mmcv's bias='auto'
+  // mmcv's bias='auto': the conv gets a bias only when no norm follows, whatever conv.bias says.
+  // false: conv.bias as given.
+  bool auto_bias = true;
 };
 
 class ConvModule : public UnaryModule {

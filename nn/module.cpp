@@ -3,7 +3,7 @@
 #include <set>
 #include <sstream>
 
-#include "autograd/grad_mode.h"
+#include "tensor/grad_mode.h"
 #include "tensor/json_text.h"
 
 namespace gndet::nn {

@@ -33,4 +33,10 @@ Tensor FrozenBatchNorm2d::forward(const Tensor& x) {
   return frozen_batch_norm(x, weight_, bias_, running_mean_, running_var_, eps_);
 }
 
+std::shared_ptr<UnaryModule> make_norm(const NormSpec& norm, int64_t channels) {
+  if (norm.type == NormType::GroupNorm) return std::make_shared<GroupNorm>(norm.num_groups, channels, norm.eps);
+  GNDET_CHECK(norm.type == NormType::FrozenBatchNorm, "make_norm: no norm type given");
+  return std::make_shared<FrozenBatchNorm2d>(channels, norm.eps);
+}
+
 }  // namespace gndet::nn

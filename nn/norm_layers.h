@@ -1,6 +1,9 @@
 // Normalisation layers. Both report is_norm() so that optimiser rules (norm_decay_mult) find them.
 #pragma once
 
+#include <memory>
+#include <string>
+
 #include "nn/module.h"
 
 namespace gndet::nn {
@@ -33,5 +36,19 @@ class FrozenBatchNorm2d : public UnaryModule {
   double eps_;
   Tensor weight_, bias_, running_mean_, running_var_;
 };
+
+enum class NormType { None, GroupNorm, FrozenBatchNorm };
+
+// Which norm a layer gets (mmcv's norm_cfg, read by detection/layer_config.h).
+struct NormSpec {
+  NormType type = NormType::None;
+  int64_t num_groups = 32;  // GroupNorm
+  double eps = 1e-5;
+  // mmcv's build_norm_layer abbreviation, used in child names like "gn1", "bn1".
+  std::string abbr() const { return type == NormType::GroupNorm ? "gn" : "bn"; }
+};
+
+// A norm layer for `channels` (GroupNorm or FrozenBatchNorm2d); NormType::None is an error.
+std::shared_ptr<UnaryModule> make_norm(const NormSpec& norm, int64_t channels);
 
 }  // namespace gndet::nn

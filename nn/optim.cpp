@@ -3,7 +3,7 @@
 #include <cmath>
 #include <set>
 
-#include "autograd/grad_mode.h"
+#include "tensor/grad_mode.h"
 #include "ops/elementwise.h"
 #include "ops/reduce.h"
 

@@ -345,4 +345,10 @@ Tensor& mul_(Tensor& x, double s) {
   return x;
 }
 
+// The autograd engine sums the gradients that meet at one tensor with this add (autograd/function.h).
+[[maybe_unused]] const bool kGradientSumRegistered = [] {
+  autograd::register_gradient_sum([](const Tensor& a, const Tensor& b) { return add(a, b); });
+  return true;
+}();
+
 }  // namespace gndet

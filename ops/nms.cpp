@@ -1,6 +1,6 @@
 #include "ops/nms.h"
 
-#include "autograd/grad_mode.h"
+#include "tensor/grad_mode.h"
 
 #include "ops/elementwise.h"
 #include "ops/index.h"

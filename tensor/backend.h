@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 
 #include "tensor/device.h"
 
@@ -23,6 +24,7 @@ struct DeviceBackend {
   int (*device_count)();
   Allocator* (*allocator)(int device);
   void (*synchronize)(int device);
+  std::string (*unavailable_reason)();  // why device_count() is 0 (no driver, no GPU), else empty
 };
 
 void register_backend(DeviceType type, const DeviceBackend* backend);
@@ -34,6 +36,9 @@ namespace cuda {
 bool is_built();      // the library was compiled with the CUDA backend
 bool is_available();  // ... and at least one GPU is present
 int device_count();   // 0 when not available
+// Why is_available() is false ("no NVIDIA driver ...", "no CUDA GPU found", "built without CUDA"),
+// empty when it is true. Nothing is printed until someone asks.
+std::string unavailable_reason();
 void synchronize(int device = 0);
 }  // namespace cuda
 

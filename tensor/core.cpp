@@ -94,7 +94,7 @@ const DeviceBackend& backend_for(Device device) {
   GNDET_CHECK(b != nullptr, "device ", device.str(), " requested, but gndet was built without CUDA");
   const int n = b->device_count();
   GNDET_CHECK(device.index >= 0 && device.index < n, "device ", device.str(), " requested, but ",
-              n == 0 ? std::string("no CUDA GPU is present")
+              n == 0 ? "no CUDA GPU is present (" + b->unavailable_reason() + ")"
                      : "only " + std::to_string(n) + " CUDA device(s) are present");
   return *b;
 }
@@ -108,6 +108,10 @@ namespace cuda {
 bool is_built() { return g_backends[static_cast<int>(DeviceType::CUDA)] != nullptr; }
 int device_count() { return is_built() ? g_backends[static_cast<int>(DeviceType::CUDA)]->device_count() : 0; }
 bool is_available() { return device_count() > 0; }
+std::string unavailable_reason() {
+  if (!is_built()) return "gndet was built without CUDA";
+  return g_backends[static_cast<int>(DeviceType::CUDA)]->unavailable_reason();
+}
 void synchronize(int device) { backend_for(Device::cuda(device)).synchronize(device); }
 }  // namespace cuda
 

@@ -2,11 +2,19 @@
 // backward() in autograd/engine.cpp.
 #include "tensor/tensor.h"
 
-#include "autograd/grad_mode.h"
+#include "tensor/grad_mode.h"
 #include "tensor/factory.h"
 #include "tensor/kernels.h"
 
 namespace gndet {
+
+namespace autograd {
+namespace {
+thread_local bool g_grad_enabled = true;
+}
+bool grad_enabled() { return g_grad_enabled; }
+void set_grad_enabled(bool enabled) { g_grad_enabled = enabled; }
+}  // namespace autograd
 
 Shape contiguous_strides(const Shape& shape) {
   Shape strides(shape.size());

@@ -48,7 +48,11 @@ void skip(const std::string& reason) {
 
 double max_abs_diff(const Tensor& a, const Tensor& b) {
   REQUIRE(a.shape() == b.shape());
-  const std::vector<double> x = a.to_vector<double>(), y = b.to_vector<double>();
+  return max_abs_diff(a.to_vector<double>(), b.to_vector<double>());
+}
+
+double max_abs_diff(const std::vector<double>& x, const std::vector<double>& y) {
+  REQUIRE(x.size() == y.size());
   double m = 0.0;
   for (size_t i = 0; i < x.size(); ++i) {
     const double d = std::abs(x[i] - y[i]);

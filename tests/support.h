@@ -16,6 +16,8 @@ void skip(const std::string& reason);
 
 // Largest |a - b| over all elements (both converted to double on the host).
 double max_abs_diff(const Tensor& a, const Tensor& b);
+// The same over two equally long vectors; a NaN on either side gives infinity.
+double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b);
 
 // Fills a tensor with NaN (floats) or 0x5A bytes (integers), so that a kernel which forgets to
 // write an element is caught by the comparison that follows.

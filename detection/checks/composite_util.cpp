@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "autograd/grad_mode.h"
+#include "tensor/grad_mode.h"
 #include "nn/init.h"
 #include "ops/elementwise.h"
 #include "tensor/factory.h"

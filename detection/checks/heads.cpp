@@ -11,7 +11,7 @@
 //   - assignment: anchors and gt boxes do not depend on parameters, so the RPN's is fixed; the
 //     proposals (and so the RoI head's assignment) are computed once, at the base point, and the
 //     same proposals are reused by every perturbed evaluation.
-#include "autograd/grad_mode.h"
+#include "tensor/grad_mode.h"
 #include "detection/checks/composite_util.h"
 #include "detection/detector.h"
 #include "ops/elementwise.h"
@@ -146,7 +146,7 @@ CompositeProblem rpn_head_loss(DType dtype, Device device) {
   p.forward = [owner, head, feats] {
     const World& w = *owner->world;
     Generator sampling(kSamplingSeed);
-    return loss_terms(head->loss(head->forward(feats), w.targets, w.infos, w.train("rpn"), sampling));
+    return loss_terms(head->loss(head->forward(feats), w.targets, w.infos, RpnTrainConfig::from_config(w.train("rpn")), sampling));
   };
   {
     autograd::NoGradGuard no_grad;
@@ -269,8 +269,8 @@ CompositeProblem two_stage_loss(DType dtype, Device device) {
     const World& w = *owner->world;
     Generator sampling(kSamplingSeed);
     const std::vector<Tensor> feats = neck->forward(backbone->forward(images));
-    LossDict losses = rpn->loss(rpn->forward(feats), w.targets, w.infos, w.train("rpn"), sampling);
-    for (auto& l : roi->loss(feats, proposals, w.targets, w.infos, w.train("rcnn"), sampling)) losses.push_back(l);
+    LossDict losses = rpn->loss(rpn->forward(feats), w.targets, w.infos, RpnTrainConfig::from_config(w.train("rpn")), sampling);
+    for (auto& l : roi->loss(feats, proposals, w.targets, w.infos, RcnnTrainConfig::from_config(w.train("rcnn")), sampling)) losses.push_back(l);
     return loss_terms(losses);
   };
   p.owner = owner;

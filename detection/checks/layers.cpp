@@ -25,14 +25,9 @@ GradcheckOptions sampled(int64_t per_input) {
 CompositeProblem conv_block(bool ws, int64_t groups, bool relu, DType dtype, Device device) {
   CompositeProblem p;
   nn::ConvModuleOptions o;
-  o.in_channels = 4;
-  o.out_channels = 8;
-  o.kernel = {3, 3};
-  o.padding = {1, 1};
-  o.norm = nn::NormType::GroupNorm;
-  o.num_groups = groups;
+  o.conv = {.in_channels = 4, .out_channels = 8, .kernel = {3, 3}, .padding = {1, 1}, .weight_standardization = ws};
+  o.norm = {.type = nn::NormType::GroupNorm, .num_groups = groups};
   o.relu = relu;
-  o.weight_standardization = ws;
   Generator gen(ws ? 11 : 10);
   auto m = std::make_shared<nn::ConvModule>(o, gen);
   generic_point(*m, gen);

@@ -1,10 +1,9 @@
-// Gradcheck cases for conv2d, conv_transpose2d and linear. Gradcheck sizes are small, so with
+// Gradcheck cases for conv2d and conv_transpose2d. Gradcheck sizes are small, so with
 // N > 1 the CPU kernel batches whole images into one tile; N == 1 takes the in-place single-image
 // path, and with 1x1 / stride 1 / no padding the path without im2col. (Larger shapes that reach
-// the other paths are compared with a naive loop in tests/ops/test_layers_conv.cpp.)
+// the other paths are compared with a naive loop in tests/ops/test_conv.cpp.)
 #include "ops/checks/check_util.h"
 #include "ops/conv.h"
-#include "ops/linear.h"
 
 namespace gndet::checks {
 
@@ -51,14 +50,6 @@ GNDET_GRADCHECK("conv_transpose2d", "kernel 3, stride 2, padding 1, output_paddi
 GNDET_GRADCHECK("conv_transpose2d", "asymmetric stride (1, 2), kernel (2, 3), no bias") {
   return gradcheck([](T in) { return conv_transpose2d(in[0], in[1], Tensor(), {1, 2}, {0, 1}); },
                    {uniform({1, 2, 3, 3}, 126), uniform({2, 3, 2, 3}, 127)});
-}
-
-GNDET_GRADCHECK("linear", "(2, 3, 5) input, bias") {
-  return gradcheck([](T in) { return linear(in[0], in[1], in[2]); },
-                   {uniform({2, 3, 5}, 130), uniform({4, 5}, 131), uniform({4}, 132)});
-}
-GNDET_GRADCHECK("linear", "transposed 2-d input, no bias") {
-  return gradcheck([](T in) { return linear(in[0].t(), in[1], Tensor()); }, {uniform({3, 4}, 133), uniform({2, 3}, 134)});
 }
 
 }  // namespace gndet::checks

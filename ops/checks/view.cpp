@@ -1,6 +1,5 @@
-// Gradcheck cases for views, joins and conversions.
+// Gradcheck cases for views and conversions.
 #include "ops/checks/check_util.h"
-#include "ops/join.h"
 #include "tensor/backend.h"
 
 namespace gndet::checks {
@@ -44,20 +43,6 @@ GNDET_GRADCHECK("to_dtype", "float64 -> float32 -> float64 round trip") {
 GNDET_GRADCHECK("to_device", "cpu -> cuda -> cpu") {
   if (!cuda::is_available()) return autograd::gradcheck_skipped("no CUDA GPU present");
   return gradcheck([](T in) { return in[0].to(Device::cuda()).to(kCPU) * 3.0; }, {uniform({2, 3}, 79)});
-}
-GNDET_GRADCHECK("cat", "three tensors along dim 1, one used twice") {
-  return gradcheck([](T in) { return cat({in[0], in[1], in[0]}, 1); }, {uniform({2, 2}, 80), uniform({2, 3}, 81)});
-}
-GNDET_GRADCHECK("cat", "stack along a new dim") {
-  return gradcheck([](T in) { return stack({in[0], in[1]}, 1); }, {uniform({2, 3}, 82), uniform({2, 3}, 83)});
-}
-GNDET_GRADCHECK("split", "pieces 1,2,1 along dim 1, the last piece unused") {
-  return autograd::gradcheck_outputs(
-      [](T in) {
-        const Tensors p = split(in[0], {1, 2, 1}, 1);
-        return Tensors{p[0], p[1]};
-      },
-      {uniform({3, 4}, 84)});
 }
 
 }  // namespace gndet::checks

@@ -35,6 +35,8 @@
 #include <vector>
 
 #include "ops/conv.h"
+#include "ops/conv_geometry.h"
+#include "ops/kernel_util.h"
 #include "tensor/cpu_loop.h"
 
 namespace gndet {
@@ -54,29 +56,6 @@ constexpr int64_t kWideImage = 512;   // positions from which one image alone ma
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// The sizes of one convolution y = conv(x, w), read from the tensors that play x, y and w.
-struct Geometry {
-  int64_t N, C_in, H, W;        // x
-  int64_t C_out, H_out, W_out;  // y
-  int64_t kh, kw, sh, sw, ph, pw, dh, dw, groups;
-
-  int64_t cin_g() const { return C_in / groups; }
-  int64_t cout_g() const { return C_out / groups; }
-  int64_t K() const { return cin_g() * kh * kw; }
-  int64_t P() const { return H_out * W_out; }
-  int64_t HW() const { return H * W; }
-  // Output position p reads input position p: the column matrix is the input itself.
-  bool pointwise() const {
-    return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 && H_out == H && W_out == W;
-  }
-};
-
-Geometry make_geometry(const Tensor& x, const Tensor& y, const Tensor& w, const Conv2dParams& p) {
-  return {x.size(0),     x.size(1),     x.size(2),     x.size(3),     y.size(1),      y.size(2),
-          y.size(3),     w.size(2),     w.size(3),     p.stride[0],   p.stride[1],    p.padding[0],
-          p.padding[1],  p.dilation[0], p.dilation[1], p.groups};
-}
-
 // Output positions [p0, p1) of images [n0, n1); a multi-image tile always spans whole images.
 struct Tile {
   int64_t n0, n1, p0, p1;
@@ -85,7 +64,7 @@ struct Tile {
   bool single() const { return n1 - n0 == 1; }
 };
 
-std::vector<Tile> make_tiles(const Geometry& g) {
+std::vector<Tile> make_tiles(const ConvGeometry& g) {
   const int64_t P = g.P();
   const int64_t max_cols = std::max(kMinColumns, kColumnBudget / std::max<int64_t>(g.K(), 1));
   std::vector<Tile> tiles;
@@ -108,7 +87,7 @@ int64_t max_tile_cols(const std::vector<Tile>& tiles) {
 }
 
 // The valid range [lo, hi) of output columns ow whose input column ow*sw + off lies in [0, W).
-void valid_columns(const Geometry& g, int64_t off, int64_t* lo, int64_t* hi) {
+void valid_columns(const ConvGeometry& g, int64_t off, int64_t* lo, int64_t* hi) {
   *lo = off >= 0 ? 0 : ceil_div(-off, g.sw);
   *hi = off >= g.W ? 0 : std::min(g.W_out, (g.W - 1 - off) / g.sw + 1);
   *lo = std::min(*lo, g.W_out);
@@ -118,7 +97,7 @@ void valid_columns(const Geometry& g, int64_t off, int64_t* lo, int64_t* hi) {
 // One row of the column matrix: for output positions [p0, p1) of one image, the value that kernel
 // tap (i, j) reads from the channel plane `src` (zero in the padding).
 template <class T>
-void im2col_row(const Geometry& g, const T* src, T* dst, int64_t i, int64_t j, int64_t p0, int64_t p1) {
+void im2col_row(const ConvGeometry& g, const T* src, T* dst, int64_t i, int64_t j, int64_t p0, int64_t p1) {
   const int64_t off_h = i * g.dh - g.ph, off_w = j * g.dw - g.pw;
   int64_t lo, hi;
   valid_columns(g, off_w, &lo, &hi);
@@ -147,7 +126,7 @@ void im2col_row(const Geometry& g, const T* src, T* dst, int64_t i, int64_t j, i
 // The adjoint of im2col_row: adds each entry of one column-matrix row into the input position it
 // was read from.
 template <class T>
-void col2im_row(const Geometry& g, const T* src, T* plane, int64_t i, int64_t j, int64_t p0, int64_t p1) {
+void col2im_row(const ConvGeometry& g, const T* src, T* plane, int64_t i, int64_t j, int64_t p0, int64_t p1) {
   const int64_t off_h = i * g.dh - g.ph, off_w = j * g.dw - g.pw;
   int64_t lo, hi;
   valid_columns(g, off_w, &lo, &hi);
@@ -200,7 +179,7 @@ int64_t column_offset(const Tile& t, const Tile& sub) {
 // Rows [r0, r1) of the column matrix of group `grp` over sub-tile s; `col` points at s's first
 // column and rows are `ld` apart.
 template <class T>
-void im2col(const Geometry& g, const T* x, const Tile& s, int64_t grp, int64_t r0, int64_t r1, T* col, int64_t ld) {
+void im2col(const ConvGeometry& g, const T* x, const Tile& s, int64_t grp, int64_t r0, int64_t r1, T* col, int64_t ld) {
   const int64_t khw = g.kh * g.kw;
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t c = r / khw, i = (r / g.kw) % g.kh, j = r % g.kw;
@@ -213,7 +192,7 @@ void im2col(const Geometry& g, const T* x, const Tile& s, int64_t grp, int64_t r
 
 // dx planes of channels [c0, c1) of group `grp`, in the tile's images, += col2im(col).
 template <class T>
-void col2im(const Geometry& g, const T* col, int64_t ld, const Tile& t, int64_t grp, int64_t c0, int64_t c1, T* dx) {
+void col2im(const ConvGeometry& g, const T* col, int64_t ld, const Tile& t, int64_t grp, int64_t c0, int64_t c1, T* dx) {
   const int64_t khw = g.kh * g.kw;
   for (int64_t n = t.n0; n < t.n1; ++n) {
     for (int64_t c = c0; c < c1; ++c) {
@@ -231,7 +210,7 @@ void col2im(const Geometry& g, const T* col, int64_t ld, const Tile& t, int64_t 
 // buf (C_out/G, columns of s, row stride ld) <-> the channels of group `grp` of a (N, C_out, P)
 // tensor, for the whole images of a multi-image sub-tile.
 template <class T>
-void gather_outputs(const Geometry& g, const T* y, const Tile& s, int64_t grp, T* buf, int64_t ld) {
+void gather_outputs(const ConvGeometry& g, const T* y, const Tile& s, int64_t grp, T* buf, int64_t ld) {
   const int64_t cog = g.cout_g(), P = g.P();
   for (int64_t n = s.n0; n < s.n1; ++n) {
     for (int64_t o = 0; o < cog; ++o) {
@@ -240,7 +219,7 @@ void gather_outputs(const Geometry& g, const T* y, const Tile& s, int64_t grp, T
   }
 }
 template <class T>
-void scatter_outputs(const Geometry& g, const T* buf, int64_t ld, const Tile& s, int64_t grp, T* y) {
+void scatter_outputs(const ConvGeometry& g, const T* buf, int64_t ld, const Tile& s, int64_t grp, T* y) {
   const int64_t cog = g.cout_g(), P = g.P();
   for (int64_t n = s.n0; n < s.n1; ++n) {
     for (int64_t o = 0; o < cog; ++o) {
@@ -251,7 +230,7 @@ void scatter_outputs(const Geometry& g, const T* buf, int64_t ld, const Tile& s,
 
 // The (C_out/G, K) weight matrix of group `grp`.
 template <class T>
-ConstMatMap<T> weight_of(const Geometry& g, const T* w, int64_t grp) {
+ConstMatMap<T> weight_of(const ConvGeometry& g, const T* w, int64_t grp) {
   return ConstMatMap<T>(w + grp * g.cout_g() * g.K(), g.cout_g(), g.K(), Outer(g.K()));
 }
 // The (rows, columns of s) block of channels [c0, c0 + rows) of a (N, C, P) tensor, s single-image.
@@ -276,7 +255,7 @@ struct Workspace {
 
 // One (tile, group) step of each kernel, run by every thread of `team`.
 template <class T>
-void forward_step(const Geometry& g, const Tile& t, int64_t grp, const Team& team, const Workspace<T>& ws, T* y,
+void forward_step(const ConvGeometry& g, const Tile& t, int64_t grp, const Team& team, const Workspace<T>& ws, T* y,
                   const T* x, const T* w, const T* b) {
   const Tile s = share_of(t, team);
   const int64_t K = g.K(), cog = g.cout_g(), cig = g.cin_g(), ld = ws.ld, off = column_offset(t, s);
@@ -309,7 +288,7 @@ void forward_step(const Geometry& g, const Tile& t, int64_t grp, const Team& tea
 }
 
 template <class T>
-void backward_input_step(const Geometry& g, const Tile& t, int64_t grp, bool first, const Team& team,
+void backward_input_step(const ConvGeometry& g, const Tile& t, int64_t grp, bool first, const Team& team,
                          const Workspace<T>& ws, T* dx, const T* dy, const T* w) {
   const int64_t K = g.K(), cog = g.cout_g(), cig = g.cin_g(), ld = ws.ld;
   const Tile s = share_of(t, team);
@@ -344,7 +323,7 @@ void backward_input_step(const Geometry& g, const Tile& t, int64_t grp, bool fir
 }
 
 template <class T>
-void backward_weight_step(const Geometry& g, const Tile& t, int64_t grp, bool first, const Team& team,
+void backward_weight_step(const ConvGeometry& g, const Tile& t, int64_t grp, bool first, const Team& team,
                           const Workspace<T>& ws, T* dw, const T* dy, const T* x) {
   const int64_t K = g.K(), cog = g.cout_g(), cig = g.cin_g(), ld = ws.ld;
   if (!t.single()) {
@@ -384,7 +363,7 @@ void backward_weight_step(const Geometry& g, const Tile& t, int64_t grp, bool fi
 // thread (1e5 multiply-adds per GEMM): any GEMM that Eigen would parallelise runs inside our
 // active region, where Eigen stays serial.
 template <class T, class Step>
-void run_steps(const Geometry& g, Step&& step) {
+void run_steps(const ConvGeometry& g, Step&& step) {
   constexpr double kParallelFlops = 2e5;
   const std::vector<Tile> tiles = make_tiles(g);
   const int64_t cols = max_tile_cols(tiles);
@@ -413,38 +392,30 @@ void run_steps(const Geometry& g, Step&& step) {
   }
 }
 
-template <class T>
-const T* ptr(const Tensor& t) {
-  return t.defined() ? static_cast<const T*>(t.raw_data()) : nullptr;
-}
-template <class T>
-T* mut(const Tensor& t) {
-  return static_cast<T*>(t.raw_data());
-}
 
 void conv2d_forward_cpu(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b, Conv2dParams p) {
-  const Geometry g = make_geometry(x, y, w, p);
+  const ConvGeometry g = conv_geometry(x, y, w, p);
   dispatch_floating(x.dtype(), "conv2d", [&]<class T>() {
     run_steps<T>(g, [&](const Tile& t, int64_t grp, bool, const Team& team, const Workspace<T>& ws) {
-      forward_step(g, t, grp, team, ws, mut<T>(y), ptr<T>(x), ptr<T>(w), ptr<T>(b));
+      forward_step(g, t, grp, team, ws, out_ptr<T>(y), in_ptr<T>(x), in_ptr<T>(w), in_ptr<T>(b));
     });
   });
 }
 
 void conv2d_backward_input_cpu(const Tensor& dx, const Tensor& dy, const Tensor& w, Conv2dParams p) {
-  const Geometry g = make_geometry(dx, dy, w, p);
+  const ConvGeometry g = conv_geometry(dx, dy, w, p);
   dispatch_floating(dx.dtype(), "conv2d_backward_input", [&]<class T>() {
     run_steps<T>(g, [&](const Tile& t, int64_t grp, bool first, const Team& team, const Workspace<T>& ws) {
-      backward_input_step(g, t, grp, first, team, ws, mut<T>(dx), ptr<T>(dy), ptr<T>(w));
+      backward_input_step(g, t, grp, first, team, ws, out_ptr<T>(dx), in_ptr<T>(dy), in_ptr<T>(w));
     });
   });
 }
 
 void conv2d_backward_weight_cpu(const Tensor& dw, const Tensor& dy, const Tensor& x, Conv2dParams p) {
-  const Geometry g = make_geometry(x, dy, dw, p);
+  const ConvGeometry g = conv_geometry(x, dy, dw, p);
   dispatch_floating(dw.dtype(), "conv2d_backward_weight", [&]<class T>() {
     run_steps<T>(g, [&](const Tile& t, int64_t grp, bool first, const Team& team, const Workspace<T>& ws) {
-      backward_weight_step(g, t, grp, first, team, ws, mut<T>(dw), ptr<T>(dy), ptr<T>(x));
+      backward_weight_step(g, t, grp, first, team, ws, out_ptr<T>(dw), in_ptr<T>(dy), in_ptr<T>(x));
     });
   });
 }
@@ -452,8 +423,8 @@ void conv2d_backward_weight_cpu(const Tensor& dw, const Tensor& dy, const Tensor
 void channel_sum_cpu(const Tensor& db, const Tensor& dy) {
   const int64_t N = dy.size(0), C = dy.size(1), S = dy.numel() / std::max<int64_t>(N * C, 1);
   dispatch_floating(dy.dtype(), "channel_sum", [&]<class T>() {
-    const T* in = ptr<T>(dy);
-    T* out = mut<T>(db);
+    const T* in = in_ptr<T>(dy);
+    T* out = out_ptr<T>(db);
 #pragma omp parallel for schedule(static) if (dy.numel() >= cpu::kParallelGrain)
     for (int64_t c = 0; c < C; ++c) {
       double s = 0.0;

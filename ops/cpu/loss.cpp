@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "ops/loss.h"
+#include "ops/kernel_util.h"
 #include "tensor/cpu_loop.h"
 
 namespace gndet {
@@ -41,7 +42,7 @@ void cross_entropy_cpu(const Tensor& losses, const Tensor& sample_weights, const
     dispatch_index(target.dtype(), "cross_entropy", [&]<class I>() {
       const T* x = static_cast<const T*>(logits.raw_data());
       const I* t = static_cast<const I*>(target.raw_data());
-      const T* w = class_weight.defined() ? static_cast<const T*>(class_weight.raw_data()) : nullptr;
+      const T* w = in_ptr<T>(class_weight);
       T* out = static_cast<T*>(losses.raw_data());
       T* sw = static_cast<T*>(sample_weights.raw_data());
 #pragma omp parallel for schedule(static) if (N * C >= cpu::kParallelGrain)
@@ -75,7 +76,7 @@ void cross_entropy_backward_cpu(const Tensor& dlogits, const Tensor& grad, const
     dispatch_index(target.dtype(), "cross_entropy_backward", [&]<class I>() {
       const T* x = static_cast<const T*>(logits.raw_data());
       const I* t = static_cast<const I*>(target.raw_data());
-      const T* w = class_weight.defined() ? static_cast<const T*>(class_weight.raw_data()) : nullptr;
+      const T* w = in_ptr<T>(class_weight);
       const T* g = static_cast<const T*>(grad.raw_data());
       T* dx = static_cast<T*>(dlogits.raw_data());
 #pragma omp parallel for schedule(static) if (N * C >= cpu::kParallelGrain)
@@ -118,7 +119,7 @@ void bce_with_logits_backward_cpu(const Tensor& dlogits, const Tensor& dtarget, 
     const T* t = static_cast<const T*>(target.raw_data());
     const T* g = static_cast<const T*>(grad.raw_data());
     T* dx = static_cast<T*>(dlogits.raw_data());
-    T* dt = dtarget.defined() ? static_cast<T*>(dtarget.raw_data()) : nullptr;
+    T* dt = out_ptr<T>(dtarget);
 #pragma omp parallel for schedule(static) if (n >= cpu::kParallelGrain)
     for (int64_t i = 0; i < n; ++i) {
       // sigmoid without overflow: 1 / (1 + e^-x) for x >= 0, e^x / (1 + e^x) otherwise.

@@ -10,19 +10,12 @@
 #include <vector>
 
 #include "ops/norm.h"
+#include "ops/kernel_util.h"
 #include "tensor/cpu_loop.h"
 
 namespace gndet {
 namespace {
 
-template <class T>
-const T* ptr(const Tensor& t) {
-  return t.defined() ? static_cast<const T*>(t.raw_data()) : nullptr;
-}
-template <class T>
-T* mut(const Tensor& t) {
-  return t.defined() ? static_cast<T*>(t.raw_data()) : nullptr;
-}
 
 // Sums run over chunks of kChunk values that stay in L1: inside a chunk in the input type with
 // `omp simd` lanes (float SSE / AVX vectors at full width; converting every float to double
@@ -88,12 +81,12 @@ void group_norm_cpu(const Tensor& y, const Tensor& mean, const Tensor& rstd, con
                     const Tensor& bias, int64_t groups, double eps) {
   const int64_t N = x.size(0), C = x.size(1), S = x.size(2), G = groups, Cg = C / G, M = Cg * S;
   dispatch_floating(x.dtype(), "group_norm", [&]<class T>() {
-    const T* in = ptr<T>(x);
-    const T* gamma = ptr<T>(weight);
-    const T* beta = ptr<T>(bias);
-    T* out = mut<T>(y);
-    T* mean_out = mut<T>(mean);
-    T* rstd_out = mut<T>(rstd);
+    const T* in = in_ptr<T>(x);
+    const T* gamma = in_ptr<T>(weight);
+    const T* beta = in_ptr<T>(bias);
+    T* out = out_ptr<T>(y);
+    T* mean_out = out_ptr<T>(mean);
+    T* rstd_out = out_ptr<T>(rstd);
 #pragma omp parallel for schedule(static) if (N * C * S >= cpu::kParallelGrain)
     for (int64_t task = 0; task < N * G; ++task) {
       const int64_t g = task % G;
@@ -128,12 +121,12 @@ void group_norm_backward_cpu(const Tensor& dx, const Tensor& dweight, const Tens
   const int64_t N = x.size(0), C = x.size(1), S = x.size(2), G = groups, Cg = C / G, M = Cg * S;
   std::vector<double> ds(static_cast<size_t>(N * C)), db(static_cast<size_t>(N * C));
   dispatch_floating(x.dtype(), "group_norm_backward", [&]<class T>() {
-    const T* in = ptr<T>(x);
-    const T* grad = ptr<T>(dy);
-    const T* gamma = ptr<T>(weight);
-    const T* mu_in = ptr<T>(mean);
-    const T* rstd_in = ptr<T>(rstd);
-    T* gx = mut<T>(dx);
+    const T* in = in_ptr<T>(x);
+    const T* grad = in_ptr<T>(dy);
+    const T* gamma = in_ptr<T>(weight);
+    const T* mu_in = in_ptr<T>(mean);
+    const T* rstd_in = in_ptr<T>(rstd);
+    T* gx = out_ptr<T>(dx);
 #pragma omp parallel for schedule(static) if (N * C * S >= cpu::kParallelGrain)
     for (int64_t task = 0; task < N * G; ++task) {
       const int64_t n = task / G, g = task % G;
@@ -163,8 +156,8 @@ void group_norm_backward_cpu(const Tensor& dx, const Tensor& dweight, const Tens
         for (int64_t i = 0; i < S; ++i) o[i] = c1 * gr[i] + c2 * (xr[i] - mu_t) + c3;
       }
     }
-    T* dgamma = mut<T>(dweight);
-    T* dbeta = mut<T>(dbias);
+    T* dgamma = out_ptr<T>(dweight);
+    T* dbeta = out_ptr<T>(dbias);
     if (dgamma == nullptr && dbeta == nullptr) return;
     for (int64_t ch = 0; ch < C; ++ch) {  // (N, C) values: too few to be worth threads
       double sg = 0.0, sb = 0.0;
@@ -192,8 +185,8 @@ RowStats row_stats(const T* w, int64_t R, double eps) {
 void weight_standardization_cpu(const Tensor& out, const Tensor& w, double eps) {
   const int64_t O = w.size(0), R = w.size(1);
   dispatch_floating(w.dtype(), "weight_standardization", [&]<class T>() {
-    const T* in = ptr<T>(w);
-    T* o = mut<T>(out);
+    const T* in = in_ptr<T>(w);
+    T* o = out_ptr<T>(out);
 #pragma omp parallel for schedule(static) if (O * R >= cpu::kParallelGrain)
     for (int64_t r = 0; r < O; ++r) {
       const RowStats st = row_stats(in + r * R, R, eps);
@@ -209,9 +202,9 @@ void weight_standardization_cpu(const Tensor& out, const Tensor& w, double eps) 
 void weight_standardization_backward_cpu(const Tensor& dw, const Tensor& dout, const Tensor& w, double eps) {
   const int64_t O = w.size(0), R = w.size(1);
   dispatch_floating(w.dtype(), "weight_standardization_backward", [&]<class T>() {
-    const T* in = ptr<T>(w);
-    const T* g = ptr<T>(dout);
-    T* o = mut<T>(dw);
+    const T* in = in_ptr<T>(w);
+    const T* g = in_ptr<T>(dout);
+    T* o = out_ptr<T>(dw);
 #pragma omp parallel for schedule(static) if (O * R >= cpu::kParallelGrain)
     for (int64_t r = 0; r < O; ++r) {
       const T* wr = in + r * R;
@@ -234,10 +227,10 @@ void weight_standardization_backward_cpu(const Tensor& dw, const Tensor& dout, c
 void channel_affine_cpu(const Tensor& y, const Tensor& x, const Tensor& scale, const Tensor& shift) {
   const int64_t N = x.size(0), C = x.size(1), S = x.size(2);
   dispatch_floating(x.dtype(), "channel_affine", [&]<class T>() {
-    const T* in = ptr<T>(x);
-    const T* a = ptr<T>(scale);
-    const T* b = ptr<T>(shift);
-    T* out = mut<T>(y);
+    const T* in = in_ptr<T>(x);
+    const T* a = in_ptr<T>(scale);
+    const T* b = in_ptr<T>(shift);
+    T* out = out_ptr<T>(y);
 #pragma omp parallel for schedule(static) if (N * C * S >= cpu::kParallelGrain)
     for (int64_t q = 0; q < N * C; ++q) {
       const T av = a[q % C], bv = b ? b[q % C] : T(0);

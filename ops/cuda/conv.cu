@@ -20,6 +20,7 @@
 #include <type_traits>
 
 #include "ops/conv.h"
+#include "ops/conv_geometry.h"
 #include "ops/cuda/conv_cuda.h"
 #include "ops/cuda/tuning.h"
 #include "ops/reduce.h"
@@ -31,34 +32,15 @@ namespace {
 
 constexpr int64_t kColumnBudget = int64_t{1} << 24;  // values in one column buffer (64 MB in float)
 
-// The sizes of one convolution y = conv(x, w), read from the tensors that play x, y and w.
-struct Geo {
-  int64_t N, C_in, H, W, C_out, H_out, W_out, kh, kw, sh, sw, ph, pw, dh, dw, groups;
-
-  int64_t cin_g() const { return C_in / groups; }
-  int64_t cout_g() const { return C_out / groups; }
-  int64_t K() const { return cin_g() * kh * kw; }
-  int64_t P() const { return H_out * W_out; }
-  int64_t HW() const { return H * W; }
-  bool pointwise() const {
-    return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 && H_out == H && W_out == W;
-  }
-  // Output columns per column-buffer pass.
-  int64_t cols_per_pass() const {
-    return std::clamp<int64_t>(kColumnBudget / std::max<int64_t>(C_in * kh * kw, 1), 1, P());
-  }
-};
-
-Geo make_geo(const Tensor& x, const Tensor& y, const Tensor& w, const Conv2dParams& p) {
-  return {x.size(0),    x.size(1),    x.size(2),     x.size(3),     y.size(1),     y.size(2),
-          y.size(3),    w.size(2),    w.size(3),     p.stride[0],   p.stride[1],   p.padding[0],
-          p.padding[1], p.dilation[0], p.dilation[1], p.groups};
+// Output columns per column-buffer pass.
+int64_t cols_per_pass(const ConvGeometry& g) {
+  return std::clamp<int64_t>(kColumnBudget / std::max<int64_t>(g.C_in * g.kh * g.kw, 1), 1, g.P());
 }
 
 // col[r * pc + q] for r = (c * kh + i) * kw + j over all C_in channels (so group g's K rows are
 // one block) and output columns p0 + q, q < pc, of one image x_n.
 template <class T>
-__global__ void im2col_cu(const T* __restrict__ x_n, T* __restrict__ col, Geo g, int64_t p0, int64_t pc) {
+__global__ void im2col_cu(const T* __restrict__ x_n, T* __restrict__ col, ConvGeometry g, int64_t p0, int64_t pc) {
   const int64_t total = g.C_in * g.kh * g.kw * pc;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < total; idx += stride) {
@@ -73,7 +55,7 @@ __global__ void im2col_cu(const T* __restrict__ x_n, T* __restrict__ col, Geo g,
 // The adjoint of im2col_cu, restricted to output columns [p0, p0 + pc): every input element of
 // image dx_n gathers the column entries read from it (accumulate: adds to dx_n, else overwrites).
 template <class T>
-__global__ void col2im_cu(const T* __restrict__ col, T* __restrict__ dx_n, Geo g, int64_t p0, int64_t pc,
+__global__ void col2im_cu(const T* __restrict__ col, T* __restrict__ dx_n, ConvGeometry g, int64_t p0, int64_t pc,
                           bool accumulate) {
   const int64_t total = g.C_in * g.H * g.W;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
@@ -105,7 +87,7 @@ __global__ void add_bias_cu(T* __restrict__ y, const T* __restrict__ b, int64_t 
   }
 }
 
-int as_int(int64_t v, const char* what, const Geo& g) {
+int as_int(int64_t v, const char* what, const ConvGeometry& g) {
   GNDET_CHECK(v <= INT_MAX, "conv2d: ", what, " = ", v, " exceeds cuBLAS's int range (input (", g.N, ", ", g.C_in,
               ", ", g.H, ", ", g.W, "), output channels ", g.C_out, ", kernel ", g.kh, "x", g.kw, ")");
   return static_cast<int>(v);
@@ -113,7 +95,7 @@ int as_int(int64_t v, const char* what, const Geo& g) {
 
 // C = op(A) op(B) (+ beta C) in cuBLAS's column-major terms, batched over the groups.
 template <class T>
-void gemm_groups(cublasHandle_t h, const Geo& g, cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n,
+void gemm_groups(cublasHandle_t h, const ConvGeometry& g, cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n,
                  int64_t k, const T* A, int64_t lda, int64_t sA, const T* B, int64_t ldb, int64_t sB, T beta, T* C,
                  int64_t ldc, int64_t sC) {
   const T alpha = 1;
@@ -133,20 +115,20 @@ void gemm_groups(cublasHandle_t h, const Geo& g, cublasOperation_t ta, cublasOpe
 }
 
 // A column buffer for one pass (absent for pointwise convolutions).
-Tensor column_buffer(const Geo& g, const Tensor& like) {
+Tensor column_buffer(const ConvGeometry& g, const Tensor& like) {
   if (g.pointwise()) return Tensor();
-  return empty({g.C_in * g.kh * g.kw * g.cols_per_pass()}, like.options());
+  return empty({g.C_in * g.kh * g.kw * cols_per_pass(g)}, like.options());
 }
 
 template <class T>
-void launch_im2col(const Geo& g, const T* x_n, T* col, int64_t p0, int64_t pc, int dev, cudaStream_t stream) {
+void launch_im2col(const ConvGeometry& g, const T* x_n, T* col, int64_t p0, int64_t pc, int dev, cudaStream_t stream) {
   const unsigned grid = cuda::grid_for(g.C_in * g.kh * g.kw * pc, cuda::kThreads, dev);
   im2col_cu<T><<<grid, cuda::kThreads, 0, stream>>>(x_n, col, g, p0, pc);
   GNDET_CUDA_LAUNCH_CHECK();
 }
 
 void gemm_forward(const Tensor& y, const Tensor& x, const Tensor& w, const Conv2dParams& p) {
-  const Geo g = make_geo(x, y, w, p);
+  const ConvGeometry g = conv_geometry(x, y, w, p);
   const int dev = x.device().index;
   const cudaStream_t stream = cuda::stream_for(dev);
   const Tensor col = column_buffer(g, x);
@@ -155,7 +137,7 @@ void gemm_forward(const Tensor& y, const Tensor& x, const Tensor& w, const Conv2
     const T* xp = static_cast<const T*>(x.raw_data());
     const T* wp = static_cast<const T*>(w.raw_data());
     T* yp = static_cast<T*>(y.raw_data());
-    const int64_t P = g.P(), K = g.K(), cog = g.cout_g(), step = g.cols_per_pass();
+    const int64_t P = g.P(), K = g.K(), cog = g.cout_g(), step = cols_per_pass(g);
     for (int64_t n = 0; n < g.N; ++n) {
       const T* x_n = xp + n * g.C_in * g.HW();
       T* y_n = yp + n * g.C_out * P;
@@ -178,7 +160,7 @@ void gemm_forward(const Tensor& y, const Tensor& x, const Tensor& w, const Conv2
 }
 
 void gemm_backward_input(const Tensor& dx, const Tensor& dy, const Tensor& w, const Conv2dParams& p) {
-  const Geo g = make_geo(dx, dy, w, p);
+  const ConvGeometry g = conv_geometry(dx, dy, w, p);
   const int dev = dx.device().index;
   const cudaStream_t stream = cuda::stream_for(dev);
   const Tensor col = column_buffer(g, dx);
@@ -187,7 +169,7 @@ void gemm_backward_input(const Tensor& dx, const Tensor& dy, const Tensor& w, co
     const T* dyp = static_cast<const T*>(dy.raw_data());
     const T* wp = static_cast<const T*>(w.raw_data());
     T* dxp = static_cast<T*>(dx.raw_data());
-    const int64_t P = g.P(), K = g.K(), cog = g.cout_g(), step = g.cols_per_pass();
+    const int64_t P = g.P(), K = g.K(), cog = g.cout_g(), step = cols_per_pass(g);
     for (int64_t n = 0; n < g.N; ++n) {
       const T* dy_n = dyp + n * g.C_out * P;
       T* dx_n = dxp + n * g.C_in * g.HW();
@@ -210,7 +192,7 @@ void gemm_backward_input(const Tensor& dx, const Tensor& dy, const Tensor& w, co
 }
 
 void gemm_backward_weight(const Tensor& dw, const Tensor& dy, const Tensor& x, const Conv2dParams& p) {
-  const Geo g = make_geo(x, dy, dw, p);
+  const ConvGeometry g = conv_geometry(x, dy, dw, p);
   const int dev = x.device().index;
   const cudaStream_t stream = cuda::stream_for(dev);
   const Tensor col = column_buffer(g, x);
@@ -219,7 +201,7 @@ void gemm_backward_weight(const Tensor& dw, const Tensor& dy, const Tensor& x, c
     const T* dyp = static_cast<const T*>(dy.raw_data());
     const T* xp = static_cast<const T*>(x.raw_data());
     T* dwp = static_cast<T*>(dw.raw_data());
-    const int64_t P = g.P(), K = g.K(), cog = g.cout_g(), step = g.cols_per_pass();
+    const int64_t P = g.P(), K = g.K(), cog = g.cout_g(), step = cols_per_pass(g);
     bool first = true;
     for (int64_t n = 0; n < g.N; ++n) {
       const T* x_n = xp + n * g.C_in * g.HW();

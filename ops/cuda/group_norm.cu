@@ -4,6 +4,7 @@
 #include <climits>
 
 #include "ops/cuda/group_norm_common.cuh"
+#include "ops/kernel_util.h"
 #include "ops/norm.h"
 
 namespace gndet {
@@ -215,10 +216,6 @@ __global__ void gn_forward_apply_cu(const T* __restrict__ x, T* __restrict__ y, 
   }
 }
 
-template <class T>
-const T* cptr(const Tensor& t) {
-  return t.defined() ? static_cast<const T*>(t.raw_data()) : nullptr;
-}
 
 void group_norm_cuda(const Tensor& y, const Tensor& mean, const Tensor& rstd, const Tensor& x, const Tensor& weight,
                      const Tensor& bias, int64_t groups, double eps) {
@@ -231,12 +228,12 @@ void group_norm_cuda(const Tensor& y, const Tensor& mean, const Tensor& rstd, co
   cuda::DeviceGuard guard(dev);
   const cudaStream_t stream = cuda::stream_for(dev);
   dispatch_floating(x.dtype(), "group_norm", [&]<class T>() {
-    const T* xp = cptr<T>(x);
+    const T* xp = in_ptr<T>(x);
     T* yp = static_cast<T*>(y.raw_data());
     T* mp = static_cast<T*>(mean.raw_data());
     T* rp = static_cast<T*>(rstd.raw_data());
-    const T* wp = cptr<T>(weight);
-    const T* bp = cptr<T>(bias);
+    const T* wp = in_ptr<T>(weight);
+    const T* bp = in_ptr<T>(bias);
     const T e = static_cast<T>(eps);
     const bool vec_ok = d.M % kVec<T> == 0 && cuda::gn::aligned16(xp) && cuda::gn::aligned16(yp);
     const bool idx32 = d.M <= INT_MAX;

@@ -13,6 +13,7 @@
 #include <climits>
 
 #include "ops/cuda/group_norm_common.cuh"
+#include "ops/kernel_util.h"
 #include "ops/norm.h"
 
 namespace gndet {
@@ -308,14 +309,6 @@ __global__ void gn_backward_apply_cu(const T* __restrict__ dy, const T* __restri
   }
 }
 
-template <class T>
-const T* cptr(const Tensor& t) {
-  return t.defined() ? static_cast<const T*>(t.raw_data()) : nullptr;
-}
-template <class T>
-T* mptr(const Tensor& t) {
-  return t.defined() ? static_cast<T*>(t.raw_data()) : nullptr;
-}
 
 void group_norm_backward_cuda(const Tensor& dx, const Tensor& dweight, const Tensor& dbias, const Tensor& dy,
                               const Tensor& x, const Tensor& mean, const Tensor& rstd, const Tensor& weight,
@@ -330,18 +323,18 @@ void group_norm_backward_cuda(const Tensor& dx, const Tensor& dweight, const Ten
   cuda::DeviceGuard guard(dev);
   const cudaStream_t stream = cuda::stream_for(dev);
   dispatch_floating(x.dtype(), op, [&]<class T>() {
-    T* dxp = mptr<T>(dx);
-    T* dgp = mptr<T>(dweight);
-    T* dbp = mptr<T>(dbias);
+    T* dxp = out_ptr<T>(dx);
+    T* dgp = out_ptr<T>(dweight);
+    T* dbp = out_ptr<T>(dbias);
     // dweight / dbias accumulate by atomics: start from 0 (also the answer when there is no data).
     if (dgp != nullptr) GNDET_CUDA_CHECK(cudaMemsetAsync(dgp, 0, dweight.numel() * sizeof(T), stream));
     if (dbp != nullptr) GNDET_CUDA_CHECK(cudaMemsetAsync(dbp, 0, dbias.numel() * sizeof(T), stream));
     if (d.NG == 0 || d.M == 0 || (dxp == nullptr && dgp == nullptr && dbp == nullptr)) return;
-    const T* dyp = cptr<T>(dy);
-    const T* xp = cptr<T>(x);
-    const T* mp = cptr<T>(mean);
-    const T* rp = cptr<T>(rstd);
-    const T* wp = cptr<T>(weight);
+    const T* dyp = in_ptr<T>(dy);
+    const T* xp = in_ptr<T>(x);
+    const T* mp = in_ptr<T>(mean);
+    const T* rp = in_ptr<T>(rstd);
+    const T* wp = in_ptr<T>(weight);
     const bool vec_ok = d.M % kVec<T> == 0 && cuda::gn::aligned16(dyp) && cuda::gn::aligned16(xp) &&
                         (dxp == nullptr || cuda::gn::aligned16(dxp));
     const bool idx32 = d.M <= INT_MAX;

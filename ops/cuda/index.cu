@@ -1,48 +1,21 @@
 // CUDA kernels for indexing (ops/index.h): one thread per output (or source) element over the
 // (outer, dim, inner) geometry, atomicAdd for the accumulating ops, and CUB's select for nonzero.
 //
-// Bad indices: a kernel cannot throw, so the first thread that meets an out-of-range index claims
-// a device flag (atomicCAS) and stores the index; the launcher copies the flag back after the
-// kernel and raises the same gndet::Error as the CPU kernel. That costs a stream synchronisation
-// per indexing op, the price of an error that names the index instead of corrupting memory.
+// Bad indices: a kernel cannot throw, so the first thread that meets an out-of-range index notes it
+// in the device error flag of ops/cuda/error_flag.cuh; the launcher reads it back after the kernel
+// and raises the same gndet::Error as the CPU kernel (one stream synchronisation per indexing op,
+// the price of an error that names the index instead of corrupting memory).
 #include <thrust/iterator/counting_iterator.h>
 
 #include <cub/device/device_select.cuh>
 
+#include "ops/cuda/error_flag.cuh"
 #include "ops/index.h"
 #include "tensor/cuda/loops.cuh"
 #include "tensor/factory.h"
 
 namespace gndet {
 namespace {
-
-struct BadIndexSlot {
-  unsigned long long* flag;  // [0]: claimed (0 / 1), [1]: the index, as bits
-  __device__ void note(int64_t k) const {
-    if (atomicCAS(flag, 0ull, 1ull) == 0ull) flag[1] = static_cast<unsigned long long>(k);
-  }
-};
-
-// Host side of the flag: zeroed on the stream before the kernel, read back after it.
-class BadIndexFlag {
- public:
-  BadIndexFlag(Device device, cudaStream_t stream) : stream_(stream) {
-    buf_ = empty({2}, TensorOptions(kInt64, device));
-    GNDET_CUDA_CHECK(cudaMemsetAsync(buf_.raw_data(), 0, 2 * sizeof(int64_t), stream_));
-  }
-  BadIndexSlot slot() const { return {static_cast<unsigned long long*>(buf_.raw_data())}; }
-  void raise_if_any(const char* op, int64_t size) const {
-    int64_t host[2] = {0, 0};
-    GNDET_CUDA_CHECK(cudaMemcpyAsync(host, buf_.raw_data(), sizeof(host), cudaMemcpyDeviceToHost, stream_));
-    GNDET_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    // Same message as the CPU kernels (ops/cpu/index.cpp).
-    GNDET_CHECK(host[0] == 0, op, ": index ", host[1], " is out of range for a dimension of size ", size);
-  }
-
- private:
-  cudaStream_t stream_;
-  Tensor buf_;
-};
 
 // atomicAdd for every numeric dtype. uint8 has no hardware atomic: a compare-and-swap on the
 // aligned 32-bit word that holds the byte (the word lies inside the allocation, whose blocks are
@@ -67,13 +40,13 @@ __device__ __forceinline__ void atomic_add(uint8_t* p, uint8_t v) {
 }
 
 template <class T, class I>
-__global__ void gather_cu(T* out, const T* src, const I* idx, IndexGeometry g, int64_t total, BadIndexSlot bad) {
+__global__ void gather_cu(T* out, const T* src, const I* idx, IndexGeometry g, int64_t total, cuda::ErrorSlot bad) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t pos = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; pos < total; pos += stride) {
     const int64_t n = pos % g.inner, a = pos / g.inner / g.idx_dim;
     const int64_t k = static_cast<int64_t>(idx[pos]);
     if (k < 0 || k >= g.src_dim) {
-      bad.note(k);
+      bad.note(k, pos);
       continue;
     }
     out[pos] = src[(a * g.src_dim + k) * g.inner + n];
@@ -81,14 +54,14 @@ __global__ void gather_cu(T* out, const T* src, const I* idx, IndexGeometry g, i
 }
 
 template <class T, class I>
-__global__ void index_select_cu(T* out, const T* src, const I* idx, IndexGeometry g, int64_t total, BadIndexSlot bad) {
+__global__ void index_select_cu(T* out, const T* src, const I* idx, IndexGeometry g, int64_t total, cuda::ErrorSlot bad) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t pos = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; pos < total; pos += stride) {
     const int64_t n = pos % g.inner, t = pos / g.inner;
     const int64_t i = t % g.idx_dim, a = t / g.idx_dim;
     const int64_t k = static_cast<int64_t>(idx[i]);
     if (k < 0 || k >= g.src_dim) {
-      bad.note(k);
+      bad.note(k, pos);
       continue;
     }
     out[pos] = src[(a * g.src_dim + k) * g.inner + n];
@@ -97,13 +70,13 @@ __global__ void index_select_cu(T* out, const T* src, const I* idx, IndexGeometr
 
 // src and idx share the (outer, idx_dim, inner) geometry; out has (outer, src_dim, inner).
 template <class T, class I>
-__global__ void scatter_add_cu(T* out, const I* idx, const T* src, IndexGeometry g, int64_t total, BadIndexSlot bad) {
+__global__ void scatter_add_cu(T* out, const I* idx, const T* src, IndexGeometry g, int64_t total, cuda::ErrorSlot bad) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t pos = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; pos < total; pos += stride) {
     const int64_t n = pos % g.inner, a = pos / g.inner / g.idx_dim;
     const int64_t k = static_cast<int64_t>(idx[pos]);
     if (k < 0 || k >= g.src_dim) {
-      bad.note(k);
+      bad.note(k, pos);
       continue;
     }
     atomic_add(out + (a * g.src_dim + k) * g.inner + n, src[pos]);
@@ -111,14 +84,14 @@ __global__ void scatter_add_cu(T* out, const I* idx, const T* src, IndexGeometry
 }
 
 template <class T, class I>
-__global__ void index_add_cu(T* out, const I* idx, const T* src, IndexGeometry g, int64_t total, BadIndexSlot bad) {
+__global__ void index_add_cu(T* out, const I* idx, const T* src, IndexGeometry g, int64_t total, cuda::ErrorSlot bad) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t pos = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; pos < total; pos += stride) {
     const int64_t n = pos % g.inner, t = pos / g.inner;
     const int64_t i = t % g.idx_dim, a = t / g.idx_dim;
     const int64_t k = static_cast<int64_t>(idx[i]);
     if (k < 0 || k >= g.src_dim) {
-      bad.note(k);
+      bad.note(k, pos);
       continue;
     }
     atomic_add(out + (a * g.src_dim + k) * g.inner + n, src[pos]);
@@ -132,16 +105,18 @@ void run_indexed(const char* op, const Tensor& out, int64_t total, int64_t src_d
   const int dev = out.device().index;
   cuda::DeviceGuard guard(dev);
   const cudaStream_t stream = cuda::stream_for(dev);
-  BadIndexFlag flag(out.device(), stream);
+  const cuda::ErrorFlag flag(out.device(), stream);
   launch(cuda::grid_for(total, cuda::kThreads, dev), stream, flag.slot());
   GNDET_CUDA_LAUNCH_CHECK();
-  flag.raise_if_any(op, src_dim);
+  int64_t index = 0, where = 0;
+  // Same message as the CPU kernels (ops/cpu/index.cpp).
+  GNDET_CHECK(!flag.raised(&index, &where), op, ": index ", index, " is out of range for a dimension of size ", src_dim);
 }
 
 void gather_cuda(const Tensor& out, const Tensor& src, const Tensor& idx, IndexGeometry g) {
   cuda::require_device("gather", out.device(), {&src, &idx});
   dispatch_value_and_index(src, idx, "gather", [&]<class T, class I>() {
-    run_indexed("gather", out, out.numel(), g.src_dim, [&](unsigned grid, cudaStream_t s, BadIndexSlot bad) {
+    run_indexed("gather", out, out.numel(), g.src_dim, [&](unsigned grid, cudaStream_t s, cuda::ErrorSlot bad) {
       gather_cu<T, I><<<grid, cuda::kThreads, 0, s>>>(static_cast<T*>(out.raw_data()), static_cast<const T*>(src.raw_data()),
                                                       static_cast<const I*>(idx.raw_data()), g, out.numel(), bad);
     });
@@ -151,7 +126,7 @@ void gather_cuda(const Tensor& out, const Tensor& src, const Tensor& idx, IndexG
 void index_select_cuda(const Tensor& out, const Tensor& src, const Tensor& idx, IndexGeometry g) {
   cuda::require_device("index_select", out.device(), {&src, &idx});
   dispatch_value_and_index(src, idx, "index_select", [&]<class T, class I>() {
-    run_indexed("index_select", out, out.numel(), g.src_dim, [&](unsigned grid, cudaStream_t s, BadIndexSlot bad) {
+    run_indexed("index_select", out, out.numel(), g.src_dim, [&](unsigned grid, cudaStream_t s, cuda::ErrorSlot bad) {
       index_select_cu<T, I><<<grid, cuda::kThreads, 0, s>>>(static_cast<T*>(out.raw_data()),
                                                             static_cast<const T*>(src.raw_data()),
                                                             static_cast<const I*>(idx.raw_data()), g, out.numel(), bad);
@@ -162,7 +137,7 @@ void index_select_cuda(const Tensor& out, const Tensor& src, const Tensor& idx, 
 void scatter_add_cuda(const Tensor& out, const Tensor& idx, const Tensor& src, IndexGeometry g) {
   cuda::require_device("scatter_add", out.device(), {&src, &idx});
   dispatch_number_and_index(src, idx, "scatter_add", [&]<class T, class I>() {
-    run_indexed("scatter_add", out, src.numel(), g.src_dim, [&](unsigned grid, cudaStream_t s, BadIndexSlot bad) {
+    run_indexed("scatter_add", out, src.numel(), g.src_dim, [&](unsigned grid, cudaStream_t s, cuda::ErrorSlot bad) {
       scatter_add_cu<T, I><<<grid, cuda::kThreads, 0, s>>>(static_cast<T*>(out.raw_data()),
                                                            static_cast<const I*>(idx.raw_data()),
                                                            static_cast<const T*>(src.raw_data()), g, src.numel(), bad);
@@ -173,7 +148,7 @@ void scatter_add_cuda(const Tensor& out, const Tensor& idx, const Tensor& src, I
 void index_add_cuda(const Tensor& out, const Tensor& idx, const Tensor& src, IndexGeometry g) {
   cuda::require_device("index_add", out.device(), {&src, &idx});
   dispatch_number_and_index(src, idx, "index_add", [&]<class T, class I>() {
-    run_indexed("index_add", out, src.numel(), g.src_dim, [&](unsigned grid, cudaStream_t s, BadIndexSlot bad) {
+    run_indexed("index_add", out, src.numel(), g.src_dim, [&](unsigned grid, cudaStream_t s, cuda::ErrorSlot bad) {
       index_add_cu<T, I><<<grid, cuda::kThreads, 0, s>>>(static_cast<T*>(out.raw_data()),
                                                          static_cast<const I*>(idx.raw_data()),
                                                          static_cast<const T*>(src.raw_data()), g, src.numel(), bad);

@@ -5,6 +5,7 @@
 // synchronisation per call, see ops/cuda/error_flag.cuh). The elementwise losses are flat
 // grid-stride loops with the CPU kernels' formulas.
 #include "ops/cuda/block_reduce.cuh"
+#include "ops/kernel_util.h"
 #include "ops/cuda/error_flag.cuh"
 #include "ops/loss.h"
 #include "tensor/cuda/loops.cuh"
@@ -79,10 +80,6 @@ __global__ void cross_entropy_backward_cu(const T* __restrict__ x, const I* __re
   }
 }
 
-template <class T>
-const T* cptr(const Tensor& t) {
-  return t.defined() ? static_cast<const T*>(t.raw_data()) : nullptr;
-}
 
 void cross_entropy_cuda(const Tensor& losses, const Tensor& sample_weights, const Tensor& logits, const Tensor& target,
                         const Tensor& class_weight, int64_t ignore_index) {
@@ -96,8 +93,8 @@ void cross_entropy_cuda(const Tensor& losses, const Tensor& sample_weights, cons
   const cuda::ErrorFlag flag(logits.device(), stream);
   dispatch_floating(logits.dtype(), "cross_entropy", [&]<class T>() {
     dispatch_index(target.dtype(), "cross_entropy", [&]<class I>() {
-      cuda::launch_rows(N, C, stream, cross_entropy_cu<false, T, I>, cross_entropy_cu<true, T, I>, cptr<T>(logits),
-                        cptr<I>(target), cptr<T>(class_weight), static_cast<T*>(losses.raw_data()),
+      cuda::launch_rows(N, C, stream, cross_entropy_cu<false, T, I>, cross_entropy_cu<true, T, I>, in_ptr<T>(logits),
+                        in_ptr<I>(target), in_ptr<T>(class_weight), static_cast<T*>(losses.raw_data()),
                         static_cast<T*>(sample_weights.raw_data()), N, C, ignore_index, flag.slot());
     });
   });
@@ -117,8 +114,8 @@ void cross_entropy_backward_cuda(const Tensor& dlogits, const Tensor& grad, cons
   dispatch_floating(logits.dtype(), "cross_entropy_backward", [&]<class T>() {
     dispatch_index(target.dtype(), "cross_entropy_backward", [&]<class I>() {
       cuda::launch_rows(N, C, cuda::stream_for(dev), cross_entropy_backward_cu<false, T, I>,
-                        cross_entropy_backward_cu<true, T, I>, cptr<T>(logits), cptr<I>(target),
-                        cptr<T>(class_weight), cptr<T>(grad), static_cast<T*>(dlogits.raw_data()), N, C, ignore_index);
+                        cross_entropy_backward_cu<true, T, I>, in_ptr<T>(logits), in_ptr<I>(target),
+                        in_ptr<T>(class_weight), in_ptr<T>(grad), static_cast<T*>(dlogits.raw_data()), N, C, ignore_index);
     });
   });
 }
@@ -187,7 +184,7 @@ void flat(const char* op, const Tensor& a, std::initializer_list<const Tensor*> 
 void bce_with_logits_cuda(const Tensor& out, const Tensor& logits, const Tensor& target) {
   flat("binary_cross_entropy_with_logits", logits, {&out, &target},
        [&]<class T>(unsigned grid, cudaStream_t s, int64_t n) {
-         bce_cu<T><<<grid, cuda::kThreads, 0, s>>>(cptr<T>(logits), cptr<T>(target), static_cast<T*>(out.raw_data()), n);
+         bce_cu<T><<<grid, cuda::kThreads, 0, s>>>(in_ptr<T>(logits), in_ptr<T>(target), static_cast<T*>(out.raw_data()), n);
        });
 }
 
@@ -197,14 +194,14 @@ void bce_with_logits_backward_cuda(const Tensor& dlogits, const Tensor& dtarget,
   flat("binary_cross_entropy_with_logits_backward", logits, {&dlogits, &grad, &target},
        [&]<class T>(unsigned grid, cudaStream_t s, int64_t n) {
          bce_backward_cu<T><<<grid, cuda::kThreads, 0, s>>>(
-             cptr<T>(logits), cptr<T>(target), cptr<T>(grad), static_cast<T*>(dlogits.raw_data()),
-             dtarget.defined() ? static_cast<T*>(dtarget.raw_data()) : nullptr, n);
+             in_ptr<T>(logits), in_ptr<T>(target), in_ptr<T>(grad), static_cast<T*>(dlogits.raw_data()),
+             out_ptr<T>(dtarget), n);
        });
 }
 
 void smooth_l1_cuda(const Tensor& out, const Tensor& pred, const Tensor& target, double beta) {
   flat("smooth_l1_loss", pred, {&out, &target}, [&]<class T>(unsigned grid, cudaStream_t s, int64_t n) {
-    smooth_l1_cu<T><<<grid, cuda::kThreads, 0, s>>>(cptr<T>(pred), cptr<T>(target), static_cast<T*>(out.raw_data()), n,
+    smooth_l1_cu<T><<<grid, cuda::kThreads, 0, s>>>(in_ptr<T>(pred), in_ptr<T>(target), static_cast<T*>(out.raw_data()), n,
                                                     static_cast<T>(beta));
   });
 }
@@ -212,7 +209,7 @@ void smooth_l1_cuda(const Tensor& out, const Tensor& pred, const Tensor& target,
 void smooth_l1_backward_cuda(const Tensor& dpred, const Tensor& grad, const Tensor& pred, const Tensor& target,
                              double beta) {
   flat("smooth_l1_loss_backward", pred, {&dpred, &grad, &target}, [&]<class T>(unsigned grid, cudaStream_t s, int64_t n) {
-    smooth_l1_backward_cu<T><<<grid, cuda::kThreads, 0, s>>>(cptr<T>(pred), cptr<T>(target), cptr<T>(grad),
+    smooth_l1_backward_cu<T><<<grid, cuda::kThreads, 0, s>>>(in_ptr<T>(pred), in_ptr<T>(target), in_ptr<T>(grad),
                                                              static_cast<T*>(dpred.raw_data()), n, static_cast<T>(beta));
   });
 }

@@ -8,6 +8,7 @@
 #include <climits>
 
 #include "ops/cuda/block_reduce.cuh"
+#include "ops/kernel_util.h"
 #include "ops/norm.h"
 #include "tensor/cuda/loops.cuh"
 
@@ -132,7 +133,7 @@ void channel_affine_cuda(const Tensor& y, const Tensor& x, const Tensor& scale, 
     const T* xp = static_cast<const T*>(x.raw_data());
     T* yp = static_cast<T*>(y.raw_data());
     const T* a = static_cast<const T*>(scale.raw_data());
-    const T* b = shift.defined() ? static_cast<const T*>(shift.raw_data()) : nullptr;
+    const T* b = in_ptr<T>(shift);
     // total + one stride must not wrap in 32 bits.
     if (total + static_cast<int64_t>(grid) * cuda::kThreads <= int64_t{UINT_MAX}) {
       channel_affine_cu<T, uint32_t><<<grid, cuda::kThreads, 0, stream>>>(

@@ -1,7 +1,8 @@
 // Registers the CUDA DeviceBackend at load time (tensor/backend.h), and page-locked host tensors.
 // On a machine without a GPU or driver the backend is still registered (the library was built
 // with CUDA) and reports 0 devices, so cuda::is_available() is false and tests skip.
-#include <cstdio>
+#include <filesystem>
+#include <string>
 
 #include "tensor/cuda/allocator.h"
 #include "tensor/cuda/context.h"
@@ -11,22 +12,42 @@
 namespace gndet::cuda {
 namespace {
 
+// Why no GPU can be used, empty when one can. Kept rather than printed: a CUDA build on a machine
+// without a GPU says nothing until a GPU is asked for (backend_for() then names the cause).
+std::string& unavailable_reason_storage() {
+  static std::string reason;
+  return reason;
+}
+
+std::string describe_failure(cudaError_t err) {
+  if (err == cudaErrorNoDevice) return "no CUDA GPU found";
+  // Without a driver the runtime reports cudaErrorInsufficientDriver ("driver version is
+  // insufficient"), which reads like an old driver; the driver's /proc entry tells the two apart.
+  if (err == cudaErrorInsufficientDriver && !std::filesystem::exists("/proc/driver/nvidia/version")) {
+    return "no NVIDIA driver is installed or loaded";
+  }
+  return std::string(cudaGetErrorName(err)) + ": " + cudaGetErrorString(err);
+}
+
 int backend_device_count() {
   static const int count = [] {
     int n = 0;
     const cudaError_t err = cudaGetDeviceCount(&n);
     if (err != cudaSuccess) {
-      // No driver, no device, or a driver older than the runtime: no usable GPU. Said once, on
-      // stderr, because "0 GPUs" alone hides a broken driver.
+      // No driver, no device, or a driver older than the runtime: no usable GPU.
       (void)cudaGetLastError();
-      if (err != cudaErrorNoDevice) {
-        std::fprintf(stderr, "gndet: CUDA unavailable: %s (%s)\n", cudaGetErrorName(err), cudaGetErrorString(err));
-      }
+      unavailable_reason_storage() = describe_failure(err);
       return 0;
     }
+    if (n == 0) unavailable_reason_storage() = "no CUDA GPU found";
     return std::min(n, kMaxDevices);
   }();
   return count;
+}
+
+std::string backend_unavailable_reason() {
+  backend_device_count();
+  return unavailable_reason_storage();
 }
 
 Allocator* backend_allocator(int device) { return &caching_allocator(device); }
@@ -36,7 +57,7 @@ void backend_synchronize(int device) {
   GNDET_CUDA_CHECK(cudaDeviceSynchronize());
 }
 
-const DeviceBackend kCudaBackend{backend_device_count, backend_allocator, backend_synchronize};
+const DeviceBackend kCudaBackend{backend_device_count, backend_allocator, backend_synchronize, backend_unavailable_reason};
 
 [[maybe_unused]] const bool kRegistered = [] {
   register_backend(DeviceType::CUDA, &kCudaBackend);

@@ -53,6 +53,21 @@ bool has_tmp_files(const std::string& dir) {
 
 }  // namespace
 
+TEST_CASE("gndet --help ends with its whole GPU line, and prints nothing on stderr without a GPU", "[apps][cli]") {
+  // A CUDA build on a machine without a GPU used to print its "CUDA unavailable" notice on stderr
+  // in the middle of the last line; it now says why only when a GPU is asked for.
+  // run_shell adds 2>&1 after the command: the subshells keep each redirection its own.
+  const std::string gndet = std::string(GNDET_BUILD_DIR) + "/apps/gndet";
+  const test::Run out = test::run_shell(std::string("(") + gndet + " --help 2>/dev/null)");
+  REQUIRE(out.output.size() > 1);
+  CHECK(out.output.back() == '\n');
+  const std::string last = out.output.substr(out.output.rfind('\n', out.output.size() - 2) + 1);
+  CHECK(last.rfind("built with CUDA: ", 0) == 0);
+  CHECK(last.find("GPUs visible: ") != std::string::npos);
+  const test::Run err = test::run_shell(std::string("(") + gndet + " --help 2>&1 >/dev/null)");
+  CHECK(err.output.empty());
+}
+
 TEST_CASE("gndet --help lists the commands and every command has help with examples", "[apps][cli]") {
   const test::Run top = run_gndet("--help");
   CHECK(top.exit_code == 0);

@@ -4,7 +4,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "detection/config.h"
+#include "tensor/config.h"
 #include "detection/detector.h"
 #include "tensor/random.h"
 #include "tensor/safetensors.h"

@@ -46,12 +46,8 @@ TEST_CASE("a trace records output shapes and saved bytes, and nothing without a 
 
 TEST_CASE("ops are clustered by the module that recorded them", "[apps][graph]") {
   nn::ConvModuleOptions o;
-  o.in_channels = 2;
-  o.out_channels = 4;
-  o.kernel = {3, 3};
-  o.padding = {1, 1};
-  o.norm = nn::NormType::GroupNorm;
-  o.num_groups = 2;
+  o.conv = {.in_channels = 2, .out_channels = 4, .kernel = {3, 3}, .padding = {1, 1}};
+  o.norm = {.type = nn::NormType::GroupNorm, .num_groups = 2};
   Generator gen(1);
   nn::ConvModule block(o, gen);
   const Tensor x = randn({1, 2, 5, 5}, gen);

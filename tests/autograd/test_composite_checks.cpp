@@ -4,7 +4,7 @@
 
 #include "autograd/composite_check.h"
 #include "autograd/function.h"
-#include "autograd/grad_mode.h"
+#include "tensor/grad_mode.h"
 #include "ops/elementwise.h"
 #include "tensor/factory.h"
 #include "tensor/random.h"

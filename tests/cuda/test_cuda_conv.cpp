@@ -12,7 +12,7 @@
 // while a wrong tap or a missing group (an error of order 1) fails it. FP64: 1e-12 * terms * 9.
 #include <string>
 
-#include "autograd/grad_mode.h"
+#include "tensor/grad_mode.h"
 #include "gndet_config.h"
 #include "ops/conv.h"
 #include "ops/cuda/tuning.h"

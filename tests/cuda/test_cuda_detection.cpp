@@ -7,7 +7,7 @@
 // which would hide ::floor at the template's definition.
 #include "ops/paste_masks_math.h"
 //
-#include "autograd/grad_mode.h"
+#include "tensor/grad_mode.h"
 #include "ops/box_iou.h"
 #include "ops/elementwise.h"
 #include "ops/index.h"

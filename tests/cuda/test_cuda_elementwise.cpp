@@ -3,7 +3,7 @@
 // the kernel runs. Tolerances: float32 1e-5 relative (CUDA's expf / logf / tanhf / powf are
 // within 2-4 ulp of glibc's, 1 ulp = 6e-8 relative) plus 1e-6 absolute for results near 0;
 // float64 1e-13 relative for the same reason; integers and bools exact.
-#include "autograd/grad_mode.h"
+#include "tensor/grad_mode.h"
 #include "ops/elementwise.h"
 #include "ops/reduce.h"
 #include "tensor/strided.h"

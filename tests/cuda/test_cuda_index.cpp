@@ -2,7 +2,7 @@
 // their out-of-range errors, and the index ops with autograd. Copies are exact; accumulations
 // of float32 use atomics in arbitrary order, so they are compared to 1e-5 relative plus 1e-5
 // absolute (a handful of additions of values below 3); integer accumulations are exact.
-#include "autograd/grad_mode.h"
+#include "tensor/grad_mode.h"
 #include "ops/elementwise.h"
 #include "ops/index.h"
 #include "ops/reduce.h"

@@ -5,7 +5,7 @@
 // that every kernel slot has a CUDA registration. Convolutions: test_cuda_conv.cpp.
 #include <cmath>
 
-#include "autograd/grad_mode.h"
+#include "tensor/grad_mode.h"
 #include "ops/conv.h"
 #include "ops/cuda/tuning.h"
 #include "ops/elementwise.h"

@@ -19,7 +19,7 @@
 #include <cmath>
 #include <map>
 
-#include "detection/config.h"
+#include "tensor/config.h"
 #include "detection/detector.h"
 #include "gndet_config.h"
 #include "ops/box_iou.h"
@@ -31,28 +31,6 @@ using namespace gndet;
 using test::gpu;
 
 namespace {
-
-struct Parts {
-  ResNet* backbone = nullptr;
-  FPN* neck = nullptr;
-  RPNHead* rpn = nullptr;
-  StandardRoIHead* roi = nullptr;
-};
-
-Parts parts_of(TwoStageDetector& det) {
-  Parts p;
-  for (const auto& [name, m] : det.named_children()) {
-    if (name == "backbone") p.backbone = dynamic_cast<ResNet*>(m.get());
-    if (name == "neck") p.neck = dynamic_cast<FPN*>(m.get());
-    if (name == "rpn_head") p.rpn = dynamic_cast<RPNHead*>(m.get());
-    if (name == "roi_head") p.roi = dynamic_cast<StandardRoIHead*>(m.get());
-  }
-  REQUIRE(p.backbone != nullptr);
-  REQUIRE(p.neck != nullptr);
-  REQUIRE(p.rpn != nullptr);
-  REQUIRE(p.roi != nullptr);
-  return p;
-}
 
 struct Batch {
   Tensor images;
@@ -97,18 +75,13 @@ Batch make_batch() {
   return b;
 }
 
-// TwoStageDetector::loss, step by step; the RoI head gets `given` proposals when not empty.
+// TwoStageDetector::loss in its two stages; the RoI head gets `given` proposals when not empty.
 LossDict composed_loss(TwoStageDetector& det, const Batch& b, Generator& gen, const std::vector<Proposals>& given,
                        std::vector<Proposals>* own) {
-  const Parts p = parts_of(det);
-  const ConfigNode train_cfg(det.config()["train_cfg"], "model.train_cfg");
-  const std::vector<Tensor> feats = p.neck->forward(p.backbone->forward(b.images));
-  const RpnOutputs rpn = p.rpn->forward(feats);
-  LossDict losses = p.rpn->loss(rpn, b.targets, b.infos, train_cfg["rpn"], gen);
-  *own = p.rpn->proposals(rpn, b.infos, ProposalConfig::from_config(train_cfg["rpn_proposal"]));
-  for (auto& l : p.roi->loss(feats, given.empty() ? *own : given, b.targets, b.infos, train_cfg["rcnn"], gen)) {
-    losses.push_back(l);
-  }
+  RpnStage first = det.rpn_stage(b.images, b.targets, b.infos, gen);
+  *own = first.proposals;
+  LossDict losses = std::move(first.losses);
+  for (auto& l : det.roi_stage(first.feats, given.empty() ? *own : given, b.targets, b.infos, gen)) losses.push_back(l);
   return losses;
 }
 

@@ -8,7 +8,7 @@
 // term. float64 1e-12 of sum|x|. Integers, max / min and their indices are exact.
 #include <cmath>
 
-#include "autograd/grad_mode.h"
+#include "tensor/grad_mode.h"
 #include "ops/elementwise.h"
 #include "ops/reduce.h"
 #include "tests/cuda/parity.h"

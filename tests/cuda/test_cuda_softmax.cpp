@@ -6,7 +6,7 @@
 // ~10) to 1e-5 absolute. float64: 1e-12.
 #include <cmath>
 
-#include "autograd/grad_mode.h"
+#include "tensor/grad_mode.h"
 #include "ops/elementwise.h"
 #include "ops/reduce.h"
 #include "ops/softmax.h"

@@ -5,7 +5,7 @@
 // (composite row|key keys), several rows of 64-bit keys (two sorts).
 #include <limits>
 
-#include "autograd/grad_mode.h"
+#include "tensor/grad_mode.h"
 #include "ops/elementwise.h"
 #include "ops/reduce.h"
 #include "ops/sort.h"

@@ -1,6 +1,6 @@
 // CUDA device tensors: availability, transfers in every direction (strided, broadcast, converting,
 // large enough for the staged path), fill, pinned memory, streams, and device mismatches.
-#include "autograd/grad_mode.h"
+#include "tensor/grad_mode.h"
 #include "ops/elementwise.h"
 #include "ops/reduce.h"
 #include "tensor/kernels.h"

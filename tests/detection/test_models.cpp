@@ -4,7 +4,7 @@
 #include <map>
 #include <regex>
 
-#include "detection/config.h"
+#include "tensor/config.h"
 #include "detection/detector.h"
 #include "nn/layers.h"
 #include "ops/elementwise.h"

@@ -2,7 +2,7 @@
 // least 80%. This is the end-to-end check that targets, losses and gradients agree.
 #include "data/mask.h"
 #include "data/shapes.h"
-#include "detection/config.h"
+#include "tensor/config.h"
 #include "detection/detector.h"
 #include "gndet_config.h"
 #include "nn/optim.h"

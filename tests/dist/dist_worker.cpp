@@ -18,7 +18,7 @@
 #include <thread>
 
 #include "apps/experiment.h"
-#include "autograd/grad_mode.h"
+#include "tensor/grad_mode.h"
 #include "dist/grad_sync.h"
 #include "nn/optim.h"
 #include "ops/elementwise.h"

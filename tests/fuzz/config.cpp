@@ -1,5 +1,5 @@
 // Fuzz target: the config loader (comments, _base_ chains, merging) and typed reads of the result.
-#include "detection/config.h"
+#include "tensor/config.h"
 #include "tests/fuzz/fuzz_target.h"
 
 GNDET_FUZZ_TARGET(config) {

@@ -23,12 +23,12 @@ std::string temp_path(const std::string& name) {
 
 std::shared_ptr<nn::Sequential> make_model(Generator& gen, int64_t hidden = 4) {
   return std::make_shared<nn::Sequential>(std::vector<std::shared_ptr<nn::UnaryModule>>{
-      std::make_shared<nn::ConvModule>(nn::ConvModuleOptions{.in_channels = 2, .out_channels = hidden,
-                                                             .kernel = {3, 3}, .padding = {1, 1},
-                                                             .norm = nn::NormType::GroupNorm, .num_groups = 2},
+      std::make_shared<nn::ConvModule>(nn::ConvModuleOptions{
+                                           .conv = {.in_channels = 2, .out_channels = hidden, .kernel = {3, 3}, .padding = {1, 1}},
+                                           .norm = {.type = nn::NormType::GroupNorm, .num_groups = 2}},
                                        gen),
-      std::make_shared<nn::ConvModule>(nn::ConvModuleOptions{.in_channels = hidden, .out_channels = 2,
-                                                             .norm = nn::NormType::FrozenBatchNorm},
+      std::make_shared<nn::ConvModule>(nn::ConvModuleOptions{.conv = {.in_channels = hidden, .out_channels = 2},
+                                                             .norm = {.type = nn::NormType::FrozenBatchNorm}},
                                        gen)});
 }
 

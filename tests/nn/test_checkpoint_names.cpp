@@ -5,7 +5,7 @@
 #include <fstream>
 #include <regex>
 
-#include "detection/config.h"
+#include "tensor/config.h"
 #include "detection/detector.h"
 #include "gndet_config.h"
 #include "nn/checkpoint_io/name_map.h"

@@ -7,8 +7,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "autograd/grad_mode.h"
-#include "detection/config.h"
+#include "tensor/grad_mode.h"
+#include "tensor/config.h"
 #include "detection/detector.h"
 #include "gndet_config.h"
 #include "nn/checkpoint.h"

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <memory>
 
-#include "autograd/grad_mode.h"
+#include "tensor/grad_mode.h"
 #include "nn/conv_module.h"
 #include "nn/init.h"
 #include "nn/layers.h"
@@ -27,7 +27,8 @@ class TinyNeck : public nn::Module {
     laterals_ = register_module("lateral_convs", std::make_shared<nn::Sequential>());
     for (int i = 0; i < 2; ++i) {
       laterals_->push_back(std::make_shared<nn::ConvModule>(
-          nn::ConvModuleOptions{.in_channels = 4, .out_channels = 8, .norm = nn::NormType::GroupNorm, .num_groups = 4,
+          nn::ConvModuleOptions{.conv = {.in_channels = 4, .out_channels = 8},
+                                .norm = {.type = nn::NormType::GroupNorm, .num_groups = 4},
                                 .relu = false},
           gen));
     }
@@ -129,9 +130,11 @@ TEST_CASE("Conv2d with weight standardisation, ConvModule's bias rule, Linear an
   const Tensor x = randn({1, 3, 5, 5}, gen);
   CHECK(test::max_abs_diff(ws.forward(x), conv2d(x, weight_standardization(ws.weight()), Tensor(), {1, 1}, {1, 1})) == 0.0);
 
-  nn::ConvModule with_norm({.in_channels = 3, .out_channels = 4, .norm = nn::NormType::GroupNorm, .num_groups = 2}, gen);
-  nn::ConvModule plain({.in_channels = 3, .out_channels = 4}, gen);
-  nn::ConvModule frozen({.in_channels = 3, .out_channels = 4, .norm = nn::NormType::FrozenBatchNorm}, gen);
+  nn::ConvModule with_norm(
+      {.conv = {.in_channels = 3, .out_channels = 4}, .norm = {.type = nn::NormType::GroupNorm, .num_groups = 2}}, gen);
+  nn::ConvModule plain({.conv = {.in_channels = 3, .out_channels = 4}, .norm = {}}, gen);  // no norm
+  nn::ConvModule frozen({.conv = {.in_channels = 3, .out_channels = 4}, .norm = {.type = nn::NormType::FrozenBatchNorm}},
+                        gen);
   CHECK(names_of(with_norm.named_parameters()) == Names{"conv.weight", "gn.weight", "gn.bias"});
   CHECK(names_of(plain.named_parameters()) == Names{"conv.weight", "conv.bias"});
   CHECK(names_of(frozen.named_buffers()) == Names{"bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"});

@@ -51,8 +51,8 @@ TEST_CASE("SGD with momentum and weight decay matches a hand-computed two-step e
 TEST_CASE("parameter groups follow paramwise rules; each group has its lr and decay", "[nn]") {
   Generator gen(1);
   nn::Sequential model({std::make_shared<nn::ConvModule>(
-                            nn::ConvModuleOptions{.in_channels = 2, .out_channels = 4, .norm = nn::NormType::GroupNorm,
-                                                  .num_groups = 2},
+                            nn::ConvModuleOptions{.conv = {.in_channels = 2, .out_channels = 4},
+                                                  .norm = {.type = nn::NormType::GroupNorm, .num_groups = 2}},
                             gen),
                         std::make_shared<nn::Linear>(4, 3, true, gen)});
   // Detectron's recipe: biases 2x lr and no decay, GN no decay.

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <vector>
 
-#include "autograd/grad_mode.h"
+#include "tensor/grad_mode.h"
 #include "nn/conv_module.h"
 #include "nn/layers.h"
 #include "nn/lr_schedule.h"
@@ -47,14 +47,14 @@ Batch make_batch(int64_t B, Generator& gen) {
 class StripeNet : public nn::Module {
  public:
   explicit StripeNet(Generator& gen) {
-    const nn::ConvModuleOptions gn_ws{.in_channels = 1, .out_channels = 8, .kernel = {3, 3}, .padding = {1, 1},
-                                      .norm = nn::NormType::GroupNorm, .num_groups = 4,
-                                      .weight_standardization = true};
+    const nn::ConvModuleOptions gn_ws{
+        .conv = {.in_channels = 1, .out_channels = 8, .kernel = {3, 3}, .padding = {1, 1}, .weight_standardization = true},
+        .norm = {.type = nn::NormType::GroupNorm, .num_groups = 4}};
     conv1_ = register_module("conv1", std::make_shared<nn::ConvModule>(gn_ws, gen));
     nn::ConvModuleOptions second = gn_ws;
-    second.in_channels = 8;
-    second.out_channels = 16;
-    second.stride = {2, 2};
+    second.conv.in_channels = 8;
+    second.conv.out_channels = 16;
+    second.conv.stride = {2, 2};
     conv2_ = register_module("conv2", std::make_shared<nn::ConvModule>(second, gen));
     fc_ = register_module("fc", std::make_shared<nn::Linear>(16, 2, true, gen));
   }

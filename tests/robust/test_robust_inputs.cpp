@@ -4,14 +4,14 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include "apps/args.h"
 #include "data/coco.h"
 #include "data/coco_results.h"
 #include "data/image.h"
-#include "data/json_field.h"
+#include "tensor/config.h"
 #include "data/mask.h"
-#include "detection/config.h"
 #include "detection/detector.h"
 #include "nn/module.h"
 #include "tensor/factory.h"
@@ -93,13 +93,13 @@ TEST_CASE("COCO and results files: deep nesting, 1e400 and directories name the 
   const std::string deep = dir.str() + "/deep.json";
   write(deep, "[{\"image_id\": 1, \"category_id\": 1, \"score\": 0.5, \"bbox\": " + nested_array(100000) + "}]");
   CHECK_THROWS_WITH(data::read_detections(deep), Catch::Contains("deep.json") && Catch::Contains("deeper than 512"));
-  CHECK_THROWS_WITH(data::read_json_file(deep, "COCO file"), Catch::Contains("COCO file '") &&
+  CHECK_THROWS_WITH(read_json_file(deep, "COCO file"), Catch::Contains("COCO file '") &&
                                                               Catch::Contains("deeper than 512"));
   const std::string overflow = dir.str() + "/overflow.json";
   write(overflow, "[{\"image_id\": 1, \"category_id\": 1, \"score\": 1e400, \"bbox\": [0, 0, 1, 1]}]");
   CHECK_THROWS_WITH(data::read_detections(overflow), Catch::Contains("overflow.json' is not valid JSON") &&
                                                          Catch::Contains("number overflow"));
-  CHECK_THROWS_WITH(data::read_json_file(dir.str(), "COCO file"), Catch::Contains("is a directory"));
+  CHECK_THROWS_WITH(read_json_file(dir.str(), "COCO file"), Catch::Contains("is a directory"));
   // The streamed COCO instances reader (data/coco_stream.cpp) applies the same bounds: found by the
   // coco fuzz target after the streaming reader replaced read_json_file there.
   const std::string deep_coco = dir.str() + "/deep_coco.json";
@@ -111,15 +111,15 @@ TEST_CASE("COCO and results files: deep nesting, 1e400 and directories name the 
   CHECK_THROWS_WITH(data::CocoInstances::load(overflow_coco),
                     Catch::Contains("overflow_coco.json' is not valid JSON") && Catch::Contains("number overflow"));
   CHECK_THROWS_WITH(data::CocoInstances::load(dir.str()), Catch::Contains("is a directory"));
-  // A JsonField error quotes the value bounded and names the path.
+  // A ConfigNode error quotes the value bounded and names the path.
   std::string ones = "1";
   for (int i = 0; i < 1000; ++i) ones += ", 1";
-  const data::Json long_value = data::Json::parse("{\"bbox\": [" + ones + "]}");
+  const Json long_value = Json::parse("{\"bbox\": [" + ones + "]}");
   const std::string src = "f.json";
-  CHECK_THROWS_WITH(data::JsonField(long_value, src)["bbox"].as_int(),
+  CHECK_THROWS_WITH(ConfigNode(long_value, src, "")["bbox"].as_int(),
                     Catch::Contains("f.json: bbox: expected an integer, got [1,1,1") && Catch::Contains("..."));
-  const data::Json huge = data::Json::parse("{\"id\": 18446744073709551615}");
-  CHECK_THROWS_WITH(data::JsonField(huge, src)["id"].as_int(), Catch::Contains("f.json: id: expected an integer below 2^63"));
+  const Json huge = Json::parse("{\"id\": 18446744073709551615}");
+  CHECK_THROWS_WITH(ConfigNode(huge, src, "")["id"].as_int(), Catch::Contains("f.json: id: expected an integer below 2^63"));
 }
 
 TEST_CASE("configs: deep nesting, 1e400, directories and out-of-range integers name the file or key", "[robust][detection]") {
@@ -189,15 +189,41 @@ TEST_CASE("zero RPN proposals give zero detections; a negative max_per_img names
   }
 }
 
-TEST_CASE("a negative RPN max_per_img is refused naming the key", "[robust][detection]") {
+TEST_CASE("a negative RPN max_per_img is refused naming the key, when the model is built", "[robust][detection]") {
   Json cfg = load_config(std::string(GNDET_SOURCE_DIR) + "/configs/tests/mask-rcnn_tiny_gn.json");
   cfg["model"]["test_cfg"]["rpn"]["max_per_img"] = -1;
   Generator gen(0);
-  TwoStageDetector det(cfg["model"], gen);
-  det.eval();
-  std::vector<ImageInfo> infos = {{0, 64, 64, 64, 64, 64, 64, 1.0, 1.0, false}};
-  CHECK_THROWS_WITH(det.predict(randn({1, 3, 64, 64}, gen), infos),
+  CHECK_THROWS_WITH(TwoStageDetector(cfg["model"], gen),
                     Catch::Equals("config model.test_cfg.rpn.max_per_img: expected an integer >= 0, got -1"));
+}
+
+TEST_CASE("train_cfg and test_cfg: unknown keys and unsupported values are refused when the model is built",
+          "[robust][detection][config]") {
+  const Json base = load_config(std::string(GNDET_SOURCE_DIR) + "/configs/tests/mask-rcnn_tiny_gn.json");
+  Generator gen(0);
+  auto error_of = [&](const std::function<void(Json&)>& change) {
+    Json cfg = base;
+    change(cfg["model"]);
+    try {
+      TwoStageDetector det(cfg["model"], gen);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  CHECK_THAT(error_of([](Json& m) { m["test_cfg"]["rcnn"]["score_th"] = 0.1; }),
+             Catch::Contains("config model.test_cfg.rcnn: unknown key \"score_th\"") && Catch::Contains("score_thr"));
+  CHECK_THAT(error_of([](Json& m) { m["train_cfg"]["rpn"]["assigner"]["pos_iou_th"] = 0.7; }),
+             Catch::Contains("config model.train_cfg.rpn.assigner: unknown key \"pos_iou_th\""));
+  CHECK_THAT(error_of([](Json& m) { m["train_cfg"]["rcnn"]["sampler"]["number"] = 512; }),
+             Catch::Contains("config model.train_cfg.rcnn.sampler: unknown key \"number\""));
+  CHECK_THAT(error_of([](Json& m) { m["train_cfg"]["rpn_proposal"]["nms"]["iou_thr"] = 0.7; }),
+             Catch::Contains("config model.train_cfg.rpn_proposal.nms: unknown key \"iou_thr\""));
+  CHECK_THAT(error_of([](Json& m) { m["train_cfg"]["rpn"]["pos_weight"] = 2.0; }),
+             Catch::Contains("model.train_cfg.rpn.pos_weight: only -1"));
+  CHECK_THAT(error_of([](Json& m) { m["test_cfg"]["rcnn"]["max_per_img"] = -5; }),
+             Catch::Contains("config model.test_cfg.rcnn.max_per_img: expected an integer >= 0, got -5"));
+  CHECK(error_of([](Json&) {}) == "no error");
 }
 
 TEST_CASE("state-dict key lists escape invisible bytes", "[robust][nn]") {

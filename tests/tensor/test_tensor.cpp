@@ -179,6 +179,14 @@ TEST_CASE("device errors are clear without a GPU", "[tensor][errors]") {
   }
   CHECK_THROWS_WITH(zeros({2}, Device::cuda()), Catch::Contains("cuda:0") &&
                                                     (Catch::Contains("built without CUDA") || Catch::Contains("no CUDA GPU")));
+  // The cause is kept for the error (a CUDA build: no driver, or no GPU), not printed on its own.
+  const std::string why = cuda::unavailable_reason();
+  CHECK(!why.empty());
+  if (cuda::is_built()) {
+    CHECK_THROWS_WITH(zeros({2}, Device::cuda()), Catch::Contains("no CUDA GPU is present (" + why + ")"));
+  } else {
+    CHECK(why == "gndet was built without CUDA");
+  }
   CHECK_THROWS_WITH(zeros({2}).to(Device::cuda(0)), Catch::Contains("cuda:0"));
   CHECK_THROWS_WITH(Device::parse("gpu"), Catch::Contains("unknown device 'gpu'"));
   CHECK(Device::parse("cuda:1") == Device::cuda(1));

@@ -1,4 +1,4 @@
-// conv2d, conv_transpose2d and linear: hand-computed cases and a naive loop reference in double
+// conv2d and conv_transpose2d: hand-computed cases and a naive loop reference in double
 // for forward and both gradients, over shapes that reach every path of the CPU kernel (batched
 // small images, single-image tiles, tiles split inside one large image, 1x1 without im2col,
 // groups, dilation, strides, an empty batch). Run it with OMP_NUM_THREADS=1, 2 and 3 to cover
@@ -7,7 +7,6 @@
 
 #include "ops/conv.h"
 #include "ops/elementwise.h"
-#include "ops/linear.h"
 #include "ops/reduce.h"
 #include "tensor/factory.h"
 #include "tensor/random.h"
@@ -65,13 +64,6 @@ NaiveConv naive_conv(const ConvCase& c, const VD& x, const VD& w, const VD& b, c
   return out;
 }
 
-double max_diff(const VD& a, const VD& b) {
-  REQUIRE(a.size() == b.size());
-  double m = 0.0;
-  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));
-  return m;
-}
-
 }  // namespace
 
 TEST_CASE("conv2d on an arange input, by hand", "[layers]") {
@@ -121,11 +113,11 @@ TEST_CASE("conv2d matches a naive loop in forward and both gradients", "[layers]
     const NaiveConv ref = naive_conv(c, x.to_vector<double>(), w.to_vector<double>(), b.to_vector<double>(),
                                      r.to_vector<double>());
     // Sums of at most 576 products of N(0, 1) values: double rounding stays below 1e-12.
-    CHECK(max_diff(y.to_vector<double>(), ref.y) < 1e-10);
+    CHECK(test::max_abs_diff(y.to_vector<double>(), ref.y) < 1e-10);
     sum(y * r).backward();
-    CHECK(max_diff(x.grad().to_vector<double>(), ref.dx) < 1e-10);
-    CHECK(max_diff(w.grad().to_vector<double>(), ref.dw) < 1e-9);  // sums over up to 2 * 4096 positions
-    CHECK(max_diff(b.grad().to_vector<double>(), sum(r, {0, 2, 3}).to_vector<double>()) < 1e-10);
+    CHECK(test::max_abs_diff(x.grad().to_vector<double>(), ref.dx) < 1e-10);
+    CHECK(test::max_abs_diff(w.grad().to_vector<double>(), ref.dw) < 1e-9);  // sums over up to 2 * 4096 positions
+    CHECK(test::max_abs_diff(b.grad().to_vector<double>(), sum(r, {0, 2, 3}).to_vector<double>()) < 1e-10);
   }
 }
 
@@ -136,7 +128,7 @@ TEST_CASE("conv2d in float32 agrees with the double reference", "[layers]") {
   const Tensor y = conv2d(x.to(kFloat32), w.to(kFloat32), Tensor(), c.stride, c.padding);
   const NaiveConv ref = naive_conv(c, x.to_vector<double>(), w.to_vector<double>(), {}, VD(y.numel(), 0.0));
   // 144-term sums of N(0, 1) products (|y| ~ 12): float32 rounding ~1e-5, well under 1e-3.
-  CHECK(max_diff(y.to_vector<double>(), ref.y) < 1e-3);
+  CHECK(test::max_abs_diff(y.to_vector<double>(), ref.y) < 1e-3);
 }
 
 TEST_CASE("conv2d computes only the gradients that are needed, and handles an empty batch", "[layers]") {
@@ -190,21 +182,7 @@ TEST_CASE("conv_transpose2d: kernel 2 stride 2 by hand, and the adjoint of conv2
   }
 }
 
-TEST_CASE("linear by hand, with batch dimensions and without bias", "[layers]") {
-  const Tensor x = from_data<float>({1, 2, 3, 4, 5, 6}, {1, 2, 3});
-  const Tensor w = from_data<float>({1, 0, -1, 2, 1, 0}, {2, 3});
-  CHECK(linear(x, w, from_data<float>({10, 20})).to_vector<float>() == V{8, 24, 8, 33});
-  CHECK(linear(x, w, Tensor()).shape() == Shape{1, 2, 2});
-  Tensor xg = from_data<double>({1, 2, 3}, {1, 3}).set_requires_grad();
-  Tensor wg = from_data<double>({1, 0, -1, 2, 1, 0}, {2, 3}).set_requires_grad();
-  Tensor bg = zeros({2}, kFloat64).set_requires_grad();
-  sum(linear(xg, wg, bg)).backward();
-  CHECK(xg.grad().to_vector<double>() == VD{3, 1, -1});  // column sums of w
-  CHECK(wg.grad().to_vector<double>() == VD{1, 2, 3, 1, 2, 3});
-  CHECK(bg.grad().to_vector<double>() == VD{1, 1});
-}
-
-TEST_CASE("conv and linear errors name the op, the shapes and what was expected", "[layers][errors]") {
+TEST_CASE("conv errors name the op, the shapes and what was expected", "[layers][errors]") {
   CHECK_THROWS_WITH(conv2d(zeros({1, 64, 8, 8}), zeros({16, 32, 3, 3}), Tensor()),
                     Catch::Contains("conv2d: input channels 64 != weight's 32 * groups 1"));
   CHECK_THROWS_WITH(conv2d(zeros({1, 4, 2, 2}), zeros({4, 4, 3, 3}), Tensor()),
@@ -219,6 +197,4 @@ TEST_CASE("conv and linear errors name the op, the shapes and what was expected"
                     Catch::Contains("conv_transpose2d: input channels 4 != weight's 8"));
   CHECK_THROWS_WITH(conv_transpose2d(zeros({1, 4, 5, 5}), zeros({4, 2, 2, 2}), Tensor(), {2, 2}, {0, 0}, {2, 2}),
                     Catch::Contains("output_padding (2, 2) must be smaller than the stride (2, 2)"));
-  CHECK_THROWS_WITH(linear(zeros({2, 5}), zeros({3, 4}), Tensor()),
-                    Catch::Contains("linear: input features 5 != weight's 4"));
 }

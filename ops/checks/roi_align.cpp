@@ -1,4 +1,4 @@
-// Gradcheck cases for the detection ops.
+// Gradcheck cases for roi_align.
 #include "ops/checks/check_util.h"
 #include "ops/roi_align.h"
 

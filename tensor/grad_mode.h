@@ -1,4 +1,5 @@
-// Grad mode: whether ops record a graph. Thread-local, like PyTorch's.
+// Grad mode: whether ops record a graph. Thread-local, like PyTorch's. It lives in tensor/ (in the
+// autograd namespace, where its users know it) because Tensor itself reads it (tensor.cpp).
 #pragma once
 
 namespace gndet::autograd {

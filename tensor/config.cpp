@@ -1,9 +1,11 @@
-#include "detection/config.h"
+#include "tensor/config.h"
 
+#include <cerrno>
+#include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <set>
 #include <sstream>
 
 #include "tensor/error.h"
@@ -12,6 +14,24 @@
 
 namespace gndet {
 namespace fs = std::filesystem;
+
+// ---- files ----
+
+std::string read_text_file(const std::string& path, const char* what) {
+  check_not_special_file(path, what);
+  std::ifstream in(path, std::ios::binary);
+  GNDET_CHECK(in.good(), "cannot open ", what, " '", path, "': ", std::strerror(errno));
+  std::ostringstream os;
+  os << in.rdbuf();
+  GNDET_CHECK(!in.bad(), "error reading ", what, " '", path, "'");
+  return os.str();
+}
+
+Json read_json_file(const std::string& path, const char* what) {
+  return parse_json_text(read_text_file(path, what), std::string(what) + " '" + path + "'");
+}
+
+// ---- configs: _base_ and --cfg-options ----
 
 namespace {
 
@@ -32,13 +52,8 @@ void merge_into(Json& base, const Json& over) {
 }
 
 Json read_json(const fs::path& path) {
-  check_not_special_file(path.string(), "config");
-  std::ifstream in(path, std::ios::binary);
-  GNDET_CHECK(in.good(), "cannot read config '", path.string(), "'");
-  std::ostringstream text;
-  text << in.rdbuf();
-  GNDET_CHECK(!in.bad(), "error reading config '", path.string(), "'");
-  return parse_json_text(text.str(), "config '" + path.string() + "'", /*ignore_comments=*/true);
+  return parse_json_text(read_text_file(path.string(), "config"), "config '" + path.string() + "'",
+                         /*ignore_comments=*/true);
 }
 
 Json load_rec(const fs::path& path, std::vector<std::string>& chain) {
@@ -124,22 +139,26 @@ void apply_config_override(Json& cfg, const std::string& assignment) {
 
 // ---- ConfigNode ----
 
-void ConfigNode::fail(const std::string& what) const {
-  GNDET_FAIL("config ", path_.empty() ? std::string("<root>") : path_, ": ", what, ", got ", json_excerpt(*json_));
+std::string ConfigNode::where(const std::string& path) const {
+  if (source_ == nullptr) return "config " + (path.empty() ? std::string("<root>") : path);
+  return *source_ + ": " + (path.empty() ? std::string("(top level)") : path);
 }
 
-bool ConfigNode::has(const std::string& key) const { return json_->is_object() && json_->contains(key); }
+void ConfigNode::fail(const std::string& what) const {
+  GNDET_FAIL(where(path_), ": ", what, ", got ", json_excerpt(*json_, 80));
+}
 
 ConfigNode ConfigNode::operator[](const std::string& key) const {
-  const std::string child = path_.empty() ? key : path_ + "." + key;
-  GNDET_CHECK(has(key), "config: missing key ", child);
-  return ConfigNode((*json_)[key], child);
+  if (!json_->is_object()) fail("expected an object with a \"" + key + "\" field");
+  const auto it = json_->find(key);
+  if (it == json_->end()) GNDET_FAIL(where(child_path(key)), ": missing required field");
+  return source_ ? ConfigNode(*it, *source_, child_path(key)) : ConfigNode(*it, child_path(key));
 }
 
 ConfigNode ConfigNode::at(size_t index) const {
-  if (!json_->is_array()) fail("expected a list");
-  GNDET_CHECK(index < json_->size(), "config ", path_, ": index ", index, " out of range (", json_->size(), " elements)");
-  return ConfigNode((*json_)[index], path_ + "." + std::to_string(index));
+  if (!json_->is_array() || index >= json_->size()) fail("expected a list with an element " + std::to_string(index));
+  const std::string child = path_ + "[" + std::to_string(index) + "]";
+  return source_ ? ConfigNode((*json_)[index], *source_, child) : ConfigNode((*json_)[index], child);
 }
 
 size_t ConfigNode::size() const {
@@ -148,11 +167,15 @@ size_t ConfigNode::size() const {
 }
 
 int64_t ConfigNode::as_int() const {
-  if (!json_->is_number_integer()) fail("expected an integer");
   if (json_->is_number_unsigned() && json_->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
     fail("expected an integer below 2^63");
   }
-  return json_->get<int64_t>();
+  if (json_->is_number_integer()) return json_->get<int64_t>();
+  if (json_->is_number_float()) {
+    const double v = json_->get<double>();
+    if (std::isfinite(v) && v == std::floor(v) && std::abs(v) < 9.0e15) return static_cast<int64_t>(v);
+  }
+  fail("expected an integer");
 }
 int64_t ConfigNode::as_int(int64_t lo, int64_t hi) const {
   const int64_t v = as_int();
@@ -170,6 +193,14 @@ bool ConfigNode::as_bool() const {
   if (!json_->is_boolean()) fail("expected true or false");
   return json_->get<bool>();
 }
+bool ConfigNode::as_flag() const {
+  if (json_->is_boolean()) return json_->get<bool>();
+  if (json_->is_number_integer()) {
+    const int64_t v = json_->get<int64_t>();
+    if (v == 0 || v == 1) return v == 1;
+  }
+  fail("expected true/false or 0/1");
+}
 std::string ConfigNode::as_string() const {
   if (!json_->is_string()) fail("expected a string");
   return json_->get<std::string>();
@@ -180,8 +211,13 @@ std::vector<int64_t> ConfigNode::as_int_list() const {
   return out;
 }
 std::vector<double> ConfigNode::as_double_list() const {
+  if (!json_->is_array()) fail("expected a list of numbers");
   std::vector<double> out;
-  for (size_t i = 0; i < size(); ++i) out.push_back(at(i).as_double());
+  out.reserve(json_->size());
+  for (const Json& v : *json_) {
+    if (!v.is_number()) fail("expected a list of numbers");
+    out.push_back(v.get<double>());
+  }
   return out;
 }
 
@@ -208,7 +244,21 @@ std::string ConfigNode::type(const std::vector<std::string>& accepted) const {
   }
   std::string list;
   for (const std::string& a : accepted) list += (list.empty() ? "" : ", ") + a;
-  GNDET_FAIL("config ", path_, ".type: '", t, "' is not supported (expected one of: ", list, ")");
+  GNDET_FAIL(where(child_path("type")), ": '", t, "' is not supported (expected one of: ", list, ")");
+}
+
+void ConfigNode::check_keys(const std::vector<std::string>& known) const {
+  if (!json_->is_object()) fail("expected an object");
+  for (auto it = json_->begin(); it != json_->end(); ++it) {
+    const std::string& key = it.key();
+    if (key.starts_with('_')) continue;
+    bool ok = false;
+    for (const std::string& k : known) ok = ok || k == key;
+    if (ok) continue;
+    std::string list;
+    for (const std::string& k : known) list += (list.empty() ? "" : ", ") + k;
+    GNDET_FAIL(where(path_), ": unknown key ", json_excerpt(Json(key), 60), " (known: ", list.empty() ? "none" : list, ")");
+  }
 }
 
 }  // namespace gndet

@@ -1,0 +1,144 @@
+// GroupNorm, weight standardization and frozen batch norm: a naive double reference, hand-computed
+// cases (mmcv's formulas), and error messages.
+#include <cmath>
+#include <vector>
+
+#include "ops/elementwise.h"
+#include "ops/norm.h"
+#include "ops/reduce.h"
+#include "tensor/factory.h"
+#include "tensor/random.h"
+#include "tests/support.h"
+
+using namespace gndet;
+using V = std::vector<float>;
+using VD = std::vector<double>;
+
+namespace {
+
+// GroupNorm by definition, in double: statistics of each (n, g) block, biased variance.
+VD naive_group_norm(const VD& x, int64_t N, int64_t C, int64_t S, int64_t G, const VD& w, const VD& b, double eps) {
+  VD y(x.size());
+  const int64_t Cg = C / G;
+  for (int64_t n = 0; n < N; ++n) {
+    for (int64_t g = 0; g < G; ++g) {
+      const double* blk = x.data() + (n * C + g * Cg) * S;
+      double mean = 0.0, var = 0.0;
+      for (int64_t i = 0; i < Cg * S; ++i) mean += blk[i];
+      mean /= static_cast<double>(Cg * S);
+      for (int64_t i = 0; i < Cg * S; ++i) var += (blk[i] - mean) * (blk[i] - mean);
+      var /= static_cast<double>(Cg * S);
+      for (int64_t c = 0; c < Cg; ++c) {
+        const int64_t ch = g * Cg + c;
+        for (int64_t s = 0; s < S; ++s) {
+          const int64_t i = (n * C + ch) * S + s;
+          y[i] = (x[i] - mean) / std::sqrt(var + eps) * (w.empty() ? 1.0 : w[ch]) + (b.empty() ? 0.0 : b[ch]);
+        }
+      }
+    }
+  }
+  return y;
+}
+
+}  // namespace
+
+TEST_CASE("group_norm matches the definition in double, for G in {1, 2, 32}", "[layers]") {
+  struct Case {
+    Shape shape;
+    int64_t G;
+  };
+  const Case cases[] = {{{2, 6, 3, 4}, 1}, {{2, 6, 3, 4}, 2}, {{3, 64, 2, 3}, 32}, {{2, 8, 1, 1}, 2}, {{1, 4, 7}, 4}};
+  Generator gen(11);
+  for (const Case& c : cases) {
+    INFO("shape " << shape_str(c.shape) << " G " << c.G);
+    const int64_t N = c.shape[0], C = c.shape[1], S = shape_numel(c.shape) / (N * C);
+    const Tensor x = randn(c.shape, gen, kFloat64) * 3.0 + 2.0;
+    const Tensor w = randn({C}, gen, kFloat64), b = randn({C}, gen, kFloat64);
+    const VD ref = naive_group_norm(x.to_vector<double>(), N, C, S, c.G, w.to_vector<double>(), b.to_vector<double>(), 1e-5);
+    // Same formula in double, only the summation order differs.
+    CHECK(test::max_abs_diff(group_norm(x, c.G, w, b).to_vector<double>(), ref) < 1e-12);
+  }
+  // C == G with one value per group: the variance is 0, so the output is the bias.
+  const Tensor one = randn({2, 4, 1, 1}, gen, kFloat64), bias = from_data<double>({1, 2, 3, 4});
+  CHECK(group_norm(one, 4, ones({4}, kFloat64), bias).to_vector<double>() == VD{1, 2, 3, 4, 1, 2, 3, 4});
+}
+
+TEST_CASE("group_norm in float32 stays accurate on a large mean, and handles N == 0", "[layers]") {
+  Generator gen(12);
+  const Tensor x = randn({2, 8, 16, 16}, gen, kFloat32) + 1000.0f;
+  const VD ref = naive_group_norm(x.to_vector<double>(), 2, 8, 256, 4, {}, {}, 1e-5);
+  // The float32 mean of values near 1000 is off by ~3e-5; normalised values inherit that, no more
+  // (E[x^2] - E[x]^2 in float would lose everything here).
+  CHECK(test::max_abs_diff(group_norm(x, 4, Tensor(), Tensor()).to_vector<double>(), ref) < 2e-4);
+
+  // The statistics themselves, on a spread of 0.01 around 1000: float32 sums of the raw values
+  // would be off in the third digit; the kernel's shifted chunks keep rstd to float precision
+  // (stored as float32: 6e-8 relative; 1e-5 leaves room for the 256-value float chunks).
+  const Tensor tight = (randn({2, 8, 400}, gen, kFloat64) * 0.01 + 1000.0).to(kFloat32);
+  Tensor y = empty({2, 8, 400}), mean = empty({2, 2}), rstd = empty({2, 2});
+  group_norm_kernel(kCPU, y, mean, rstd, tight, Tensor(), Tensor(), 2, 0.0);
+  const VD tv = tight.to_vector<double>(), rv = rstd.to_vector<double>();
+  for (int64_t blk = 0; blk < 4; ++blk) {
+    double m = 0.0, v = 0.0;
+    for (int64_t i = 0; i < 1600; ++i) m += tv[blk * 1600 + i] / 1600.0;
+    for (int64_t i = 0; i < 1600; ++i) v += (tv[blk * 1600 + i] - m) * (tv[blk * 1600 + i] - m) / 1600.0;
+    CHECK(rv[blk] == Approx(1.0 / std::sqrt(v)).epsilon(1e-5));
+    CHECK(mean.to_vector<double>()[blk] == Approx(m).epsilon(1e-7));
+  }
+
+  // float32 and float64 gradients agree (float32 rounding over 512-value sums: ~1e-6).
+  const Tensor xd = randn({2, 8, 4, 4}, gen, kFloat64), wd = randn({8}, gen, kFloat64), dy = randn({2, 8, 4, 4}, gen, kFloat64);
+  Tensor x64 = xd.detach().set_requires_grad(), w64 = wd.detach().set_requires_grad();
+  Tensor x32 = xd.to(kFloat32).detach().set_requires_grad(), w32 = wd.to(kFloat32).detach().set_requires_grad();
+  sum(group_norm(x64, 2, w64, Tensor()) * dy).backward();
+  sum(group_norm(x32, 2, w32, Tensor()) * dy.to(kFloat32)).backward();
+  CHECK(test::max_abs_diff(x64.grad(), x32.grad()) < 1e-4);
+  CHECK(test::max_abs_diff(w64.grad(), w32.grad()) < 1e-4);
+
+  Tensor empty_x = zeros({0, 4, 3, 3}).set_requires_grad();
+  Tensor w = ones({4}).set_requires_grad();
+  const Tensor y_empty = group_norm(empty_x, 2, w, Tensor());
+  CHECK(y_empty.shape() == Shape{0, 4, 3, 3});
+  sum(y_empty).backward();
+  CHECK(w.grad().to_vector<float>() == V{0, 0, 0, 0});
+}
+
+TEST_CASE("weight_standardization follows mmcv's ConvWS2d formula", "[layers]") {
+  Generator gen(13);
+  const Tensor w = randn({3, 2, 3, 3}, gen, kFloat64) * 0.2 + 0.1;
+  const VD v = w.to_vector<double>(), out = weight_standardization(w).to_vector<double>();
+  VD ref(v.size());
+  for (int64_t o = 0; o < 3; ++o) {
+    double mean = 0.0, ss = 0.0;
+    for (int64_t i = 0; i < 18; ++i) mean += v[o * 18 + i] / 18.0;
+    for (int64_t i = 0; i < 18; ++i) ss += (v[o * 18 + i] - mean) * (v[o * 18 + i] - mean);
+    const double std_unbiased = std::sqrt(ss / 17.0);
+    for (int64_t i = 0; i < 18; ++i) ref[o * 18 + i] = (v[o * 18 + i] - mean) / (std_unbiased + 1e-5);
+  }
+  CHECK(test::max_abs_diff(out, ref) < 1e-13);  // one formula in double
+  // By hand: {1, 3} has mean 2 and unbiased std sqrt(2).
+  const double s = std::sqrt(2.0) + 1e-5;
+  CHECK(weight_standardization(from_data<double>({1, 3}, {1, 2, 1, 1})).to_vector<double>() == VD{-1 / s, 1 / s});
+  CHECK_THROWS_WITH(weight_standardization(zeros({4, 1, 1, 1})),
+                    Catch::Contains("weight_standardization") && Catch::Contains("at least 2"));
+}
+
+TEST_CASE("frozen_batch_norm by hand; buffers get no gradient", "[layers]") {
+  const Tensor x = from_data<float>({1, 2, 3, 4}, {1, 2, 2, 1});
+  // channel 0: (x - 1) / sqrt(4) * 2 + 1 = x; channel 1: (x - 0) / sqrt(0.25) * 1 + 0 = 2x.
+  const Tensor w = from_data<float>({2, 1}), b = from_data<float>({1, 0});
+  const Tensor mean = from_data<float>({1, 0}), var = from_data<float>({4, 0.25});
+  CHECK(frozen_batch_norm(x, w, b, mean, var, 0.0).to_vector<float>() == V{1, 2, 6, 8});
+  Tensor xg = x.to(kFloat64).detach().set_requires_grad();
+  sum(frozen_batch_norm(xg, w.to(kFloat64), b.to(kFloat64), mean.to(kFloat64), var.to(kFloat64), 0.0)).backward();
+  CHECK(xg.grad().to_vector<double>() == VD{1, 1, 2, 2});
+}
+
+TEST_CASE("norm errors name the op and the shapes", "[layers][errors]") {
+  CHECK_THROWS_WITH(group_norm(zeros({2, 6, 3}), 4, Tensor(), Tensor()),
+                    Catch::Contains("group_norm: channels 6 of input (2, 6, 3) are not divisible by num_groups 4"));
+  CHECK_THROWS_WITH(group_norm(zeros({2, 6, 3}), 3, zeros({4}), Tensor()),
+                    Catch::Contains("group_norm: expected weight (6)"));
+  CHECK_THROWS_WITH(frozen_batch_norm(zeros({2, 3, 4}), ones({3}), zeros({3}), zeros({2}), ones({3})),
+                    Catch::Contains("frozen_batch_norm: expected running_mean (3)"));
+}
