@@ -2,10 +2,10 @@
 
 #include <filesystem>
 
-#include "tensor/config.h"
 #include "nn/checkpoint.h"
 #include "nn/checkpoint_io/zoo.h"
 #include "tensor/backend.h"
+#include "tensor/config.h"
 #include "tensor/factory.h"
 
 namespace gndet::app {
@@ -35,6 +35,18 @@ std::shared_ptr<data::CocoDataset> build_dataset(const Json& cfg, const std::str
     }
   }
   return ds;
+}
+
+void check_data_config(const Json& cfg) {
+  if (cfg.contains("model") && cfg["model"].contains("data_preprocessor")) {
+    (void)data::data_preprocessor_transforms(cfg["model"]["data_preprocessor"], "model.data_preprocessor");
+  }
+  for (const char* section : {"train_dataloader", "val_dataloader", "test_dataloader"}) {
+    if (!cfg.contains(section) || cfg[section].is_null()) continue;
+    (void)loader_options(cfg, section, 0);
+    GNDET_CHECK(cfg[section].contains("dataset"), "config has no ", section, ".dataset");
+    data::CocoDataset::check_config(cfg[section]["dataset"], std::string(section) + ".dataset");
+  }
 }
 
 data::LoaderOptions loader_options(const Json& cfg, const std::string& section, uint64_t seed) {

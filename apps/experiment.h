@@ -22,6 +22,10 @@ Device choose_device(const std::string& flag);
 // its pipeline followed by the normalisation and padding of model.data_preprocessor.
 std::shared_ptr<data::CocoDataset> build_dataset(const Json& cfg, const std::string& section);
 data::LoaderOptions loader_options(const Json& cfg, const std::string& section, uint64_t seed);
+// Everything of the dataloader sections that can be checked without reading a file (loader
+// options, dataset keys, pipeline steps, model.data_preprocessor), so that `gndet train` fails on a
+// bad value there before it loads any annotations.
+void check_data_config(const Json& cfg);
 
 struct ModelInputs {
   Tensor images;                      // (B, 3, H, W) on the device

@@ -41,12 +41,14 @@ nn::LrSchedule schedule_from_config(const Json& cfg, double base_lr, bool* by_ep
     const ConfigNode s = list.at(i);
     const std::string type = s.type({"LinearLR", "MultiStepLR"});
     if (type == "LinearLR") {
+      s.check_keys({"type", "start_factor", "by_epoch", "begin", "end"});
       GNDET_CHECK(!s.get_bool("by_epoch", true) && s.get_int("begin", 0) == 0, "config ", s.path(),
                   ": warmup must be by iteration and begin at 0");
       o.warmup = nn::WarmupKind::Linear;
       o.warmup_factor = s["start_factor"].as_double();
       o.warmup_iters = s["end"].as_int();
     } else {
+      s.check_keys({"type", "milestones", "by_epoch", "gamma", "begin", "end"});
       o.milestones = s["milestones"].as_int_list();
       o.by_epoch = s.get_bool("by_epoch", true);
       o.gamma = s.get_double("gamma", 0.1);
@@ -102,24 +104,18 @@ int train(const TrainOptions& opts, const std::shared_ptr<dist::Communicator>& c
     log.info("weights loaded from " + opts.load_from + (r.ok() ? "" : " (" + r.str() + ")"));
   }
 
-  // ---- data ----
-  const auto train_set = build_dataset(cfg, "train_dataloader");
+  // ---- everything else the config says, checked before any data is read ----
+  check_data_config(cfg);
   data::LoaderOptions train_opts = loader_options(cfg, "train_dataloader", seed);
   train_opts.rank = comm->rank();
   train_opts.world_size = world;
-  data::DataLoader loader(train_set, train_opts);
-  const int64_t iters_per_epoch = loader.batches_per_epoch();
-  GNDET_CHECK(iters_per_epoch > 0, "the training set of ", opts.config, " is empty after filtering");
-  std::shared_ptr<data::CocoDataset> val_set;
-  if (opts.evaluate && cfg.contains("val_dataloader") && !cfg["val_dataloader"].is_null()) {
-    val_set = build_dataset(cfg, "val_dataloader");
-  }
-  log.info("training images: " + std::to_string(train_set->size()) + ", iterations per epoch: " +
-           std::to_string(iters_per_epoch) + (val_set ? ", val images: " + std::to_string(val_set->size()) : ""));
 
   // ---- optimizer, schedule ----
   const ConfigNode optim = root["optim_wrapper"];
+  optim.check_keys({"type", "optimizer", "paramwise_cfg", "clip_grad"});
+  if (optim.has("type")) optim.type({"OptimWrapper"});
   const ConfigNode sgd_cfg = optim["optimizer"];
+  sgd_cfg.check_keys({"type", "lr", "momentum", "weight_decay", "nesterov"});
   sgd_cfg.type({"SGD"});
   nn::SGDOptions sgd;
   sgd.lr = sgd_cfg["lr"].as_double();
@@ -141,18 +137,26 @@ int train(const TrainOptions& opts, const std::shared_ptr<dist::Communicator>& c
   }
   nn::ParamwiseOptions rules;
   if (optim.has("paramwise_cfg")) {
+    optim["paramwise_cfg"].check_keys({"bias_lr_mult", "bias_decay_mult", "norm_decay_mult"});
     rules.bias_lr_mult = optim["paramwise_cfg"].get_double("bias_lr_mult", 1.0);
     rules.bias_decay_mult = optim["paramwise_cfg"].get_double("bias_decay_mult", 1.0);
     rules.norm_decay_mult = optim["paramwise_cfg"].get_double("norm_decay_mult", 1.0);
   }
   nn::SGD optimizer(nn::make_param_groups(*model, rules), sgd);
-  const double clip = optim.has("clip_grad") && !optim["clip_grad"].is_null() ? optim["clip_grad"]["max_norm"].as_double() : -1;
+  double clip = -1;
+  if (optim.has("clip_grad") && !optim["clip_grad"].is_null()) {
+    const ConfigNode c = optim["clip_grad"];
+    c.check_keys({"max_norm", "norm_type"});
+    GNDET_CHECK(c.get_double("norm_type", 2.0) == 2.0, "config ", c.path(), ".norm_type: only 2 (the L2 norm) is supported");
+    clip = c["max_norm"].as_double();
+  }
   bool by_epoch = true;
   const nn::LrSchedule schedule = schedule_from_config(cfg, sgd.lr, &by_epoch);
 
   const ConfigNode loop = root["train_cfg"];
+  loop.check_keys({"type", "max_epochs", "max_iters", "val_interval"});
   const bool iter_based = loop.type({"EpochBasedTrainLoop", "IterBasedTrainLoop"}) == "IterBasedTrainLoop";
-  const int64_t max_iters = iter_based ? loop["max_iters"].as_int() : loop["max_epochs"].as_int() * iters_per_epoch;
+  const int64_t loop_length = iter_based ? loop["max_iters"].as_int(1, INT64_MAX) : loop["max_epochs"].as_int(1, INT64_MAX);
   // Intervals are divisors (iteration % interval): 0 or less is an error naming the key.
   const int64_t val_interval = loop.get_int("val_interval", 1, 1, INT64_MAX);
   const bool hooks = root.has("default_hooks") && !root["default_hooks"].is_null();
@@ -165,8 +169,32 @@ int train(const TrainOptions& opts, const std::shared_ptr<dist::Communicator>& c
     GNDET_CHECK(h.json().is_object(), "config ", h.path(), ": expected an object, got ", json_excerpt(h.json()));
     return h.get_int("interval", fallback, 1, INT64_MAX);
   };
+  // The hooks gndet's loop has (mmdetection's default_hooks), with only the options it follows.
+  if (hooks && root["default_hooks"].json().is_object()) {
+    const ConfigNode h = root["default_hooks"];
+    h.check_keys({"timer", "logger", "param_scheduler", "checkpoint", "sampler_seed", "visualization"});
+    for (const char* name : {"timer", "param_scheduler", "sampler_seed", "visualization", "logger", "checkpoint"}) {
+      if (!h.has(name) || !h[name].json().is_object()) continue;  // hook_interval names a non-object
+      const bool has_interval = std::string(name) == "logger" || std::string(name) == "checkpoint";
+      h[name].check_keys(has_interval ? std::vector<std::string>{"type", "interval"} : std::vector<std::string>{"type"});
+    }
+  }
   const int64_t log_interval = hook_interval("logger", 50);
   const int64_t ckpt_interval = hook_interval("checkpoint", 1);
+
+  // ---- data ----
+  const auto train_set = build_dataset(cfg, "train_dataloader");
+  data::DataLoader loader(train_set, train_opts);
+  const int64_t iters_per_epoch = loader.batches_per_epoch();
+  GNDET_CHECK(iters_per_epoch > 0, "the training set of ", opts.config, " is empty after filtering");
+  std::shared_ptr<data::CocoDataset> val_set;
+  if (opts.evaluate && cfg.contains("val_dataloader") && !cfg["val_dataloader"].is_null()) {
+    val_set = build_dataset(cfg, "val_dataloader");
+  }
+  log.info("training images: " + std::to_string(train_set->size()) + ", iterations per epoch: " +
+           std::to_string(iters_per_epoch) + (val_set ? ", val images: " + std::to_string(val_set->size()) : ""));
+
+  const int64_t max_iters = iter_based ? loop_length : loop_length * iters_per_epoch;
 
   // ---- resume ----
   Generator gen(seed ^ 0x5eed5eedull);  // drives the samplers: separate from the weights' stream

@@ -16,8 +16,8 @@ std::string join_root(const std::string& root, const std::string& path) {
 }  // namespace
 
 CocoDataset::CocoDataset(CocoDatasetConfig config) : config_(std::move(config)) {
+  pipeline_ = Pipeline::from_json(config_.pipeline, config_.source);  // first: a bad step fails before the file is read
   coco_ = std::make_shared<const CocoInstances>(CocoInstances::load(config_.ann_file));
-  pipeline_ = Pipeline::from_json(config_.pipeline, config_.source);
   if (pipeline_.has_load_annotations()) {
     with_bbox_ = pipeline_.with_bbox();
     with_mask_ = pipeline_.with_mask();
@@ -33,7 +33,7 @@ CocoDataset::CocoDataset(CocoDatasetConfig config) : config_(std::move(config)) 
   }
 }
 
-std::shared_ptr<CocoDataset> CocoDataset::from_config(const Json& cfg, const std::string& source) {
+void CocoDataset::check_config(const Json& cfg, const std::string& source) {
   const ConfigNode f(cfg, source, "dataset");
   if (!cfg.is_object()) f.fail("expected a dataset object");
   for (const auto& [key, value] : cfg.items()) {
@@ -45,6 +45,13 @@ std::shared_ptr<CocoDataset> CocoDataset::from_config(const Json& cfg, const std
     if (!ok) f[key.c_str()].fail("unknown dataset argument '" + key + "'");
   }
   if (f.has("type") && f["type"].as_string() != "CocoDataset") f["type"].fail("only CocoDataset is supported");
+  (void)f["ann_file"].as_string();
+  if (f.has("pipeline")) (void)Pipeline::from_json(f["pipeline"].json(), source);
+}
+
+std::shared_ptr<CocoDataset> CocoDataset::from_config(const Json& cfg, const std::string& source) {
+  check_config(cfg, source);
+  const ConfigNode f(cfg, source, "dataset");
   CocoDatasetConfig c;
   c.source = source;
   const std::string root = f.has("data_root") ? f["data_root"].as_string() : "";

@@ -32,6 +32,8 @@ class CocoDataset : public Dataset {
   // "metainfo": {"classes": [...]} (or 2.x "classes") must name the file's categories in label
   // order: selecting a subset of classes is not supported.
   static std::shared_ptr<CocoDataset> from_config(const Json& cfg, const std::string& source);
+  // What from_config checks before reading any file: the keys, the type, the pipeline's steps.
+  static void check_config(const Json& cfg, const std::string& source);
 
   using Dataset::get;
   int64_t size() const override { return static_cast<int64_t>(images_.size()); }
