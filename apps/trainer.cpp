@@ -94,17 +94,8 @@ int train(const TrainOptions& opts, const std::shared_ptr<dist::Communicator>& c
   log.info("config " + opts.config + " (resolved copy: " + work_dir + "/" + stem + ".json), device " + device.str() +
            ", seed " + std::to_string(seed));
 
-  // ---- model: built first, so that a bad value anywhere in model (train_cfg and test_cfg included)
-  // fails before any data is read ----
-  std::string note;
-  auto model = build_model(cfg, seed, device, &note);
-  if (!note.empty()) log.info(note);
-  if (!opts.load_from.empty()) {
-    const nn::LoadReport r = model->load_state_dict(nn::load_state_dict_from_file(opts.load_from), /*strict=*/false);
-    log.info("weights loaded from " + opts.load_from + (r.ok() ? "" : " (" + r.str() + ")"));
-  }
-
-  // ---- everything else the config says, checked before any data is read ----
+  // ---- the config outside model, checked before the model is built and before any data is read:
+  // a bad value anywhere fails at once, naming its key ----
   check_data_config(cfg);
   data::LoaderOptions train_opts = loader_options(cfg, "train_dataloader", seed);
   train_opts.rank = comm->rank();
@@ -142,7 +133,6 @@ int train(const TrainOptions& opts, const std::shared_ptr<dist::Communicator>& c
     rules.bias_decay_mult = optim["paramwise_cfg"].get_double("bias_decay_mult", 1.0);
     rules.norm_decay_mult = optim["paramwise_cfg"].get_double("norm_decay_mult", 1.0);
   }
-  nn::SGD optimizer(nn::make_param_groups(*model, rules), sgd);
   double clip = -1;
   if (optim.has("clip_grad") && !optim["clip_grad"].is_null()) {
     const ConfigNode c = optim["clip_grad"];
@@ -181,6 +171,17 @@ int train(const TrainOptions& opts, const std::shared_ptr<dist::Communicator>& c
   }
   const int64_t log_interval = hook_interval("logger", 50);
   const int64_t ckpt_interval = hook_interval("checkpoint", 1);
+
+  // ---- model (its constructor checks every model section, train_cfg and test_cfg included) ----
+  std::string note;
+  auto model = build_model(cfg, seed, device, &note);
+  if (!note.empty()) log.info(note);
+  if (!opts.load_from.empty()) {
+    const nn::LoadReport r = model->load_state_dict(nn::load_state_dict_from_file(opts.load_from), /*strict=*/false);
+    log.info("weights loaded from " + opts.load_from + (r.ok() ? "" : " (" + r.str() + ")"));
+  }
+
+  nn::SGD optimizer(nn::make_param_groups(*model, rules), sgd);
 
   // ---- data ----
   const auto train_set = build_dataset(cfg, "train_dataloader");
