@@ -239,6 +239,16 @@ std::string table(const std::string& title, std::vector<Row> rows, int64_t step_
   return out;
 }
 
+void add(std::map<std::string, Row>& rows, const std::string& key, const Range& r, int64_t total_ns) {
+  Row& row = rows[key];
+  row.key = key;
+  ++row.calls;
+  row.self_ns += r.self_ns;
+  row.total_ns += total_ns;
+  row.bytes += r.bytes;
+  row.flops += r.flops;
+}
+
 }  // namespace
 
 std::string summary_table(const std::vector<Range>& ranges, int top) {
@@ -252,29 +262,11 @@ std::string summary_table(const std::vector<Range>& ranges, int top) {
     }
     if (r.kind == Kind::kModule) continue;  // their self time is framework time between kernels
     self_total += r.self_ns;
+    // An op row's total is its ranges' totals; module and phase rows sum self times (what ran inside).
     const std::string key = std::string(r.kind == Kind::kBackward ? "backward: " : "") + r.name;
-    Row& o = ops[key];
-    o.key = key;
-    ++o.calls;
-    o.self_ns += r.self_ns;
-    o.total_ns += r.total_ns;
-    o.bytes += r.bytes;
-    o.flops += r.flops;
-    Row& m = modules[module_group(r.scope)];
-    m.key = module_group(r.scope);
-    ++m.calls;
-    m.self_ns += r.self_ns;
-    m.total_ns += r.self_ns;  // summed self times: a module's total is what ran inside it
-    m.bytes += r.bytes;
-    m.flops += r.flops;
-    const std::string ph = r.phase == Phase::kBackward ? "backward" : "forward";
-    Row& p = phases[ph];
-    p.key = ph;
-    ++p.calls;
-    p.self_ns += r.self_ns;
-    p.total_ns += r.self_ns;
-    p.bytes += r.bytes;
-    p.flops += r.flops;
+    add(ops, key, r, r.total_ns);
+    add(modules, module_group(r.scope), r, r.self_ns);
+    add(phases, r.phase == Phase::kBackward ? "backward" : "forward", r, r.self_ns);
   }
   auto values = [](const std::map<std::string, Row>& m) {
     std::vector<Row> v;
