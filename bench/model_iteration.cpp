@@ -1,14 +1,17 @@
 // One training iteration of mask-rcnn_r50_fpn_gn-all (forward, backward, SGD step) on a batch of
-// two 800 x 1333 images, on the CPU or a GPU: the median of --iters timed iterations after
-// --warmup untimed ones, and the peak memory (CUDA: the caching allocator's peak of allocated and
-// reserved bytes over the timed iterations; CPU: the process's maximum resident set size).
+// two 800 x 1333 images, or (--mode infer) the inference of one such image, on the CPU or a GPU:
+// the median of --iters timed iterations after --warmup untimed ones, and the peak memory (CUDA:
+// the caching allocator's peak of allocated and reserved bytes over the timed iterations; CPU: the
+// process's maximum resident set size).
 //
-//   model_iteration [--device cpu|cuda] [--iters N] [--warmup N] [--config PATH] [--threads N]
+//   model_iteration [--mode train|infer] [--device cpu|cuda] [--iters N] [--warmup N] [--config PATH] [--threads N]
 //
 // Input: what the data pipeline would produce for two 800 x 1333 images (padded to 800 x 1344):
 // random normalised pixels, 3 to 6 random ground-truth boxes per image with rectangular masks,
 // fixed seeds. The learning rate is the first warm-up value (0.02 * 0.001), so that repeated
 // iterations of a randomly initialised model stay finite; it does not change the work done.
+// Inference runs predict() under no-grad on the first image: with random weights no class score
+// reaches the 0.05 threshold, so the mask head gets no detections (printed), as in PyTorch's run.
 // The companion bench/torchvision_maskrcnn_gn.py times torchvision's Mask R-CNN with GroupNorm on
 // the same input, when PyTorch is installed.
 #include <sys/resource.h>
@@ -31,6 +34,7 @@
 #include "tensor/backend.h"
 #include "tensor/cuda_api.h"
 #include "tensor/factory.h"
+#include "tensor/grad_mode.h"
 #include "tensor/random.h"
 
 using namespace gndet;
@@ -38,6 +42,7 @@ using namespace gndet;
 namespace {
 
 struct Args {
+  std::string mode = "train";
   std::string device = "cpu";
   int iters = 3;
   int warmup = 1;
@@ -53,7 +58,9 @@ Args parse(int argc, char** argv) {
       GNDET_CHECK(i + 1 < argc, "model_iteration: ", k, " needs a value");
       return argv[++i];
     };
-    if (k == "--device") {
+    if (k == "--mode") {
+      a.mode = value();
+    } else if (k == "--device") {
       a.device = value();
     } else if (k == "--iters") {
       a.iters = std::stoi(value());
@@ -65,10 +72,11 @@ Args parse(int argc, char** argv) {
       a.config = value();
     } else {
       GNDET_FAIL("model_iteration: unknown argument ", k,
-                 " (usage: model_iteration [--device cpu|cuda] [--iters N] [--warmup N] [--config PATH] [--threads N])");
+                 " (usage: model_iteration [--mode train|infer] [--device cpu|cuda] [--iters N] [--warmup N] [--config PATH] [--threads N])");
     }
   }
   GNDET_CHECK(a.iters >= 1 && a.warmup >= 0, "model_iteration: --iters must be >= 1 and --warmup >= 0");
+  GNDET_CHECK(a.mode == "train" || a.mode == "infer", "model_iteration: --mode must be train or infer, not ", a.mode);
   return a;
 }
 
@@ -131,7 +139,12 @@ int main(int argc, char** argv) {
     char date[64];
     const std::time_t now = std::time(nullptr);
     std::strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&now));
-    std::printf("gndet model iteration benchmark: forward + backward + SGD step, 2 images 800x1333 (padded 800x1344)\n");
+    const bool train = args.mode == "train";
+    if (train) {
+      std::printf("gndet model iteration benchmark: forward + backward + SGD step, 2 images 800x1333 (padded 800x1344)\n");
+    } else {
+      std::printf("gndet model inference benchmark: predict() under no-grad, 1 image 800x1333 (padded 800x1344)\n");
+    }
     std::printf("config: %s\ndevice: %s (OpenMP threads %d), TF32 %s\ndate: %s\ncommand: %s\n\n", args.config.c_str(),
                 device.str().c_str(), omp_get_max_threads(),
                 device.is_cuda() ? (cuda::allow_tf32() ? "on" : "off") : "n/a", date, command.c_str());
@@ -140,12 +153,14 @@ int main(int argc, char** argv) {
     Generator init(0);
     TwoStageDetector model(load_config(args.config)["model"], init);
     model.to(device);
-    model.train();
+    train ? model.train() : model.eval();
     nn::SGDOptions sgd;
     sgd.lr = 0.02 * 0.001;
     nn::SGD optimizer(nn::make_param_groups(model), sgd);
     const Inputs in = make_inputs(device);
     Generator gen(7);
+    const Tensor first_image = in.images.narrow(0, 0, 1).contiguous();
+    const std::vector<ImageInfo> first_info{in.infos.at(0)};
 
     std::vector<double> times;
     for (int it = 0; it < args.warmup + args.iters; ++it) {
@@ -154,6 +169,17 @@ int main(int argc, char** argv) {
         cuda::reset_peak_memory_stats(device.index);
       }
       const auto start = std::chrono::steady_clock::now();
+      if (!train) {
+        autograd::NoGradGuard no_grad;
+        const std::vector<Detections> dets = model.predict(first_image, first_info);
+        if (device.is_cuda()) cuda::synchronize(device.index);
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        if (it >= args.warmup) times.push_back(s);
+        std::printf("iteration %d (%s): %.3f s, %lld detections\n", it + 1, it >= args.warmup ? "timed" : "warm-up", s,
+                    static_cast<long long>(dets.at(0).scores.numel()));
+        std::fflush(stdout);
+        continue;
+      }
       const LossDict losses = model.loss(in.images, in.targets, in.infos, gen);
       const Tensor total = total_loss(losses);
       optimizer.zero_grad();
@@ -184,7 +210,7 @@ int main(int argc, char** argv) {
     }
     std::printf("peak host memory (max RSS): %.0f MiB\n", max_rss_mib());
     // One line for scripts (bench/torchvision_maskrcnn_gn.py --ours).
-    std::printf("RESULT model_iteration device=%s median_s=%.4f\n", device.str().c_str(), median);
+    std::printf("RESULT model_iteration device=%s mode=%s median_s=%.4f\n", device.str().c_str(), args.mode.c_str(), median);
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "model_iteration: %s\n", e.what());

@@ -7,12 +7,15 @@ as frozen_stages 1), FPN with GroupNorm(32), RPN head without norm, a 4conv1fc b
 256 sampled anchors, 512 sampled RoIs. One training iteration (forward, backward, SGD step) on
 two random 800x1333 images with 3 to 6 random boxes and masks each; the median of --iters timed
 iterations after --warmup, and torch.cuda.max_memory_allocated. TF32 on for convolutions and
-matrix products, like gndet's default.
+matrix products, like gndet's default. --mode infer times the inference of the first image under
+torch.no_grad() instead (RPN 1000 / 1000 proposals, score threshold 0.05, 100 detections, as the
+gndet config's test_cfg; with random weights no score reaches 0.05, so the mask head has no work).
 
-    python3 bench/torchvision_maskrcnn_gn.py [--device cuda] [--iters 10] [--warmup 3] [--ours FILE]
+    python3 bench/torchvision_maskrcnn_gn.py [--mode train|infer] [--device cuda] [--iters 10] [--warmup 3]
+                                             [--threads N] [--ours FILE]
 
-With --ours, the RESULT line of gndet's model_iteration output (same device kind) gives the
-ratio torch_s / gndet_s (> 1: gndet is faster). Without torch + torchvision the script says so
+With --ours, the RESULT line of gndet's model_iteration output (same device kind and mode) gives
+the ratio torch_s / gndet_s (> 1: gndet is faster). Without torch + torchvision the script says so
 and exits 0: PyTorch is only a reference, never a dependency of gndet.
 """
 import argparse
@@ -42,6 +45,10 @@ def build_model(torch, torchvision, nn):
         rpn_pre_nms_top_n_train=2000,
         rpn_post_nms_top_n_train=1000,
         rpn_batch_size_per_image=256,
+        rpn_pre_nms_top_n_test=1000,
+        rpn_post_nms_top_n_test=1000,
+        box_score_thresh=0.05,
+        box_detections_per_img=100,
         box_head=box_head,
         box_predictor=FastRCNNPredictor(1024, 81),
         box_batch_size_per_image=512,
@@ -75,7 +82,9 @@ def make_inputs(torch, device):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=["train", "infer"], default="train")
     parser.add_argument("--device", default="cuda")
+    parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: PyTorch's default)")
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--ours", help="output of gndet's model_iteration benchmark (its RESULT line)")
@@ -91,21 +100,37 @@ def main():
         print("torchvision_maskrcnn_gn: PyTorch sees no CUDA GPU; nothing to compare")
         return 0
     device = torch.device(args.device)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     torch.manual_seed(0)
-    model = build_model(torch, torchvision, nn).to(device).train()
+    train = args.mode == "train"
+    model = build_model(torch, torchvision, nn).to(device)
+    model.train(train)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=0.02 * 0.001, momentum=0.9, weight_decay=1e-4)
     images, targets = make_inputs(torch, device)
+    what = "training iteration, 2 images" if train else "inference, 1 image"
     print(f"torchvision {torchvision.__version__} / PyTorch {torch.__version__} Mask R-CNN R50-FPN GN (4conv1fc), "
-          f"2 images 800x1333, device {device}")
+          f"{what} 800x1333, device {device}, threads {torch.get_num_threads()}")
     times = []
     for it in range(args.warmup + args.iters):
         if it == args.warmup and device.type == "cuda":
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
+        if not train:
+            with torch.no_grad():
+                dets = model(images[:1])
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            s = time.perf_counter() - start
+            if it >= args.warmup:
+                times.append(s)
+            print(f"iteration {it + 1} ({'timed' if it >= args.warmup else 'warm-up'}): {s:.3f} s, "
+                  f"{len(dets[0]['scores'])} detections", flush=True)
+            continue
         losses = model(images, targets)
         loss = sum(losses.values())
         optimizer.zero_grad()
@@ -117,16 +142,18 @@ def main():
         timed = it >= args.warmup
         if timed:
             times.append(s)
-        print(f"iteration {it + 1} ({'timed' if timed else 'warm-up'}): {s:.3f} s, loss {float(loss):.4f}")
+        print(f"iteration {it + 1} ({'timed' if timed else 'warm-up'}): {s:.3f} s, loss {float(loss):.4f}", flush=True)
     median = statistics.median(times)
     print(f"\nmedian of {len(times)} timed iterations: {median:.3f} s/iter")
     if device.type == "cuda":
         print(f"peak memory (torch.cuda.max_memory_allocated): {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
     if args.ours:
         with open(args.ours) as f:
-            m = re.search(r"RESULT model_iteration device=(\S+) median_s=([0-9.eE+-]+)", f.read())
-        if m:
-            ours = float(m.group(2))
+            m = re.search(r"RESULT model_iteration device=(\S+) mode=(\S+) median_s=([0-9.eE+-]+)", f.read())
+        if m and m.group(2) != args.mode:
+            print(f"{args.ours} times mode {m.group(2)}, not {args.mode}: no ratio")
+        elif m:
+            ours = float(m.group(3))
             print(f"gndet ({m.group(1)}): {ours:.3f} s/iter; torch / gndet = {median / ours:.2f} (> 1: gndet is faster)")
         else:
             print(f"no RESULT line in {args.ours}")

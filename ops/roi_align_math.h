@@ -43,6 +43,35 @@ GNDET_HD Geometry<T> geometry(const T* roi, const RoIAlignParams& p) {
   return g;
 }
 
+// Where a sample coordinate v falls along one axis of n pixels: its two neighbours lo <= hi and
+// their weights h (for lo) and l (for hi). Outside [-1, n] the sample contributes nothing.
+// RoIAlign's bilinear weights are separable, so the CPU kernel computes these once per row and
+// column of samples and shares them across channels.
+template <class T>
+struct AxisSample {
+  int64_t lo, hi;
+  T l, h;
+  bool inside;
+};
+
+template <class T>
+GNDET_HD AxisSample<T> axis_sample(T v, int64_t n) {
+  AxisSample<T> a{0, 0, T(0), T(0), false};
+  if (v < T(-1) || v > static_cast<T>(n)) return a;
+  a.inside = true;
+  if (v <= T(0)) v = T(0);
+  a.lo = static_cast<int64_t>(v);
+  if (a.lo >= n - 1) {
+    a.lo = a.hi = n - 1;
+    v = static_cast<T>(a.lo);
+  } else {
+    a.hi = a.lo + 1;
+  }
+  a.l = v - static_cast<T>(a.lo);
+  a.h = T(1) - a.l;
+  return a;
+}
+
 // Bilinear weights of the four neighbours of (y, x) on an H x W map. Returns false when the
 // sample lies outside [-1, H] x [-1, W] and contributes nothing.
 template <class T>
@@ -53,29 +82,16 @@ struct Bilinear {
 
 template <class T>
 GNDET_HD bool bilinear(T y, T x, int64_t H, int64_t W, Bilinear<T>* b) {
-  if (y < T(-1) || y > static_cast<T>(H) || x < T(-1) || x > static_cast<T>(W)) return false;
-  if (y <= T(0)) y = T(0);
-  if (x <= T(0)) x = T(0);
-  b->y0 = static_cast<int64_t>(y);
-  b->x0 = static_cast<int64_t>(x);
-  if (b->y0 >= H - 1) {
-    b->y0 = b->y1 = H - 1;
-    y = static_cast<T>(b->y0);
-  } else {
-    b->y1 = b->y0 + 1;
-  }
-  if (b->x0 >= W - 1) {
-    b->x0 = b->x1 = W - 1;
-    x = static_cast<T>(b->x0);
-  } else {
-    b->x1 = b->x0 + 1;
-  }
-  const T ly = y - static_cast<T>(b->y0), lx = x - static_cast<T>(b->x0);
-  const T hy = T(1) - ly, hx = T(1) - lx;
-  b->w00 = hy * hx;
-  b->w01 = hy * lx;
-  b->w10 = ly * hx;
-  b->w11 = ly * lx;
+  const AxisSample<T> ay = axis_sample(y, H), ax = axis_sample(x, W);
+  if (!ay.inside || !ax.inside) return false;
+  b->y0 = ay.lo;
+  b->y1 = ay.hi;
+  b->x0 = ax.lo;
+  b->x1 = ax.hi;
+  b->w00 = ay.h * ax.h;
+  b->w01 = ay.h * ax.l;
+  b->w10 = ay.l * ax.h;
+  b->w11 = ay.l * ax.l;
   return true;
 }
 

@@ -64,26 +64,9 @@ std::string Device::str() const {
 
 namespace {
 
-class CpuAllocator final : public Allocator {
- public:
-  void* allocate(size_t nbytes) override {
-    // 64-byte alignment suits AVX-512 loads and keeps rows of different tensors off shared lines.
-    const size_t rounded = (nbytes + 63) / 64 * 64;
-    void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
-    if (p == nullptr) GNDET_FAIL("out of host memory allocating ", nbytes, " bytes");
-    return p;
-  }
-  void deallocate(void* p, size_t) override { std::free(p); }
-};
-
 const DeviceBackend* g_backends[kNumDeviceTypes] = {};
 
 }  // namespace
-
-Allocator* cpu_allocator() {
-  static CpuAllocator alloc;
-  return &alloc;
-}
 
 void register_backend(DeviceType type, const DeviceBackend* backend) {
   g_backends[static_cast<int>(type)] = backend;

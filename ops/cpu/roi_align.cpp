@@ -1,6 +1,16 @@
-// CPU RoIAlign. Forward: one task per (roi, channel). Backward: parallel over channels, so no two
+// CPU RoIAlign.
+//
+// A RoI's bilinear weights are separable (ops/roi_align_math.h: axis_sample), and the same for
+// every channel, so each RoI's rows and columns of samples are resolved once into small tables
+// (out_h * grid_h + out_w * grid_w entries) and every channel then only loads, multiplies and
+// adds. The arithmetic, and its order, is the per-sample formula's (roi::bilinear), so results are
+// bit-identical to it and to the CUDA kernel's formula.
+// Forward: one task per (RoI, chunk of channels). Backward: parallel over channels, so no two
 // threads ever add into the same gradient element.
+#include <algorithm>
 #include <atomic>
+#include <omp.h>
+#include <vector>
 
 #include "ops/roi_align.h"
 #include "ops/roi_align_math.h"
@@ -9,74 +19,116 @@
 namespace gndet {
 namespace {
 
-struct BadBatch {
-  std::atomic<int64_t> index{-1};
+// The sample rows (out_h x grid_h) and columns (out_w x grid_w) of one RoI.
+template <class T>
+struct SampleTables {
+  std::vector<roi::AxisSample<T>> rows, cols;
+
+  void fill(const roi::Geometry<T>& g, const RoIAlignParams& p, int64_t H, int64_t W) {
+    rows.resize(static_cast<size_t>(p.out_h * g.grid_h));
+    cols.resize(static_cast<size_t>(p.out_w * g.grid_w));
+    for (int64_t ph = 0; ph < p.out_h; ++ph) {
+      for (int64_t iy = 0; iy < g.grid_h; ++iy) rows[ph * g.grid_h + iy] = roi::axis_sample(roi::sample_y(g, ph, iy), H);
+    }
+    for (int64_t pw = 0; pw < p.out_w; ++pw) {
+      for (int64_t ix = 0; ix < g.grid_w; ++ix) cols[pw * g.grid_w + ix] = roi::axis_sample(roi::sample_x(g, pw, ix), W);
+    }
+  }
 };
+
+// Calls visit(offset00, offset01, offset10, offset11, w00, w01, w10, w11) for every sample of bin
+// (ph, pw) that lies on the map, in the order of the per-sample formula.
+template <class T, class Visit>
+inline void for_each_sample(const SampleTables<T>& t, const roi::Geometry<T>& g, int64_t ph, int64_t pw, int64_t W,
+                            Visit&& visit) {
+  for (int64_t iy = 0; iy < g.grid_h; ++iy) {
+    const roi::AxisSample<T>& ay = t.rows[ph * g.grid_h + iy];
+    if (!ay.inside) continue;
+    const int64_t r0 = ay.lo * W, r1 = ay.hi * W;
+    for (int64_t ix = 0; ix < g.grid_w; ++ix) {
+      const roi::AxisSample<T>& ax = t.cols[pw * g.grid_w + ix];
+      if (!ax.inside) continue;
+      visit(r0 + ax.lo, r0 + ax.hi, r1 + ax.lo, r1 + ax.hi, ay.h * ax.h, ay.h * ax.l, ay.l * ax.h, ay.l * ax.l);
+    }
+  }
+}
 
 void roi_align_cpu(const Tensor& out, const Tensor& x, const Tensor& rois, RoIAlignParams p) {
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), K = rois.size(0);
-  BadBatch bad;
+  const int64_t bins = p.out_h * p.out_w;
+  std::atomic<int64_t> bad_batch{-1};
   dispatch_floating(x.dtype(), "roi_align", [&]<class T>() {
     const T* in = static_cast<const T*>(x.raw_data());
     const T* rr = static_cast<const T*>(rois.raw_data());
     T* o = static_cast<T*>(out.raw_data());
-#pragma omp parallel for collapse(2) schedule(dynamic, 4) if (out.numel() >= cpu::kParallelGrain / 4)
-    for (int64_t k = 0; k < K; ++k) {
-      for (int64_t c = 0; c < C; ++c) {
-        const roi::Geometry<T> g = roi::geometry(rr + 5 * k, p);
-        T* dst = o + (k * C + c) * p.out_h * p.out_w;
-        if (g.batch < 0 || g.batch >= N) {
-          bad.index = g.batch;
-          continue;
-        }
-        const T* plane = in + (g.batch * C + c) * H * W;
-        for (int64_t ph = 0; ph < p.out_h; ++ph) {
-          for (int64_t pw = 0; pw < p.out_w; ++pw) {
-            T acc = 0;
-            for (int64_t iy = 0; iy < g.grid_h; ++iy) {
-              const T y = roi::sample_y(g, ph, iy);
-              for (int64_t ix = 0; ix < g.grid_w; ++ix) {
-                roi::Bilinear<T> b;
-                if (!roi::bilinear(y, roi::sample_x(g, pw, ix), H, W, &b)) continue;
-                acc += b.w00 * plane[b.y0 * W + b.x0] + b.w01 * plane[b.y0 * W + b.x1] +
-                       b.w10 * plane[b.y1 * W + b.x0] + b.w11 * plane[b.y1 * W + b.x1];
+    // Enough tasks for the threads to balance when there are few RoIs; whole RoIs otherwise.
+    const bool parallel = out.numel() >= cpu::kParallelGrain / 4;
+    const int64_t want = parallel ? 4 * static_cast<int64_t>(omp_get_max_threads()) : 1;
+    const int64_t chunks = std::clamp<int64_t>((want + K - 1) / std::max<int64_t>(K, 1), 1, std::max<int64_t>(C, 1));
+    const int64_t per_chunk = (C + chunks - 1) / chunks;
+#pragma omp parallel if (parallel)
+    {
+      SampleTables<T> tables;
+#pragma omp for collapse(2) schedule(dynamic)
+      for (int64_t k = 0; k < K; ++k) {
+        for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+          const roi::Geometry<T> g = roi::geometry(rr + 5 * k, p);
+          if (g.batch < 0 || g.batch >= N) {
+            bad_batch = g.batch;
+            continue;
+          }
+          tables.fill(g, p, H, W);
+          const int64_t c1 = std::min(C, (chunk + 1) * per_chunk);
+          for (int64_t c = chunk * per_chunk; c < c1; ++c) {
+            const T* plane = in + (g.batch * C + c) * H * W;
+            T* dst = o + (k * C + c) * bins;
+            for (int64_t ph = 0; ph < p.out_h; ++ph) {
+              for (int64_t pw = 0; pw < p.out_w; ++pw) {
+                T acc = 0;
+                for_each_sample(tables, g, ph, pw, W, [&](int64_t o00, int64_t o01, int64_t o10, int64_t o11, T w00, T w01, T w10, T w11) {
+                  acc += w00 * plane[o00] + w01 * plane[o01] + w10 * plane[o10] + w11 * plane[o11];
+                });
+                dst[ph * p.out_w + pw] = acc / g.count;
               }
             }
-            dst[ph * p.out_w + pw] = acc / g.count;
           }
         }
       }
     }
   });
-  GNDET_CHECK(bad.index < 0, "roi_align: RoI batch index ", bad.index.load(), " outside the batch of ", N, " images");
+  GNDET_CHECK(bad_batch < 0, "roi_align: RoI batch index ", bad_batch.load(), " outside the batch of ", N, " images");
 }
 
 void roi_align_backward_cpu(const Tensor& grad_x, const Tensor& grad_out, const Tensor& rois, RoIAlignParams p) {
   const int64_t N = grad_x.size(0), C = grad_x.size(1), H = grad_x.size(2), W = grad_x.size(3), K = rois.size(0);
+  const int64_t bins = p.out_h * p.out_w;
   dispatch_floating(grad_x.dtype(), "roi_align_backward", [&]<class T>() {
     T* gx = static_cast<T*>(grad_x.raw_data());
     const T* go = static_cast<const T*>(grad_out.raw_data());
     const T* rr = static_cast<const T*>(rois.raw_data());
-#pragma omp parallel for schedule(static) if (grad_out.numel() >= cpu::kParallelGrain / 4)
-    for (int64_t c = 0; c < C; ++c) {
-      for (int64_t k = 0; k < K; ++k) {
+#pragma omp parallel if (grad_out.numel() >= cpu::kParallelGrain / 4)
+    {
+      SampleTables<T> tables;
+      // Each thread owns a block of channels and resolves every RoI's tables for it: a RoI's
+      // tables cost out_h * grid_h + out_w * grid_w samples, its scatter a channel-block's worth.
+      const int threads = omp_get_num_threads(), me = omp_get_thread_num();
+      const int64_t c0 = C * me / threads, c1 = C * (me + 1) / threads;
+      for (int64_t k = 0; k < K && c1 > c0; ++k) {
         const roi::Geometry<T> g = roi::geometry(rr + 5 * k, p);
         if (g.batch < 0 || g.batch >= N) continue;  // the forward already refused it
-        T* plane = gx + (g.batch * C + c) * H * W;
-        const T* src = go + (k * C + c) * p.out_h * p.out_w;
-        for (int64_t ph = 0; ph < p.out_h; ++ph) {
-          for (int64_t pw = 0; pw < p.out_w; ++pw) {
-            const T share = src[ph * p.out_w + pw] / g.count;
-            for (int64_t iy = 0; iy < g.grid_h; ++iy) {
-              const T y = roi::sample_y(g, ph, iy);
-              for (int64_t ix = 0; ix < g.grid_w; ++ix) {
-                roi::Bilinear<T> b;
-                if (!roi::bilinear(y, roi::sample_x(g, pw, ix), H, W, &b)) continue;
-                plane[b.y0 * W + b.x0] += share * b.w00;
-                plane[b.y0 * W + b.x1] += share * b.w01;
-                plane[b.y1 * W + b.x0] += share * b.w10;
-                plane[b.y1 * W + b.x1] += share * b.w11;
-              }
+        tables.fill(g, p, H, W);
+        for (int64_t c = c0; c < c1; ++c) {
+          T* plane = gx + (g.batch * C + c) * H * W;
+          const T* src = go + (k * C + c) * bins;
+          for (int64_t ph = 0; ph < p.out_h; ++ph) {
+            for (int64_t pw = 0; pw < p.out_w; ++pw) {
+              const T share = src[ph * p.out_w + pw] / g.count;
+              for_each_sample(tables, g, ph, pw, W, [&](int64_t o00, int64_t o01, int64_t o10, int64_t o11, T w00, T w01, T w10, T w11) {
+                plane[o00] += share * w00;
+                plane[o01] += share * w01;
+                plane[o10] += share * w10;
+                plane[o11] += share * w11;
+              });
             }
           }
         }
