@@ -1,9 +1,11 @@
 // Data parallelism: the per-rank sampler (no MPI needed), and 2 CPU ranks under
 // `mpirun -np 2 --oversubscribe` against one-process references (skipped, saying why, where
-// gndet was built without MPI or mpirun is not on PATH).
+// gndet was built without MPI or mpirun is not on PATH), and the same under Slurm (srun --mpi=pmix,
+// mpirun inside salloc; skipped where no Slurm cluster answers, as in CI).
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <set>
 
 #include "data/loader.h"
@@ -291,4 +293,48 @@ TEST_CASE("NCCL communicator on one GPU: all-reduce and broadcast of a rank of o
   CHECK(test::max_abs_diff(x, host) == 0.0);  // the sum over one rank is the tensor itself
   comm->broadcast(x, 0);
   CHECK(test::max_abs_diff(x, host) == 0.0);
+}
+
+namespace {
+// "" when a Slurm cluster takes jobs on this machine, else why not.
+std::string why_no_slurm() {
+  if (const std::string why = why_no_mpi(); !why.empty()) return why;
+  if (std::system("command -v srun >/dev/null 2>&1 && command -v salloc >/dev/null 2>&1 && sinfo -h >/dev/null 2>&1") != 0) {
+    return "no Slurm cluster reachable from here (srun, salloc, sinfo)";
+  }
+  return "";
+}
+}  // namespace
+
+TEST_CASE("under Slurm, srun --mpi=pmix and mpirun inside salloc train exactly as mpirun does", "[dist][mpi][slurm]") {
+  if (const std::string why = why_no_slurm(); !why.empty()) {
+    test::skip(why);
+    return;
+  }
+  test::TempDir dir("dist_slurm");
+  const std::string data = shapes_data(dir);
+  const std::string args = " train " + kShapes + " --launcher mpi --cfg-options" + shapes_options(data) +
+                           " train_dataloader.batch_size=2 train_cfg.max_epochs=1 train_cfg.val_interval=1 --work-dir " +
+                           dir.str() + "/";
+  // --immediate: a busy cluster makes the test fail within a minute instead of queueing forever.
+  const std::vector<std::pair<std::string, std::string>> launchers = {
+      {"mpirun", mpirun(2) + kGndet + args + "mpirun"},
+      {"srun", "srun --immediate=60 --mpi=pmix -n 2 " + kGndet + args + "srun"},
+      {"salloc", "salloc --immediate=60 -n 2 mpirun --allow-run-as-root -x OMP_NUM_THREADS " + kGndet + args + "salloc"},
+  };
+  auto bytes = [](const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  };
+  for (const auto& [name, cmd] : launchers) {
+    INFO(name);
+    const test::Run run = shell(cmd);
+    INFO(run.output);
+    REQUIRE(run.exit_code == 0);
+    CHECK(run.output.find("data parallel: world size 2 (launcher mpi") != std::string::npos);
+    const std::string ckpt = bytes(dir.str() + "/" + name + "/epoch_1.safetensors");
+    CHECK(!ckpt.empty());
+    // Same ranks, same data shares, same reduction order: the same weights, bit for bit.
+    CHECK(ckpt == bytes(dir.str() + "/mpirun/epoch_1.safetensors"));
+  }
 }
