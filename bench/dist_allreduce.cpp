@@ -122,7 +122,7 @@ int throughput(const std::shared_ptr<dist::Communicator>& comm, const std::strin
   Tensor all = full({1}, static_cast<double>(images), kFloat32);
   comm->all_reduce_sum(all);
   if (comm->is_main()) {
-    std::printf("throughput of %s: %d rank(s), batch %lld per rank, %d steps: %.0f images in %.1f s = %.2f images/s\n",
+    std::printf("throughput of %s: %d rank(s), batch %lld per rank, %d steps: %.0f images in %.1f s = %.3g images/s\n",
                 config.c_str(), comm->world_size(), static_cast<long long>(o.batch_size), iters, all.item<double>(), s,
                 all.item<double>() / s);
   }
