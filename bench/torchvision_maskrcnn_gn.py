@@ -142,7 +142,7 @@ def main():
         timed = it >= args.warmup
         if timed:
             times.append(s)
-        print(f"iteration {it + 1} ({'timed' if timed else 'warm-up'}): {s:.3f} s, loss {float(loss):.4f}", flush=True)
+        print(f"iteration {it + 1} ({'timed' if timed else 'warm-up'}): {s:.3f} s, loss {float(loss.detach()):.4f}", flush=True)
     median = statistics.median(times)
     print(f"\nmedian of {len(times)} timed iterations: {median:.3f} s/iter")
     if device.type == "cuda":
