@@ -16,11 +16,16 @@
 namespace gndet {
 namespace {
 
-void* heap_alloc(size_t bytes) {
+// nullptr when the C heap has no room.
+void* try_heap_alloc(size_t bytes) {
   // 64-byte alignment suits AVX-512 loads and keeps rows of different tensors off shared lines;
   // aligned_alloc wants a size that is a multiple of it.
   const size_t rounded = bytes == 0 ? 64 : (bytes + 63) / 64 * 64;
-  void* p = std::aligned_alloc(64, rounded);
+  return std::aligned_alloc(64, rounded);
+}
+
+void* heap_alloc(size_t bytes) {
+  void* p = try_heap_alloc(bytes);
   if (p == nullptr) GNDET_FAIL("out of host memory allocating ", bytes, " bytes");
   return p;
 }
@@ -59,6 +64,8 @@ class CachingCpuAllocator final : public Allocator {
       }
       ++misses_;
     }
+    if (void* p = try_heap_alloc(size)) return p;
+    trim(0);  // the cached blocks of other classes may be what the heap lacks: give them back, retry once
     return heap_alloc(size);
   }
 

@@ -13,7 +13,8 @@
 //    Smaller blocks go straight to malloc / free, which already reuses them well.
 //  - The cache holds at most limit bytes (GNDET_CPU_CACHE_MB, default 1024; 0 turns caching
 //    off); a free that would exceed it first returns the least recently cached blocks to the C
-//    heap. Memory held by live tensors is not limited by it.
+//    heap. Memory held by live tensors is not limited by it. When the C heap cannot serve a
+//    request, the whole cache is given back first and the request retried once.
 //  - Thread-safe (one mutex; data-loader threads allocate too). Never destroyed, so tensors freed
 //    during static destruction still find it.
 #pragma once
