@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 
 #include "tensor/grad_mode.h"
 #include "tensor/config.h"
@@ -38,6 +39,16 @@ constexpr RefModel kModels[] = {
 std::string ref_dir() {
   const char* d = std::getenv("GNDET_REF_DIR");
   return d == nullptr ? std::string() : std::string(d);
+}
+
+// GNDET_REF_DIR when it holds `file` (or is a folder), else "" after skipping the test case.
+std::string ref_dir_or_skip(const std::string& file = "") {
+  const std::string d = ref_dir();
+  if (d.empty() || !std::filesystem::exists(d + "/" + file)) {
+    test::skip("GNDET_REF_DIR is not set to a folder made by tools/reference/mmdet_reference/make_fixture.py");
+    return "";
+  }
+  return d;
 }
 
 bool have(const std::string& dir, const RefModel& m) {
@@ -146,23 +157,27 @@ void check_same_detections(const Detections& d, const std::string& p, const std:
   CHECK(masks == d.masks.defined());
 }
 
+// The zoo config's model with the mmdetection .pth's weights (strict), in eval mode.
+std::unique_ptr<TwoStageDetector> load_reference_model(const std::string& dir, const RefModel& m) {
+  Generator gen(0);
+  auto model = std::make_unique<TwoStageDetector>(load_config(std::string(GNDET_SOURCE_DIR) + "/configs/" + m.config)["model"], gen);
+  model->load_state_dict(nn::load_state_dict_from_file(dir + "/" + m.prefix + ".pth"), /*strict=*/true);
+  model->eval();
+  return model;
+}
+
 }  // namespace
 
 TEST_CASE("reference: a .pth loaded natively gives mmdetection's detections", "[checkpoint_io][reference]") {
-  const std::string dir = ref_dir();
-  if (dir.empty() || !std::filesystem::exists(dir)) {
-    test::skip("GNDET_REF_DIR is not set to a folder made by tools/reference/mmdet_reference/make_fixture.py");
-    return;
-  }
+  const std::string dir = ref_dir_or_skip();
+  if (dir.empty()) return;
   autograd::NoGradGuard no_grad;
   for (const RefModel& m : kModels) {
     if (!have(dir, m)) continue;
     INFO(m.prefix);
     const std::string p = dir + "/" + m.prefix;
-    Generator gen(0);
-    TwoStageDetector model(load_config(std::string(GNDET_SOURCE_DIR) + "/configs/" + m.config)["model"], gen);
-    model.load_state_dict(nn::load_state_dict_from_file(p + ".pth"), /*strict=*/true);
-    model.eval();
+    const auto owned = load_reference_model(dir, m);
+    TwoStageDetector& model = *owned;
     const Detections d = model.predict(read_npy(p + "_input.npy"), {fixture_image_info()}).at(0);
     check_same_detections(d, p + "_", m.prefix);
   }
@@ -170,11 +185,8 @@ TEST_CASE("reference: a .pth loaded natively gives mmdetection's detections", "[
 
 TEST_CASE("reference: a gndet checkpoint exported with gndet convert gives the same detections in mmdetection",
           "[checkpoint_io][reference]") {
-  const std::string dir = ref_dir();
-  if (dir.empty() || !std::filesystem::exists(dir + "/image.png")) {
-    test::skip("GNDET_REF_DIR is not set to a folder made by tools/reference/mmdet_reference/make_fixture.py");
-    return;
-  }
+  const std::string dir = ref_dir_or_skip("image.png");
+  if (dir.empty()) return;
   const char* env = std::getenv("GNDET_REF_PYTHON");
   const std::string python = env != nullptr ? env : "/tmp/refenv/bin/python";
   if (!std::filesystem::exists(python) || std::system((python + " -c 'import mmdet' > /dev/null 2>&1").c_str()) != 0) {
@@ -185,10 +197,8 @@ TEST_CASE("reference: a gndet checkpoint exported with gndet convert gives the s
   for (const RefModel& m : kModels) {
     if (!have(dir, m)) continue;
     INFO(m.prefix);
-    Generator gen(0);
-    TwoStageDetector model(load_config(std::string(GNDET_SOURCE_DIR) + "/configs/" + m.config)["model"], gen);
-    model.load_state_dict(nn::load_state_dict_from_file(dir + "/" + m.prefix + ".pth"), /*strict=*/true);
-    model.eval();
+    const auto owned = load_reference_model(dir, m);
+    TwoStageDetector& model = *owned;
     // Make the weights gndet's own, not the file's: every float parameter times (1 + 0.01 N(0,1)),
     // seeded. Relative noise keeps each layer's scale, so the detections stay non-degenerate.
     Generator noise(7);
@@ -221,11 +231,8 @@ TEST_CASE("reference: a gndet checkpoint exported with gndet convert gives the s
 }
 
 TEST_CASE("reference: one training step from a .pth gives mmdetection's losses", "[checkpoint_io][reference]") {
-  const std::string dir = ref_dir();
-  if (dir.empty() || !std::filesystem::exists(dir)) {
-    test::skip("GNDET_REF_DIR is not set to a folder made by tools/reference/mmdet_reference/make_fixture.py");
-    return;
-  }
+  const std::string dir = ref_dir_or_skip();
+  if (dir.empty()) return;
   int checked = 0;
   for (const RefModel& m : kModels) {
     const std::string p = dir + "/" + m.prefix;
@@ -312,20 +319,15 @@ TEST_CASE("reference: a Detectron-style R-101-GN.pkl converts to exactly the bac
 
 TEST_CASE("reference: FPN features and RPN proposals of a .pth loaded natively equal mmdetection's",
           "[checkpoint_io][reference]") {
-  const std::string dir = ref_dir();
-  if (dir.empty() || !std::filesystem::exists(dir)) {
-    test::skip("GNDET_REF_DIR is not set to a folder made by tools/reference/mmdet_reference/make_fixture.py");
-    return;
-  }
+  const std::string dir = ref_dir_or_skip();
+  if (dir.empty()) return;
   autograd::NoGradGuard no_grad;
   for (const RefModel& m : kModels) {
     if (!have(dir, m)) continue;
     INFO(m.prefix);
     const std::string p = dir + "/" + m.prefix;
-    Generator gen(0);
-    TwoStageDetector model(load_config(std::string(GNDET_SOURCE_DIR) + "/configs/" + m.config)["model"], gen);
-    model.load_state_dict(nn::load_state_dict_from_file(p + ".pth"), /*strict=*/true);
-    model.eval();
+    const auto owned = load_reference_model(dir, m);
+    TwoStageDetector& model = *owned;
     std::shared_ptr<ResNet> backbone;
     std::shared_ptr<FPN> neck;
     std::shared_ptr<RPNHead> rpn_head;
