@@ -3,9 +3,12 @@
 // small images, single-image tiles, tiles split inside one large image, 1x1 without im2col,
 // groups, dilation, strides, an empty batch). Run it with OMP_NUM_THREADS=1, 2 and 3 to cover
 // the serial path, even and uneven splits of the work between threads.
+#include <cmath>
 #include <vector>
 
 #include "ops/conv.h"
+#include "ops/conv_geometry.h"
+#include "ops/cpu/conv_winograd.h"
 #include "ops/elementwise.h"
 #include "ops/reduce.h"
 #include "tensor/factory.h"
@@ -197,4 +200,61 @@ TEST_CASE("conv errors name the op, the shapes and what was expected", "[layers]
                     Catch::Contains("conv_transpose2d: input channels 4 != weight's 8"));
   CHECK_THROWS_WITH(conv_transpose2d(zeros({1, 4, 5, 5}), zeros({4, 2, 2, 2}), Tensor(), {2, 2}, {0, 0}, {2, 2}),
                     Catch::Contains("output_padding (2, 2) must be smaller than the stride (2, 2)"));
+}
+
+// Winograd F(4x4, 3x3) (ops/cpu/conv_winograd.h) computes float32 3x3 / stride-1 convolutions
+// with >= 16 channels each way and >= 64 output tiles. Its transforms round differently from
+// direct convolution, so it is checked against the double-precision naive loop, kernel by kernel,
+// with outputs poisoned first: sizes that are not multiples of 4 (partial edge tiles), paddings 0, 1
+// and 2, several images, a bias, and a chunk of tiles that ends inside a group of 16 lanes.
+TEST_CASE("conv2d by Winograd F(4x4, 3x3) agrees with the double reference", "[layers]") {
+  if (!winograd::enabled()) return test::skip("GNDET_WINOGRAD=0 turns Winograd off");
+  const ConvCase cases[] = {
+      {2, 16, 29, 30, 24, 3, 3, {1, 1}, {1, 1}},   // 8 x 8 tiles per image, the last row and column partial
+      {3, 20, 17, 23, 16, 3, 3, {1, 1}, {0, 0}},   // valid convolution: 15 x 21 outputs
+      {1, 32, 30, 33, 17, 3, 3, {1, 1}, {2, 2}},   // padding 2 grows the map: input gradient pads 0
+      {70, 16, 7, 7, 16, 3, 3, {1, 1}, {1, 1}},    // RoI-head-like: many 7x7 maps, 4 tiles each
+  };
+  for (const ConvCase& c : cases) {
+    CAPTURE(c.N, c.C_in, c.H, c.W, c.C_out, c.padding[0]);
+    Generator gen(31);
+    const Tensor x = randn({c.N, c.C_in, c.H, c.W}, gen, kFloat64);
+    const Tensor w = mul(randn({c.C_out, c.C_in, 3, 3}, gen, kFloat64), 1.0 / std::sqrt(9.0 * c.C_in));
+    const Tensor b = randn({c.C_out}, gen, kFloat64);
+    const Conv2dParams p{c.stride, c.padding};
+    const int64_t Ho = c.H + 2 * c.padding[0] - 2, Wo = c.W + 2 * c.padding[1] - 2;
+    const Tensor r = randn({c.N, c.C_out, Ho, Wo}, gen, kFloat64);
+    const NaiveConv ref = naive_conv(c, x.to_vector<double>(), w.to_vector<double>(), b.to_vector<double>(),
+                                     r.to_vector<double>());
+    Tensor y = full({c.N, c.C_out, Ho, Wo}, std::nan(""));
+    Tensor dx = full(x.shape(), std::nan(""));
+    REQUIRE(winograd::applies(conv_geometry(x, y, w, p)));
+    conv2d_forward_kernel(kCPU, y, x.to(kFloat32), w.to(kFloat32), b.to(kFloat32), p);
+    conv2d_backward_input_kernel(kCPU, dx, r.to(kFloat32), w.to(kFloat32), p);
+    Tensor dw = full(w.shape(), std::nan(""));
+    conv2d_backward_weight_kernel(kCPU, dw, r.to(kFloat32), x.to(kFloat32), p);
+    // Outputs are sums of 9 * C_in unit-variance products (|y| up to ~5). Direct float32 rounding
+    // is ~1e-6 here; the transforms' entries (up to 8 in A^T, 5 in B^T) amplify it: measured up to
+    // 1.8e-5 while this test was written. 1e-4 leaves room and still fails on any wrong tap or tile.
+    CHECK(test::max_abs_diff(y.to_vector<double>(), ref.y) < 1e-4);
+    CHECK(test::max_abs_diff(dx.to_vector<double>(), ref.dx) < 1e-4);
+    // dw sums N * Ho * Wo products (up to 4,600 here; its largest values 100-200): measured 2.2e-6 to
+    // 2.6e-6 of the largest, bounded at 1e-5 of it.
+    const double dw_scale = test::max_abs_diff(VD(ref.dw.size(), 0.0), ref.dw);
+    CHECK(test::max_abs_diff(dw.to_vector<double>(), ref.dw) < 1e-5 * dw_scale);
+  }
+}
+
+TEST_CASE("conv2d keeps direct convolution where Winograd does not pay or does not apply", "[layers]") {
+  if (!winograd::enabled()) return test::skip("GNDET_WINOGRAD=0 turns Winograd off");
+  const auto geometry = [](int64_t N, int64_t C, int64_t H, int64_t k, int64_t stride, int64_t groups) {
+    const int64_t Ho = (H + 2 - k) / stride + 1;
+    return ConvGeometry{N, C, H, H, C, Ho, Ho, k, k, stride, stride, 1, 1, 1, 1, groups};
+  };
+  CHECK(winograd::applies(geometry(1, 256, 50, 3, 1, 1)));
+  CHECK_FALSE(winograd::applies(geometry(1, 256, 50, 3, 2, 1)));   // strided
+  CHECK_FALSE(winograd::applies(geometry(1, 256, 50, 3, 1, 32)));  // grouped (ResNeXt)
+  CHECK_FALSE(winograd::applies(geometry(1, 256, 50, 1, 1, 1)));   // 1x1
+  CHECK_FALSE(winograd::applies(geometry(1, 8, 50, 3, 1, 1)));     // too few channels
+  CHECK_FALSE(winograd::applies(geometry(2, 256, 14, 3, 1, 1)));   // 32 tiles: slower than direct
 }

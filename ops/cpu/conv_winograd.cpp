@@ -1,0 +1,360 @@
+// Winograd F(4x4, 3x3): see conv_winograd.h for what and why.
+//
+// Layout. Output tiles (4x4 blocks of y) are numbered over (image, tile row, tile column) and
+// processed in chunks; each thread takes whole chunks. For a chunk of T tiles the thread builds
+// V (36, C_in, T): the transformed input blocks, position-major, so that V's slice for position xi
+// is the (C_in, T) right operand of that position's GEMM; then M (36, C_out, T) = U * V slice by
+// slice; then transforms each tile's 36 values of M back into its 4x4 outputs. The transforms run
+// on 16 tiles at a time, one per SIMD lane (the loops over `kLanes` vectorise).
+//
+// With -march=native, GCC 12 warns that its own AVX-512 intrinsics use '__Y' uninitialised where
+// Eigen's GEMM kernels are inlined into this file: a known false positive (GCC bug 105593).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include "ops/cpu/conv_winograd.h"
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <omp.h>
+
+#include "tensor/factory.h"
+
+namespace gndet::winograd {
+namespace {
+
+constexpr int kOut = 4;        // m: outputs per tile side
+constexpr int kIn = kOut + 2;  // alpha: inputs per tile side
+constexpr int kPositions = kIn * kIn;
+constexpr int kLanes = 16;       // tiles transformed together
+constexpr int64_t kChunk = 128;  // tiles per GEMM: wide enough for the GEMM, V and M stay within L2
+// Below these the transforms (the kernels' above all, once per call) and narrow GEMMs outweigh the
+// saved multiplications (bench/cpu_layers: a 14x14 map of 2 images, 32 tiles, ran at 0.7x direct).
+constexpr int64_t kMinChannels = 16;
+constexpr int64_t kMinTiles = 64;
+
+using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using Outer = Eigen::OuterStride<>;
+
+// One 3x3 stride-1 convolution: `in` (N, C, H, W) -> `out` (N, O, Ho, Wo), input padded by (ph, pw).
+struct Plan {
+  int64_t N, C, H, W, O, Ho, Wo, ph, pw;
+  int64_t tile_rows() const { return (Ho + kOut - 1) / kOut; }
+  int64_t tile_cols() const { return (Wo + kOut - 1) / kOut; }
+  int64_t tiles() const { return N * tile_rows() * tile_cols(); }
+};
+
+// The 1-D transforms, on 16 lanes at once: element i of the input is in[i * is + lane].
+// B^T (input), for the interpolation points 0, 1, -1, 2, -2 and infinity.
+inline void input_1d(const float* in, int64_t is, float* out, int64_t os) {
+#pragma omp simd
+  for (int l = 0; l < kLanes; ++l) {
+    const float d0 = in[l], d1 = in[is + l], d2 = in[2 * is + l], d3 = in[3 * is + l], d4 = in[4 * is + l],
+                d5 = in[5 * is + l];
+    out[l] = 4.0f * d0 - 5.0f * d2 + d4;
+    out[os + l] = -4.0f * (d1 + d2) + (d3 + d4);
+    out[2 * os + l] = 4.0f * (d1 - d2) + (d4 - d3);
+    out[3 * os + l] = 2.0f * (d3 - d1) + (d4 - d2);
+    out[4 * os + l] = 2.0f * (d1 - d3) + (d4 - d2);
+    out[5 * os + l] = 4.0f * d1 - 5.0f * d3 + d5;
+  }
+}
+// A^T (output).
+inline void output_1d(const float* in, int64_t is, float* out, int64_t os) {
+#pragma omp simd
+  for (int l = 0; l < kLanes; ++l) {
+    const float m0 = in[l], m1 = in[is + l], m2 = in[2 * is + l], m3 = in[3 * is + l], m4 = in[4 * is + l],
+                m5 = in[5 * is + l];
+    const float s12 = m1 + m2, d12 = m1 - m2, s34 = m3 + m4, d34 = m3 - m4;
+    out[l] = m0 + s12 + s34;
+    out[os + l] = d12 + 2.0f * d34;
+    out[2 * os + l] = s12 + 4.0f * s34;
+    out[3 * os + l] = d12 + 8.0f * d34 + m5;
+  }
+}
+
+// A (the transpose of A^T): spreads a 4-vector of output gradients over the 6 positions.
+inline void output_adjoint_1d(const float* in, int64_t is, float* out, int64_t os) {
+#pragma omp simd
+  for (int l = 0; l < kLanes; ++l) {
+    const float y0 = in[l], y1 = in[is + l], y2 = in[2 * is + l], y3 = in[3 * is + l];
+    const float s02 = y0 + y2, s13 = y1 + y3, s02_4 = y0 + 4.0f * y2, s13_8 = 2.0f * y1 + 8.0f * y3;
+    out[l] = y0;
+    out[os + l] = s02 + s13;
+    out[2 * os + l] = s02 - s13;
+    out[3 * os + l] = s02_4 + s13_8;
+    out[4 * os + l] = s02_4 - s13_8;
+    out[5 * os + l] = y3;
+  }
+}
+
+// G: spreads a 3-tap kernel over the 6 positions (kernel transform U = G k G^T).
+constexpr double G[kIn][3] = {{1.0 / 4, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                              {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6},   {0, 0, 1}};
+
+// U (36, O, C) = G k G^T for every kernel k (O, C, 3, 3), in double, rounded once. Vectorised over
+// blocks of input channels: done once per call, it must cost little next to the GEMMs.
+Tensor transform_kernels(const float* k, int64_t O, int64_t C, bool adjoint) {
+  constexpr int kBlock = 16;
+  Tensor U = empty({kPositions, O, C});  // from the host-block cache: no page faults
+  float* u = U.data<float>();
+#pragma omp parallel for schedule(static) if (O * C >= 4096)
+  for (int64_t o = 0; o < O; ++o) {
+    for (int64_t c0 = 0; c0 < C; c0 += kBlock) {
+      const int64_t n = std::min<int64_t>(kBlock, C - c0);
+      // The forward kernel is k[o][c]; the input gradient's is k[c][o] rotated by 180 degrees.
+      double g[3][3][kBlock] = {};
+      for (int64_t l = 0; l < n; ++l) {
+        const int64_t c = c0 + l;
+        for (int i = 0; i < 3; ++i) {
+          for (int j = 0; j < 3; ++j) {
+            g[i][j][l] = adjoint ? k[((c * O + o) * 3 + 2 - i) * 3 + 2 - j] : k[((o * C + c) * 3 + i) * 3 + j];
+          }
+        }
+      }
+      double t[kIn][3][kBlock];  // G g
+      for (int a = 0; a < kIn; ++a) {
+        for (int j = 0; j < 3; ++j) {
+#pragma omp simd
+          for (int l = 0; l < kBlock; ++l) t[a][j][l] = G[a][0] * g[0][j][l] + G[a][1] * g[1][j][l] + G[a][2] * g[2][j][l];
+        }
+      }
+      for (int a = 0; a < kIn; ++a) {
+        for (int b = 0; b < kIn; ++b) {
+          alignas(64) float v[kBlock];
+#pragma omp simd
+          for (int l = 0; l < kBlock; ++l) v[l] = static_cast<float>(t[a][0][l] * G[b][0] + t[a][1][l] * G[b][1] + t[a][2][l] * G[b][2]);
+          std::memcpy(u + ((a * kIn + b) * O + o) * C + c0, v, static_cast<size_t>(n) * sizeof(float));
+        }
+      }
+    }
+  }
+  return U;
+}
+
+// Where tile t lies: image n, top-left input position (y0, x0) (may be negative: padding).
+struct TileAt {
+  int64_t n, y0, x0, oy, ox;
+};
+TileAt locate(const Plan& p, int64_t t) {
+  const int64_t per_image = p.tile_rows() * p.tile_cols();
+  const int64_t n = t / per_image, r = (t % per_image) / p.tile_cols(), c = t % p.tile_cols();
+  return {n, r * kOut - p.ph, c * kOut - p.pw, r * kOut, c * kOut};
+}
+
+// V[., c, l0 .. l0+16) for channel c of tiles t0+l0 .. (fewer at the chunk's end: zero lanes).
+void transform_input(const Plan& p, const float* in, int64_t c, int64_t t0, int64_t l0, int64_t nt, float* V,
+                     int64_t ldv) {
+  alignas(64) float d[kIn][kIn][kLanes];
+  alignas(64) float t[kIn][kIn][kLanes];
+  for (int l = 0; l < kLanes; ++l) {
+    if (l0 + l >= nt) {
+      for (int i = 0; i < kIn; ++i) {
+        for (int j = 0; j < kIn; ++j) d[i][j][l] = 0.0f;
+      }
+      continue;
+    }
+    const TileAt at = locate(p, t0 + l0 + l);
+    const float* plane = in + (at.n * p.C + c) * p.H * p.W;
+    const bool inside = at.y0 >= 0 && at.x0 >= 0 && at.y0 + kIn <= p.H && at.x0 + kIn <= p.W;
+    for (int i = 0; i < kIn; ++i) {
+      const int64_t y = at.y0 + i;
+      const float* row = plane + y * p.W;
+      for (int j = 0; j < kIn; ++j) {
+        const int64_t x = at.x0 + j;
+        d[i][j][l] = inside || (y >= 0 && y < p.H && x >= 0 && x < p.W) ? row[x] : 0.0f;
+      }
+    }
+  }
+  for (int j = 0; j < kIn; ++j) input_1d(&d[0][j][0], kIn * kLanes, &t[0][j][0], kIn * kLanes);  // columns
+  for (int i = 0; i < kIn; ++i) {
+    alignas(64) float v[kIn][kLanes];
+    input_1d(&t[i][0][0], kLanes, &v[0][0], kLanes);  // rows
+    for (int j = 0; j < kIn; ++j) std::memcpy(V + ((i * kIn + j) * p.C + c) * ldv + l0, v[j], sizeof(v[j]));
+  }
+}
+
+// The 4x4 outputs of channel o for tiles t0+l0 .. from M[., o, l0 .. l0+16), plus the bias.
+void transform_output(const Plan& p, const float* M, int64_t ldm, int64_t o, int64_t t0, int64_t l0, int64_t nt,
+                      float bias, float* out) {
+  alignas(64) float m[kIn][kIn][kLanes];
+  alignas(64) float t[kOut][kIn][kLanes];
+  alignas(64) float y[kOut][kOut][kLanes];
+  for (int i = 0; i < kIn; ++i) {
+    for (int j = 0; j < kIn; ++j) std::memcpy(m[i][j], M + ((i * kIn + j) * p.O + o) * ldm + l0, sizeof(m[i][j]));
+  }
+  for (int j = 0; j < kIn; ++j) output_1d(&m[0][j][0], kIn * kLanes, &t[0][j][0], kIn * kLanes);
+  for (int i = 0; i < kOut; ++i) output_1d(&t[i][0][0], kLanes, &y[i][0][0], kLanes);
+  const int64_t lanes = std::min<int64_t>(kLanes, nt - l0);
+  for (int l = 0; l < lanes; ++l) {
+    const TileAt at = locate(p, t0 + l0 + l);
+    float* plane = out + (at.n * p.O + o) * p.Ho * p.Wo;
+    const int64_t rows = std::min<int64_t>(kOut, p.Ho - at.oy), cols = std::min<int64_t>(kOut, p.Wo - at.ox);
+    for (int64_t i = 0; i < rows; ++i) {
+      float* row = plane + (at.oy + i) * p.Wo + at.ox;
+      for (int64_t j = 0; j < cols; ++j) row[j] = y[i][j][l] + bias;
+    }
+  }
+}
+
+// D[., o, l0 .. l0+16) = A dy A^T for channel o of the output gradient of tiles t0+l0 ..: the
+// adjoint of transform_output (outputs beyond the map's edge have no gradient: zeros).
+void transform_output_gradient(const Plan& p, const float* dy, int64_t o, int64_t t0, int64_t l0, int64_t nt, float* D,
+                               int64_t ldd) {
+  alignas(64) float d[kOut][kOut][kLanes];
+  alignas(64) float t[kIn][kOut][kLanes];
+  for (int l = 0; l < kLanes; ++l) {
+    const bool live = l0 + l < nt;
+    const TileAt at = live ? locate(p, t0 + l0 + l) : TileAt{};
+    const float* plane = dy + (at.n * p.O + o) * p.Ho * p.Wo;
+    for (int i = 0; i < kOut; ++i) {
+      for (int j = 0; j < kOut; ++j) {
+        const bool inside = live && at.oy + i < p.Ho && at.ox + j < p.Wo;
+        d[i][j][l] = inside ? plane[(at.oy + i) * p.Wo + at.ox + j] : 0.0f;
+      }
+    }
+  }
+  for (int j = 0; j < kOut; ++j) output_adjoint_1d(&d[0][j][0], kOut * kLanes, &t[0][j][0], kOut * kLanes);
+  for (int i = 0; i < kIn; ++i) {
+    alignas(64) float v[kIn][kLanes];
+    output_adjoint_1d(&t[i][0][0], kLanes, &v[0][0], kLanes);
+    for (int j = 0; j < kIn; ++j) std::memcpy(D + ((i * kIn + j) * p.O + o) * ldd + l0, v[j], sizeof(v[j]));
+  }
+}
+
+// Chunks of at most kChunk tiles, a multiple of kLanes, and at least one per thread.
+int64_t chunk_size(int64_t tiles) {
+  const int64_t threads = omp_get_max_threads();
+  const int64_t chunk = std::min(kChunk, (tiles + threads - 1) / threads);
+  return std::max<int64_t>(kLanes, (chunk + kLanes - 1) / kLanes * kLanes);
+}
+
+void run(const Plan& p, const float* U, const float* in, const float* bias, float* out) {
+  const int64_t tiles = p.tiles(), chunk = chunk_size(tiles);
+  const int64_t chunks = (tiles + chunk - 1) / chunk;
+  const int64_t v_size = kPositions * p.C * chunk, m_size = kPositions * p.O * chunk;
+#pragma omp parallel if (chunks > 1)
+  {
+    const Tensor scratch = empty({v_size + m_size});
+    float* V = scratch.data<float>();
+    float* M = V + v_size;
+#pragma omp for schedule(dynamic)
+    for (int64_t ci = 0; ci < chunks; ++ci) {
+      const int64_t t0 = ci * chunk, nt = std::min(chunk, tiles - t0);
+      const int64_t width = (nt + kLanes - 1) / kLanes * kLanes;  // the GEMMs' columns: whole lane groups
+      for (int64_t c = 0; c < p.C; ++c) {
+        for (int64_t l0 = 0; l0 < nt; l0 += kLanes) transform_input(p, in, c, t0, l0, nt, V, chunk);
+      }
+      for (int xi = 0; xi < kPositions; ++xi) {
+        Eigen::Map<const RowMat> Ux(U + xi * p.O * p.C, p.O, p.C);
+        Eigen::Map<const RowMat, 0, Outer> Vx(V + xi * p.C * chunk, p.C, width, Outer(chunk));
+        Eigen::Map<RowMat, 0, Outer> Mx(M + xi * p.O * chunk, p.O, width, Outer(chunk));
+        Mx.noalias() = Ux * Vx;
+      }
+      for (int64_t o = 0; o < p.O; ++o) {
+        for (int64_t l0 = 0; l0 < nt; l0 += kLanes) {
+          transform_output(p, M, chunk, o, t0, l0, nt, bias != nullptr ? bias[o] : 0.0f, out);
+        }
+      }
+    }
+  }
+}
+
+// dw (O, C, 3, 3) = the weight gradient of the convolution `p` of x, for its output gradient dy.
+// y = A^T [U . V] A is linear in U, so dU_xi (O, C) = sum over tiles of D_xi (O, T) V_xi (C, T)^T,
+// with D = A dy A^T per tile (transform_output_gradient), and dw = G^T dU G. Each thread sums its
+// chunks into its own dU; the threads' sums are added and transformed back in double.
+void run_weight_gradient(const Plan& p, const float* x, const float* dy, float* dw) {
+  const int64_t tiles = p.tiles(), chunk = chunk_size(tiles);
+  const int64_t chunks = (tiles + chunk - 1) / chunk;
+  const int threads = chunks > 1 ? omp_get_max_threads() : 1;
+  const int64_t u_size = kPositions * p.O * p.C;
+  const Tensor partial = zeros({threads, u_size});
+  const int64_t v_size = kPositions * p.C * chunk, d_size = kPositions * p.O * chunk;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    const Tensor scratch = empty({v_size + d_size});
+    float* V = scratch.data<float>();
+    float* D = V + v_size;
+    float* dU = partial.data<float>() + omp_get_thread_num() * u_size;
+#pragma omp for schedule(dynamic)
+    for (int64_t ci = 0; ci < chunks; ++ci) {
+      const int64_t t0 = ci * chunk, nt = std::min(chunk, tiles - t0);
+      const int64_t width = (nt + kLanes - 1) / kLanes * kLanes;  // dead lanes are zero in V and D
+      for (int64_t c = 0; c < p.C; ++c) {
+        for (int64_t l0 = 0; l0 < nt; l0 += kLanes) transform_input(p, x, c, t0, l0, nt, V, chunk);
+      }
+      for (int64_t o = 0; o < p.O; ++o) {
+        for (int64_t l0 = 0; l0 < nt; l0 += kLanes) transform_output_gradient(p, dy, o, t0, l0, nt, D, chunk);
+      }
+      for (int xi = 0; xi < kPositions; ++xi) {
+        Eigen::Map<RowMat> dUx(dU + xi * p.O * p.C, p.O, p.C);
+        Eigen::Map<const RowMat, 0, Outer> Dx(D + xi * p.O * chunk, p.O, width, Outer(chunk));
+        Eigen::Map<const RowMat, 0, Outer> Vx(V + xi * p.C * chunk, p.C, width, Outer(chunk));
+        dUx.noalias() += Dx * Vx.transpose();
+      }
+    }
+  }
+  const float* sums = partial.data<float>();
+#pragma omp parallel for schedule(static) if (p.O * p.C >= 4096)
+  for (int64_t o = 0; o < p.O; ++o) {
+    for (int64_t c = 0; c < p.C; ++c) {
+      double u[kIn][kIn];
+      for (int a = 0; a < kIn; ++a) {
+        for (int b = 0; b < kIn; ++b) {
+          double v = 0.0;
+          for (int th = 0; th < threads; ++th) v += sums[th * u_size + ((a * kIn + b) * p.O + o) * p.C + c];
+          u[a][b] = v;
+        }
+      }
+      for (int i = 0; i < 3; ++i) {
+        double t[kIn];  // row i of G^T u
+        for (int b = 0; b < kIn; ++b) {
+          t[b] = 0.0;
+          for (int a = 0; a < kIn; ++a) t[b] += G[a][i] * u[a][b];
+        }
+        for (int j = 0; j < 3; ++j) {
+          double v = 0.0;
+          for (int b = 0; b < kIn; ++b) v += t[b] * G[b][j];
+          dw[((o * p.C + c) * 3 + i) * 3 + j] = static_cast<float>(v);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+bool enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("GNDET_WINOGRAD");
+    return v == nullptr || std::strcmp(v, "0") != 0;
+  }();
+  return on;
+}
+
+bool applies(const ConvGeometry& g) {
+  return enabled() && g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 && g.groups == 1 &&
+         g.ph >= 0 && g.ph <= 2 && g.pw >= 0 && g.pw <= 2 && g.C_in >= kMinChannels && g.C_out >= kMinChannels &&
+         g.H_out == g.H + 2 * g.ph - 2 && g.W_out == g.W + 2 * g.pw - 2 && g.H_out > 0 && g.W_out > 0 &&
+         g.N * ((g.H_out + kOut - 1) / kOut) * ((g.W_out + kOut - 1) / kOut) >= kMinTiles;
+}
+
+void conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const float* b, float* y) {
+  const Plan p{g.N, g.C_in, g.H, g.W, g.C_out, g.H_out, g.W_out, g.ph, g.pw};
+  const Tensor U = transform_kernels(w, g.C_out, g.C_in, false);
+  run(p, U.data<float>(), x, b, y);
+}
+
+void conv2d_backward_weight(const ConvGeometry& g, const float* dy, const float* x, float* dw) {
+  const Plan p{g.N, g.C_in, g.H, g.W, g.C_out, g.H_out, g.W_out, g.ph, g.pw};
+  run_weight_gradient(p, x, dy, dw);
+}
+
+void conv2d_backward_input(const ConvGeometry& g, const float* dy, const float* w, float* dx) {
+  const Plan p{g.N, g.C_out, g.H_out, g.W_out, g.C_in, g.H, g.W, 2 - g.ph, 2 - g.pw};
+  const Tensor U = transform_kernels(w, g.C_in, g.C_out, true);
+  run(p, U.data<float>(), dy, nullptr, dx);
+}
+
+}  // namespace gndet::winograd
