@@ -1,5 +1,5 @@
 // How far gndet's float32 backbone / FPN outputs are from its own float64 run of the same model:
-// for C2..C5 (ResNet stages) and P2..P6 (FPN levels), max |f32 - f64| / max |f64| (issue 12's
+// for the stem, C2..C5 (ResNet stages) and P2..P6 (FPN levels), max |f32 - f64| / max |f64| (issue 12's
 // accuracy target; bench/torch_float32_accuracy.py measures the same for mmdetection / PyTorch).
 //
 //   float32_accuracy [--config PATH] [--dir DIR] [--height 800] [--width 1088] [--seed 0]
@@ -98,10 +98,12 @@ int main(int argc, char** argv) {
   const Tensor x = a.dir.empty() ? randn(image, image_gen) : read_raw<float>(a.dir + "/input.f32", image);
 
   auto run = [&] {
-    std::vector<Tensor> cs = backbone->forward(x.to(backbone->parameters().at(0).dtype()));
-    std::vector<Tensor> out = cs;
+    const Tensor input = x.to(backbone->parameters().at(0).dtype());
+    std::vector<Tensor> out{backbone->stem(input)};
+    const std::vector<Tensor> cs = backbone->forward(input);
+    for (const Tensor& c : cs) out.push_back(c);
     for (const Tensor& p : neck->forward(cs)) out.push_back(p);
-    return out;  // C2..C5, P2..P6
+    return out;  // stem, C2..C5, P2..P6
   };
   const std::vector<Tensor> f32 = run();
   model.to(kFloat64);
@@ -111,14 +113,15 @@ int main(int argc, char** argv) {
               static_cast<long long>(a.width), a.dir.empty() ? "gndet's random init" : (a.dir + "/model.pth").c_str(),
               winograd::enabled() ? "on (3x3 / stride-1 / ungrouped float32 convs)" : "off (GNDET_WINOGRAD=0)");
   if (!a.dir.empty()) {
-    const Tensor c5 = read_raw<double>(a.dir + "/c5_f64.f64", f64[3].shape());
-    const Tensor p5 = read_raw<double>(a.dir + "/p5_f64.f64", f64[7].shape());
+    const Tensor c5 = read_raw<double>(a.dir + "/c5_f64.f64", f64[4].shape());
+    const Tensor p5 = read_raw<double>(a.dir + "/p5_f64.f64", f64[8].shape());
     std::printf("same model as PyTorch's: float64 C5 %.1e, P5 %.1e (max |gndet - torch| / max |torch|)\n",
-                relative_max_error(f64[3], c5), relative_max_error(f64[7], p5));
+                relative_max_error(f64[4], c5), relative_max_error(f64[8], p5));
   }
   std::printf("level  max|f32-f64|/max|f64|\n");
-  for (size_t i = 0; i < f32.size(); ++i) {
-    std::printf("%c%-4zu  %.3e\n", i < 4 ? 'C' : 'P', i < 4 ? i + 2 : i - 2, relative_max_error(f32[i], f64[i]));
+  std::printf("stem   %.3e\n", relative_max_error(f32[0], f64[0]));
+  for (size_t i = 1; i < f32.size(); ++i) {
+    std::printf("%c%-4zu  %.3e\n", i < 5 ? 'C' : 'P', i < 5 ? i + 1 : i - 3, relative_max_error(f32[i], f64[i]));
   }
   return 0;
 }

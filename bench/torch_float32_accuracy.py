@@ -4,7 +4,7 @@
 The PyTorch side of bench/float32_accuracy.cpp (issue 12's accuracy target). Builds an mmdetection
 3.3.0 zoo model from the config shipped in its wheel (default: X-101 32x4d GN+WS Mask R-CNN) with
 seeded random weights (mmdetection's own init_weights; no pretrained download), runs backbone and
-neck on one seeded random image in float32 and in float64, and prints, for C2..C5 and P2..P6,
+neck on one seeded random image in float32 and in float64, and prints, for the stem, C2..C5 and P2..P6,
 max |f32 - f64| / max |f64|. It also writes, for gndet to run the very same model and input:
 
   OUT/model.pth         the backbone's and neck's state dict (torch.save, {'state_dict': ...})
@@ -74,19 +74,21 @@ def main():
 
     def run(dtype):
         m = copy.deepcopy(model).to(dtype)
+        b = m.backbone
         with torch.no_grad():
-            cs = m.backbone(x.to(dtype))
+            stem = b.maxpool(b.relu(b.norm1(b.conv1(x.to(dtype)))))
+            cs = b(x.to(dtype))
             ps = m.neck(cs)
-        return [t.double() for t in cs], [t.double() for t in ps]
+        return stem.double(), [t.double() for t in cs], [t.double() for t in ps]
 
-    c32, p32 = run(torch.float32)
-    c64, p64 = run(torch.float64)
+    s32, c32, p32 = run(torch.float32)
+    s64, c64, p64 = run(torch.float64)
     c64[3].numpy().tofile(os.path.join(a.out, 'c5_f64.f64'))
     p64[3].numpy().tofile(os.path.join(a.out, 'p5_f64.f64'))
     print(f'PyTorch {torch.__version__}, mmdet {mmdet.__version__}, {a.config}, input 1x3x{a.height}x{a.width}, '
           f'{a.threads} threads')
     print('level  max|f32-f64|/max|f64|')
-    for name, lo, hi in [(f'C{i + 2}', c32[i], c64[i]) for i in range(4)] + \
+    for name, lo, hi in [('stem', s32, s64)] + [(f'C{i + 2}', c32[i], c64[i]) for i in range(4)] + \
                         [(f'P{i + 2}', p32[i], p64[i]) for i in range(5)]:
         print(f'{name:5s}  {float((lo - hi).abs().max() / hi.abs().max()):.3e}')
     sys.stdout.flush()

@@ -61,24 +61,47 @@ Tensor resize_bilinear_u8(const Tensor& image, int64_t out_h, int64_t out_w) {
   Tensor out = empty({out_h, out_w, C}, kUInt8);
   const uint8_t* in = src.data<uint8_t>();
   uint8_t* o = out.data<uint8_t>();
-  std::vector<int32_t> row0(static_cast<size_t>(out_w * C)), row1(static_cast<size_t>(out_w * C));
-  auto horizontal = [&](int64_t y, std::vector<int32_t>& row) {
+  auto horizontal = [&](int64_t y, int32_t* row) {
     const uint8_t* r = in + y * W * C;
+    if (C == 3) {  // the common case, unrolled: the loop over 3 channels does not vectorise
+      for (int64_t x = 0; x < out_w; ++x) {
+        const LinearTap& t = xs[static_cast<size_t>(x)];
+        const uint8_t *a = r + t.i0 * 3, *b = r + t.i1 * 3;
+        row[3 * x] = a[0] * t.w0 + b[0] * t.w1;
+        row[3 * x + 1] = a[1] * t.w0 + b[1] * t.w1;
+        row[3 * x + 2] = a[2] * t.w0 + b[2] * t.w1;
+      }
+      return;
+    }
     for (int64_t x = 0; x < out_w; ++x) {
       const LinearTap& t = xs[static_cast<size_t>(x)];
-      for (int64_t c = 0; c < C; ++c) {
-        row[static_cast<size_t>(x * C + c)] = r[t.i0 * C + c] * t.w0 + r[t.i1 * C + c] * t.w1;
-      }
+      for (int64_t c = 0; c < C; ++c) row[x * C + c] = r[t.i0 * C + c] * t.w0 + r[t.i1 * C + c] * t.w1;
     }
+  };
+  // The two most recent horizontally interpolated source rows, kept: consecutive output rows
+  // mostly read the same two source rows (always, when enlarging), as OpenCV also exploits.
+  struct Row {
+    int64_t y = -1;
+    std::vector<int32_t> values;
+  };
+  Row rows[2];
+  for (Row& r : rows) r.values.resize(static_cast<size_t>(out_w * C));
+  auto source_row = [&](int64_t y, int64_t keep) -> const int32_t* {
+    for (Row& r : rows) {
+      if (r.y == y) return r.values.data();
+    }
+    Row& r = rows[0].y == keep ? rows[1] : rows[0];  // never evict the other row this output needs
+    horizontal(y, r.values.data());
+    r.y = y;
+    return r.values.data();
   };
   for (int64_t y = 0; y < out_h; ++y) {
     const LinearTap& t = ys[static_cast<size_t>(y)];
-    horizontal(t.i0, row0);
-    horizontal(t.i1, row1);
+    const int32_t* row0 = source_row(t.i0, t.i1);
+    const int32_t* row1 = source_row(t.i1, t.i0);
     uint8_t* dst = o + y * out_w * C;
     for (int64_t i = 0; i < out_w * C; ++i) {
-      const int32_t v =
-          (((row0[static_cast<size_t>(i)] >> 4) * t.w0) >> 16) + (((row1[static_cast<size_t>(i)] >> 4) * t.w1) >> 16);
+      const int32_t v = (((row0[i] >> 4) * t.w0) >> 16) + (((row1[i] >> 4) * t.w1) >> 16);
       dst[i] = static_cast<uint8_t>(std::clamp((v + 2) >> 2, 0, 255));
     }
   }

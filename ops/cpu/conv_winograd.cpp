@@ -277,7 +277,9 @@ void run_weight_gradient(const Plan& p, const float* x, const float* dy, float* 
     float* V = scratch.data<float>();
     float* D = V + v_size;
     float* dU = partial.data<float>() + omp_get_thread_num() * u_size;
-#pragma omp for schedule(dynamic)
+    // Static: which chunks a thread sums, and in what order, depends on the thread count only,
+    // so that training stays deterministic run after run.
+#pragma omp for schedule(static)
     for (int64_t ci = 0; ci < chunks; ++ci) {
       const int64_t t0 = ci * chunk, nt = std::min(chunk, tiles - t0);
       const int64_t width = (nt + kLanes - 1) / kLanes * kLanes;  // dead lanes are zero in V and D

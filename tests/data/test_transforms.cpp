@@ -1,3 +1,8 @@
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <span>
+
 #include "data/transforms.h"
 #include "tensor/factory.h"
 #include "tests/support.h"
@@ -78,6 +83,61 @@ TEST_CASE("Resize: bilinear with cv2's half-pixel centres, nearest masks, scaled
   // Resize needs the uint8 image
   Sample f = make_sample(zeros({4, 4, 3}, kFloat32), false);
   CHECK_THROWS_WITH(Resize({8, 8}).apply(f, rng), Catch::Contains("Resize: expected the uint8 image"));
+}
+
+// The bilinear resize written plainly: every output row interpolates its two source rows afresh.
+// Resize keeps the last two interpolated rows for the next output row; it must give the same bits.
+std::vector<uint8_t> plain_bilinear(const Tensor& image, int64_t out_h, int64_t out_w) {
+  const int64_t H = image.size(0), W = image.size(1), C = image.size(2);
+  const std::vector<uint8_t> in = image.to_vector<uint8_t>();
+  auto taps = [](int64_t src, int64_t dst) {
+    std::vector<std::array<int64_t, 4>> t(static_cast<size_t>(dst));  // i0, i1, w0, w1
+    for (int64_t d = 0; d < dst; ++d) {
+      float f = static_cast<float>((static_cast<double>(d) + 0.5) * (1.0 / (static_cast<double>(dst) / src)) - 0.5);
+      int64_t i = static_cast<int64_t>(std::floor(f));
+      f -= static_cast<float>(i);
+      if (i < 0) f = 0, i = 0;
+      if (i >= src - 1) f = 0, i = src - 1;
+      t[static_cast<size_t>(d)] = {i, std::min(i + 1, src - 1), std::lrint((1.0f - f) * 2048.0f), std::lrint(f * 2048.0f)};
+    }
+    return t;
+  };
+  const auto xs = taps(W, out_w), ys = taps(H, out_h);
+  std::vector<uint8_t> out(static_cast<size_t>(out_h * out_w * C));
+  for (int64_t y = 0; y < out_h; ++y) {
+    const auto& ty = ys[static_cast<size_t>(y)];
+    for (int64_t x = 0; x < out_w; ++x) {
+      const auto& tx = xs[static_cast<size_t>(x)];
+      for (int64_t c = 0; c < C; ++c) {
+        auto row = [&](int64_t sy) {
+          return static_cast<int32_t>(in[static_cast<size_t>((sy * W + tx[0]) * C + c)] * tx[2] +
+                                      in[static_cast<size_t>((sy * W + tx[1]) * C + c)] * tx[3]);
+        };
+        const int32_t v = (((row(ty[0]) >> 4) * static_cast<int32_t>(ty[2])) >> 16) +
+                          (((row(ty[1]) >> 4) * static_cast<int32_t>(ty[3])) >> 16);
+        out[static_cast<size_t>((y * out_w + x) * C + c)] = static_cast<uint8_t>(std::clamp((v + 2) >> 2, 0, 255));
+      }
+    }
+  }
+  return out;
+}
+
+TEST_CASE("Resize: reusing interpolated rows gives the plain bilinear result bit for bit", "[data]") {
+  Generator gen(5);
+  struct Case {
+    int64_t H, W, C, h, w;
+  };
+  // enlarging (rows shared by many outputs), shrinking (rows skipped), both, and thin extremes
+  for (const Case& c : {Case{48, 64, 3, 80, 107}, Case{80, 107, 3, 30, 41}, Case{37, 23, 3, 20, 50}, Case{9, 13, 3, 31, 7}, Case{2, 5, 3, 1, 9}}) {
+    CAPTURE(c.H, c.W, c.C, c.h, c.w);
+    Tensor img = empty({c.H, c.W, c.C}, kUInt8);
+    for (uint8_t& v : std::span(img.data<uint8_t>(), static_cast<size_t>(img.numel()))) v = static_cast<uint8_t>(gen.randint(0, 256));
+    Sample s = make_sample(img, false);
+    Generator rng(0);
+    Resize({c.w, c.h}, false).apply(s, rng);
+    REQUIRE(s.image.shape() == Shape{c.h, c.w, c.C});
+    CHECK(s.image.to_vector<uint8_t>() == plain_bilinear(img, c.h, c.w));
+  }
 }
 
 TEST_CASE("RandomFlip mirrors image, boxes (x1' = W - x2) and masks with the given probability", "[data]") {
