@@ -427,7 +427,7 @@ void conv2d_backward_weight_cpu(const Tensor& dw, const Tensor& dy, const Tensor
   const ConvGeometry g = conv_geometry(x, dy, dw, p);
   dispatch_floating(dw.dtype(), "conv2d_backward_weight", [&]<class T>() {
     if constexpr (std::is_same_v<T, float>) {
-      if (winograd::applies(g)) return winograd::conv2d_backward_weight(g, in_ptr<T>(dy), in_ptr<T>(x), out_ptr<T>(dw));
+      if (winograd::applies_to_weight_gradient(g)) return winograd::conv2d_backward_weight(g, in_ptr<T>(dy), in_ptr<T>(x), out_ptr<T>(dw));
     }
     run_steps<T>(g, [&](const Tile& t, int64_t grp, bool first, const Team& team, const Workspace<T>& ws) {
       backward_weight_step(g, t, grp, first, team, ws, out_ptr<T>(dw), in_ptr<T>(dy), in_ptr<T>(x));

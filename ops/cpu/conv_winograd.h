@@ -28,6 +28,9 @@ bool enabled();
 // input gradient: the same convolution, transposed).
 bool applies(const ConvGeometry& g);
 
+// The same for the weight gradient, which needs more positions to pay.
+bool applies_to_weight_gradient(const ConvGeometry& g);
+
 // y (N, C_out, H_out, W_out) = conv(x, w) + b for a geometry `applies` accepted; b may be null.
 void conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const float* b, float* y);
 

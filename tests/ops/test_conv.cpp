@@ -231,8 +231,11 @@ TEST_CASE("conv2d by Winograd F(4x4, 3x3) agrees with the double reference", "[l
     REQUIRE(winograd::applies(conv_geometry(x, y, w, p)));
     conv2d_forward_kernel(kCPU, y, x.to(kFloat32), w.to(kFloat32), b.to(kFloat32), p);
     conv2d_backward_input_kernel(kCPU, dx, r.to(kFloat32), w.to(kFloat32), p);
+    // The weight gradient by Winograd directly: through conv2d it needs more tiles than these cases have.
+    const Tensor x32 = x.to(kFloat32), r32 = r.to(kFloat32);
+    const ConvGeometry g = conv_geometry(x, y, w, p);
     Tensor dw = full(w.shape(), std::nan(""));
-    conv2d_backward_weight_kernel(kCPU, dw, r.to(kFloat32), x.to(kFloat32), p);
+    winograd::conv2d_backward_weight(g, r32.data<float>(), x32.data<float>(), dw.data<float>());
     // Outputs are sums of 9 * C_in unit-variance products (|y| up to ~5). Direct float32 rounding
     // is ~1e-6 here; the transforms' entries (up to 8 in A^T, 5 in B^T) amplify it: measured up to
     // 1.8e-5 while this test was written. 1e-4 leaves room and still fails on any wrong tap or tile.
@@ -245,7 +248,7 @@ TEST_CASE("conv2d by Winograd F(4x4, 3x3) agrees with the double reference", "[l
     // Threads sum fixed sets of tiles in a fixed order: the same call gives the same bits (training
     // is deterministic run after run).
     Tensor dw_again = full(w.shape(), std::nan(""));
-    conv2d_backward_weight_kernel(kCPU, dw_again, r.to(kFloat32), x.to(kFloat32), p);
+    winograd::conv2d_backward_weight(g, r32.data<float>(), x32.data<float>(), dw_again.data<float>());
     CHECK(dw_again.to_vector<float>() == dw.to_vector<float>());
   }
 }
@@ -262,4 +265,9 @@ TEST_CASE("conv2d keeps direct convolution where Winograd does not pay or does n
   CHECK_FALSE(winograd::applies(geometry(1, 256, 50, 1, 1, 1)));   // 1x1
   CHECK_FALSE(winograd::applies(geometry(1, 8, 50, 3, 1, 1)));     // too few channels
   CHECK_FALSE(winograd::applies(geometry(2, 256, 14, 3, 1, 1)));   // 32 tiles: slower than direct
+  // the weight gradient needs 256 tiles: layer4's 25 x 42 (77 tiles) stays direct, FPN's P4 does not
+  CHECK(winograd::applies(geometry(1, 512, 40, 3, 1, 1)));
+  CHECK_FALSE(winograd::applies_to_weight_gradient(geometry(1, 512, 40, 3, 1, 1)));  // 100 tiles
+  CHECK(winograd::applies_to_weight_gradient(geometry(1, 256, 84, 3, 1, 1)));        // 441 tiles
+
 }
