@@ -1,5 +1,6 @@
 // GroupNorm, weight standardization and frozen batch norm: a naive double reference, hand-computed
 // cases (mmcv's formulas), and error messages.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -101,6 +102,27 @@ TEST_CASE("group_norm in float32 stays accurate on a large mean, and handles N =
   CHECK(y_empty.shape() == Shape{0, 4, 3, 3});
   sum(y_empty).backward();
   CHECK(w.grad().to_vector<float>() == V{0, 0, 0, 0});
+}
+
+// WS feeds every product of its convolution, so its float32 output should be the exact value
+// rounded once. Rows with a mean well away from zero (as trained weights have) are where float
+// sums of the statistics went wrong: the mean's error moved the standardised weights near zero by
+// up to 10^4 ulps (found with bench/float32_accuracy on X-101 GN+WS).
+TEST_CASE("weight_standardization in float32 is the float64 result rounded once", "[layers]") {
+  Generator gen(12);
+  for (const Shape& shape : {Shape{64, 64, 1, 1}, Shape{32, 4, 3, 3}, Shape{16, 512, 3, 3}}) {
+    CAPTURE(shape_str(shape));
+    const Tensor w = add(mul(randn(shape, gen, kFloat64), 0.05), 0.3).to(kFloat32);  // mean 0.3, spread 0.05
+    const std::vector<float> got = weight_standardization(w).to_vector<float>();
+    const std::vector<double> exact = weight_standardization(w.to(kFloat64)).to_vector<double>();
+    double worst = 0;  // in units in the last place of the float32 result
+    for (size_t i = 0; i < got.size(); ++i) {
+      const double ulp = std::nextafter(std::abs(got[i]), INFINITY) - std::abs(got[i]);
+      worst = std::max(worst, std::abs(got[i] - exact[i]) / ulp);
+    }
+    // Rounding once is at most half an ulp; 0.51 allows the double statistics' own ~1e-16 error.
+    CHECK(worst <= 0.51);
+  }
 }
 
 TEST_CASE("weight_standardization follows mmcv's ConvWS2d formula", "[layers]") {
