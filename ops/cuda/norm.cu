@@ -3,8 +3,8 @@
 //
 // Weight standardisation works on the rows of w (O, R), one output channel each: a warp per row
 // up to 1024 values, a block per row beyond (launch_rows). A row is at most a few thousand
-// values, read from DRAM once; the later passes over it hit L1. Statistics are two-pass in the
-// weight's type (the CPU accumulates in double).
+// values, read from DRAM once; the later passes over it hit L1. The forward's statistics are
+// two-pass in double, as the CPU's; the backward's in the weight's type.
 #include <climits>
 
 #include "ops/cuda/block_reduce.cuh"
@@ -18,7 +18,8 @@ namespace {
 __device__ __forceinline__ float sqrt_t(float v) { return sqrtf(v); }
 __device__ __forceinline__ double sqrt_t(double v) { return sqrt(v); }
 
-// w_hat = (w - mean) / (std_unbiased + eps) per row.
+// w_hat = (w - mean) / (std_unbiased + eps) per row, statistics and result in double, rounded once
+// (float sums move standardised weights near zero by many ulps; see ops/cpu/norm.cpp row_stats).
 template <bool kBlock, class T>
 __global__ void ws_forward_cu(const T* __restrict__ w, T* __restrict__ out, int64_t O, int64_t R, T eps) {
   using Team = cuda::RowTeam<kBlock>;
@@ -27,17 +28,17 @@ __global__ void ws_forward_cu(const T* __restrict__ w, T* __restrict__ out, int6
   const T* row = w + o * R;
   T* dst = out + o * R;
   const int step = Team::size();
-  T s = 0;
-  for (int64_t i = Team::rank(); i < R; i += step) s += row[i];
-  const T mean = Team::reduce(s, cuda::SumOp{}, T(0)) / static_cast<T>(R);
-  T q = 0;
+  double s = 0;
+  for (int64_t i = Team::rank(); i < R; i += step) s += static_cast<double>(row[i]);
+  const double mean = Team::reduce(s, cuda::SumOp{}, 0.0) / static_cast<double>(R);
+  double q = 0;
   for (int64_t i = Team::rank(); i < R; i += step) {
-    const T d = row[i] - mean;
+    const double d = static_cast<double>(row[i]) - mean;
     q += d * d;
   }
-  q = Team::reduce(q, cuda::SumOp{}, T(0));
-  const T inv = T(1) / (sqrt_t(q / static_cast<T>(R - 1)) + eps);
-  for (int64_t i = Team::rank(); i < R; i += step) dst[i] = (row[i] - mean) * inv;
+  q = Team::reduce(q, cuda::SumOp{}, 0.0);
+  const double inv = 1.0 / (sqrt(q / static_cast<double>(R - 1)) + static_cast<double>(eps));
+  for (int64_t i = Team::rank(); i < R; i += step) dst[i] = static_cast<T>((static_cast<double>(row[i]) - mean) * inv);
 }
 
 // With d = w - mean, s = std_unbiased, u = s + eps (the CPU kernel's formula):
