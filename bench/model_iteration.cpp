@@ -32,6 +32,7 @@
 #include "gndet_config.h"
 #include "nn/optim.h"
 #include "tensor/backend.h"
+#include "tensor/cpu_allocator.h"
 #include "tensor/cuda_api.h"
 #include "tensor/factory.h"
 #include "tensor/grad_mode.h"
@@ -117,6 +118,13 @@ Inputs make_inputs(Device device) {
   return in;
 }
 
+double mib(int64_t bytes) { return static_cast<double>(bytes) / (1 << 20); }
+std::string fixed(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.0f", v);
+  return buf;
+}
+
 double max_rss_mib() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
@@ -163,6 +171,7 @@ int main(int argc, char** argv) {
     const std::vector<ImageInfo> first_info{in.infos.at(0)};
 
     std::vector<double> times;
+    std::string tensor_memory;
     for (int it = 0; it < args.warmup + args.iters; ++it) {
       if (it == args.warmup && device.is_cuda()) {
         cuda::synchronize(device.index);
@@ -180,11 +189,28 @@ int main(int argc, char** argv) {
         std::fflush(stdout);
         continue;
       }
+      // Tensor memory by phase (CPU): the peak of live tensor bytes in forward, backward and step.
+      const CpuCacheStats at_start = cpu_cache_stats();
+      const double before = mib(at_start.allocated_bytes);
+      reset_cpu_peak_memory();
       const LossDict losses = model.loss(in.images, in.targets, in.infos, gen);
       const Tensor total = total_loss(losses);
       optimizer.zero_grad();
+      const CpuCacheStats after_forward = cpu_cache_stats();
+      reset_cpu_peak_memory();
       total.backward();
+      const double backward_peak = mib(cpu_cache_stats().peak_allocated_bytes);
+      reset_cpu_peak_memory();
       optimizer.step();
+      const double step_peak = mib(cpu_cache_stats().peak_allocated_bytes);
+      if (!device.is_cuda()) {
+        tensor_memory = "tensor memory (MiB, live CPU tensors, last iteration): before " + fixed(before) +
+                        ", peak in forward " + fixed(mib(after_forward.peak_allocated_bytes)) + ", after forward " +
+                        fixed(mib(after_forward.allocated_bytes)) + ", peak in backward " + fixed(backward_peak) +
+                        ", peak in step " + fixed(step_peak) + "; large blocks from the cache / newly mapped: " +
+                        std::to_string(cpu_cache_stats().hits - at_start.hits) + " / " +
+                        std::to_string(cpu_cache_stats().misses - at_start.misses);
+      }
       if (device.is_cuda()) cuda::synchronize(device.index);
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       const bool timed = it >= args.warmup;
@@ -208,6 +234,7 @@ int main(int argc, char** argv) {
       std::printf("peak memory (CUDA caching allocator, timed iterations): allocated %.2f GiB, reserved %.2f GiB\n",
                   static_cast<double>(m.peak_allocated_bytes) / (1 << 30), static_cast<double>(m.peak_reserved_bytes) / (1 << 30));
     }
+    if (!tensor_memory.empty()) std::printf("%s\n", tensor_memory.c_str());
     std::printf("peak host memory (max RSS): %.0f MiB\n", max_rss_mib());
     // One line for scripts (bench/torchvision_maskrcnn_gn.py --ours).
     std::printf("RESULT model_iteration device=%s mode=%s median_s=%.4f\n", device.str().c_str(), args.mode.c_str(), median);

@@ -1,20 +1,24 @@
-// Host memory for CPU tensors: 64-byte aligned blocks from the C heap, with a cache of large
-// freed blocks.
+// Host memory for CPU tensors: small blocks from the C heap, large ones mapped from the kernel and
+// kept in a cache when freed.
 //
 // Why a cache: a detector allocates and frees gigabytes per iteration in blocks of tens of MB
-// (feature maps, column buffers). glibc serves blocks of 32 MB and more (often less) with mmap
-// and returns them with munmap, so every such tensor is page-faulted in again, 4 KiB at a time,
-// by the kernel that first writes it: on the R-50 Mask R-CNN inference of bench/model_iteration
-// that was 2.4 M page faults and a fifth of the CPU time in the kernel. Keeping freed blocks for
-// the next tensor of the same size class removes nearly all of it (bench/results/cpu_vs_pytorch.md).
+// (feature maps, column buffers). A freshly mapped block is page-faulted in, 4 KiB at a time, by
+// the kernel that first writes it: on the R-50 Mask R-CNN inference of bench/model_iteration that
+// was 2.4 M page faults and a fifth of the CPU time in the kernel. Keeping freed blocks for the
+// next tensor of the same size class removes nearly all of it (bench/results/cpu_vs_pytorch.md).
 //
 //  - Blocks of at least kMinCached bytes are rounded up to a size class (16 classes per power of
-//    two: at most 6.25% larger than asked) and, when freed, kept for a request of the same class.
-//    Smaller blocks go straight to malloc / free, which already reuses them well.
-//  - The cache holds at most limit bytes (GNDET_CPU_CACHE_MB, default 1024; 0 turns caching
-//    off); a free that would exceed it first returns the least recently cached blocks to the C
-//    heap. Memory held by live tensors is not limited by it. When the C heap cannot serve a
-//    request, the whole cache is given back first and the request retried once.
+//    two: at most 6.25% larger than asked), mapped with mmap and, when freed, kept for a request
+//    of the same class. Smaller blocks go straight to malloc / free, which reuses them well.
+//  - The high-water rule bounds the cache: a request the cache cannot serve first unmaps cached
+//    blocks, least recently cached first, until live + cached + new bytes fit under the peak of
+//    live bytes so far. Resident large blocks thus never exceed what the tensors needed at their
+//    peak (a training iteration of R-50 Mask R-CNN: 4.0 GiB max RSS, was 5.1 GiB with a 1 GiB
+//    cache on glibc's heap; bench/results/cpu_vs_pytorch.md). The largest block given back is
+//    mremap'd into the new one, so its resident pages are reused rather than faulted in again.
+//  - GNDET_CPU_CACHE_MB caps the cache further (default: no cap; 0 turns caching off): a free
+//    that would exceed it first unmaps the least recently cached blocks. When the kernel cannot
+//    map a request, the whole cache is given back first and the request retried once.
 //  - Thread-safe (one mutex; data-loader threads allocate too). Never destroyed, so tensors freed
 //    during static destruction still find it.
 #pragma once
@@ -30,6 +34,12 @@ struct CpuCacheStats {
   int64_t hits = 0;          // allocations served from the cache
   int64_t misses = 0;        // cacheable allocations that went to the C heap
   int64_t releases = 0;      // cached blocks given back to make room
+  // Bytes held by live CPU tensors (every size, cached classes counted at their class size), and
+  // the most they reached since the start or the last reset_cpu_peak_memory(): what a step needs,
+  // apart from the cache and the C heap's own overhead (max RSS includes both).
+  int64_t allocated_bytes = 0;
+  int64_t peak_allocated_bytes = 0;
+  int64_t high_water_bytes = 0;  // the high-water rule's mark: the most live bytes seen at a miss
 };
 
 CpuCacheStats cpu_cache_stats();
@@ -37,6 +47,10 @@ CpuCacheStats cpu_cache_stats();
 void cpu_empty_cache();
 // bytes >= 0; lowering it below what is cached releases blocks at once.
 void set_cpu_cache_limit(int64_t bytes);
+// Starts peak_allocated_bytes again from what is allocated now.
+void reset_cpu_peak_memory();
+// Starts peak_allocated_bytes again from what is allocated now.
+void reset_cpu_peak_memory();
 
 // The size class of a cacheable request (exposed for tests): >= nbytes, a multiple of 64.
 size_t cpu_cache_size_class(size_t nbytes);

@@ -1,9 +1,12 @@
 // The CPU allocator's cache of large blocks (tensor/cpu_allocator.h): size classes, reuse, the
-// limit and its least-recently-cached eviction.
+// limit and its least-recently-cached eviction, the high-water rule, the live-byte statistics.
 #include "tensor/backend.h"
 #include "tensor/cpu_allocator.h"
 #include "tensor/factory.h"
 #include "tests/support.h"
+
+#include <limits>
+#include <vector>
 
 using namespace gndet;
 
@@ -60,7 +63,7 @@ TEST_CASE("CPU cache: the limit holds, evicting the least recently cached blocks
   for (void* b : blocks) a->deallocate(b, n);
   CHECK(cpu_cache_stats().cached_bytes == static_cast<int64_t>(3 * c));
   CHECK(cpu_cache_stats().releases == releases + 1);
-  // The oldest (blocks[0]) went back to the C heap; the newest is handed out first.
+  // The oldest (blocks[0]) was unmapped; the newest is handed out first.
   CHECK(a->allocate(n) == blocks[3]);
   CHECK(a->allocate(n) == blocks[2]);
   CHECK(a->allocate(n) == blocks[1]);
@@ -72,4 +75,55 @@ TEST_CASE("CPU cache: the limit holds, evicting the least recently cached blocks
   a->deallocate(p, n);
   CHECK(cpu_cache_stats().cached_bytes == 0);
   CHECK_THROWS(set_cpu_cache_limit(-1));
+}
+
+TEST_CASE("CPU memory statistics: live bytes, their peak and its reset", "[tensor][allocator]") {
+  const CpuCacheStats s0 = cpu_cache_stats();
+  reset_cpu_peak_memory();
+  {
+    const Tensor big = empty({int64_t{1} << 20});  // 4 MiB: a cacheable class, counted at its class size
+    const Tensor small = empty({1000});             // 4000 bytes from malloc, counted as asked
+    const CpuCacheStats s1 = cpu_cache_stats();
+    CHECK(s1.allocated_bytes - s0.allocated_bytes ==
+          static_cast<int64_t>(cpu_cache_size_class(size_t{4} << 20)) + 4000);
+    CHECK(s1.peak_allocated_bytes == s1.allocated_bytes);
+  }
+  const CpuCacheStats s2 = cpu_cache_stats();
+  CHECK(s2.allocated_bytes == s0.allocated_bytes);
+  CHECK(s2.peak_allocated_bytes == s0.allocated_bytes + static_cast<int64_t>(cpu_cache_size_class(size_t{4} << 20)) + 4000);
+  reset_cpu_peak_memory();
+  CHECK(cpu_cache_stats().peak_allocated_bytes == s2.allocated_bytes);
+}
+
+TEST_CASE("CPU cache: a miss gives back cached blocks so that live + cached stay under the high-water mark",
+          "[tensor][allocator]") {
+  LimitGuard guard;
+  set_cpu_cache_limit(std::numeric_limits<int64_t>::max());
+  cpu_empty_cache();
+  Allocator* a = cpu_allocator();
+  // Blocks are mapped but never touched, so this costs address space, not memory.
+  const size_t n = size_t{64} << 20, c = cpu_cache_size_class(n);
+  const CpuCacheStats s0 = cpu_cache_stats();
+  const int64_t k = (s0.high_water_bytes - s0.allocated_bytes) / static_cast<int64_t>(c) + 2;
+  std::vector<void*> blocks;
+  for (int64_t i = 0; i < k; ++i) blocks.push_back(a->allocate(n));
+  const CpuCacheStats s1 = cpu_cache_stats();
+  CHECK(s1.high_water_bytes == s1.allocated_bytes);  // pushed past the old mark: it followed
+  for (void* b : blocks) a->deallocate(b, n);
+  CHECK(cpu_cache_stats().cached_bytes == k * static_cast<int64_t>(c));
+  // A block of another class cannot come from the cache; mapping it on top of everything cached
+  // would exceed the mark, so the oldest cached block (blocks[0]) goes first, and only it; its
+  // pages become the new block (shrunk in place by mremap).
+  const size_t m = size_t{48} << 20;
+  void* other = a->allocate(m);
+  CHECK(other == blocks[0]);
+  const CpuCacheStats s2 = cpu_cache_stats();
+  CHECK(s2.releases == s1.releases + 1);
+  CHECK(s2.cached_bytes == (k - 1) * static_cast<int64_t>(c));
+  CHECK(s2.allocated_bytes + s2.cached_bytes <= s2.high_water_bytes);
+  CHECK(s2.high_water_bytes == s1.high_water_bytes);
+  for (int64_t i = 1; i < k; ++i) CHECK(a->allocate(n) == blocks[static_cast<size_t>(k - i)]);  // the rest still cached
+  for (int64_t i = 1; i < k; ++i) a->deallocate(blocks[static_cast<size_t>(i)], n);
+  a->deallocate(other, m);
+  cpu_empty_cache();
 }
