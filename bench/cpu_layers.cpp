@@ -131,12 +131,13 @@ void bench_group_norm(const Shape& shape, int64_t groups, double budget_s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = false, conv = true, gn = true;
+  bool quick = false, conv = true, gn = true, demo = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     quick = quick || a == "--quick";
     if (a == "--conv-only") gn = false;
     if (a == "--gn-only") conv = false;
+    demo = demo || a == "--demo";
   }
   const double budget = quick ? 0.1 : 1.0;  // seconds of rounds per shape
   autograd::NoGradGuard no_grad;
@@ -164,9 +165,23 @@ int main(int argc, char** argv) {
         {"mask head 3x3 (64,256,14,14)->256", 64, 256, 14, 14, 256, 3, 1, 1, 1},
         {"resnext 3x3 g32 (2,128,56,56)->128", 2, 128, 56, 56, 128, 3, 1, 1, 32},
     };
-    for (const ConvShape& s : convs) bench_conv(s, peak, budget);
+    // The demo's model (configs/shapes: ResNet-18 at 1/4 width, 4 images of 128 x 128, 32-channel
+    // heads on 4 x 64 sampled RoIs): small convolutions, where overheads and threading decide.
+    const ConvShape demo_convs[] = {
+        {"demo stem 7x7/2 (4,3,128,128)->16", 4, 3, 128, 128, 16, 7, 2, 3, 1},
+        {"demo layer1 3x3 (4,16,32,32)->16", 4, 16, 32, 32, 16, 3, 1, 1, 1},
+        {"demo layer3 3x3 (4,64,8,8)->64", 4, 64, 8, 8, 64, 3, 1, 1, 1},
+        {"demo fpn/rpn 3x3 (4,32,32,32)->32", 4, 32, 32, 32, 32, 3, 1, 1, 1},
+        {"demo box head 3x3 (256,32,7,7)->32", 256, 32, 7, 7, 32, 3, 1, 1, 1},
+        {"demo mask head 3x3 (64,32,14,14)->32", 64, 32, 14, 14, 32, 3, 1, 1, 1},
+    };
+    if (demo) {
+      for (const ConvShape& s : demo_convs) bench_conv(s, peak, budget);
+    } else {
+      for (const ConvShape& s : convs) bench_conv(s, peak, budget);
+    }
   }
-  if (gn) {
+  if (gn && !demo) {
     std::printf("\n%-36s %6s  %14s  %14s  %6s\n", "group_norm float32", "MB", "forward", "backward", "memcpy");
     std::printf("%-36s %6s  %14s  %14s  %6s\n", "", "", "GB/s (xmemcpy)", "GB/s (xmemcpy)", "GB/s");
     const Shape gn_shapes[] = {{2, 256, 56, 56}, {2, 256, 100, 152}, {64, 256, 14, 14}, {2, 64, 200, 304}};

@@ -4,6 +4,8 @@
 #include <cstring>
 #include <sstream>
 
+#include <omp.h>
+
 #include "tensor/factory.h"
 
 namespace gndet::data {
@@ -219,6 +221,12 @@ Batch DataLoader::make_batch(int64_t position) const {
 }
 
 void DataLoader::worker_loop() {
+  // A worker runs its ops on its own thread only, as PyTorch's DataLoader workers do
+  // (torch.set_num_threads(1)): an OpenMP team of its own would fight the training step's team for
+  // the same cores, and every parallel region of the step then waits for a preempted thread. On
+  // the 2-core machine the demo's iterations took 0.19-0.26 s with teams in the worker and
+  // 0.15 s without any worker (bench/results/demo_training.md).
+  omp_set_num_threads(1);
   for (;;) {
     int64_t position;
     {
