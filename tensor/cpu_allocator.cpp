@@ -89,13 +89,13 @@ class CachingCpuAllocator final : public Allocator {
       }
       ++misses_;
       // The high-water rule: a miss first gives back cached blocks, oldest first, until live +
-      // cached + the new block fit under the most that live tensors have ever held. Frees only move
-      // bytes from live to cached, so the resident large blocks then never exceed the peak of live
-      // tensor bytes: the cache costs no memory at the peak, only reuses it. (A cache bounded by a
-      // size instead held up to 1 GiB of blocks of the wrong sizes at the peak.)
+      // cached + the new block fit under the most that live tensors have ever held, plus
+      // kCacheSlack. Frees only move bytes from live to cached, so the resident large blocks never
+      // exceed that: the cache reuses the peak's memory rather than adding to it. (A cache bounded
+      // by a size instead held up to 1 GiB of blocks of the wrong sizes at the peak.)
       const int64_t live = allocated_.load(std::memory_order_relaxed) + static_cast<int64_t>(size);
       high_water_ = std::max(high_water_, live);
-      evict_until(high_water_ - live, &released);
+      evict_until(high_water_ + kCacheSlack - live, &released);
     }
     // The largest evicted block becomes the new one: mremap keeps its pages, which are resident
     // already, so the new tensor is not page-faulted in (only growth beyond them is).

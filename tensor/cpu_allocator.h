@@ -12,10 +12,12 @@
 //    of the same class. Smaller blocks go straight to malloc / free, which reuses them well.
 //  - The high-water rule bounds the cache: a request the cache cannot serve first unmaps cached
 //    blocks, least recently cached first, until live + cached + new bytes fit under the peak of
-//    live bytes so far. Resident large blocks thus never exceed what the tensors needed at their
-//    peak (a training iteration of R-50 Mask R-CNN: 4.0 GiB max RSS, was 5.1 GiB with a 1 GiB
-//    cache on glibc's heap; bench/results/cpu_vs_pytorch.md). The largest block given back is
-//    mremap'd into the new one, so its resident pages are reused rather than faulted in again.
+//    live bytes so far plus kCacheSlack. Resident large blocks thus never exceed what the tensors
+//    needed at their peak by more than the slack (a training iteration of R-50 Mask R-CNN: 4.3 GiB
+//    max RSS, was 5.1 GiB with a 1 GiB cache on glibc's heap; bench/results/cpu_vs_pytorch.md).
+//    The slack spares steps whose sizes vary (RoI counts) from remapping blocks all the time: with
+//    none, the demo's training faulted 1.5 M pages per epoch, with it 0.34 M. The largest block
+//    given back is mremap'd into the new one, so its resident pages are reused, not faulted in.
 //  - GNDET_CPU_CACHE_MB caps the cache further (default: no cap; 0 turns caching off): a free
 //    that would exceed it first unmaps the least recently cached blocks. When the kernel cannot
 //    map a request, the whole cache is given back first and the request retried once.
@@ -55,5 +57,6 @@ void reset_cpu_peak_memory();
 // The size class of a cacheable request (exposed for tests): >= nbytes, a multiple of 64.
 size_t cpu_cache_size_class(size_t nbytes);
 inline constexpr size_t kMinCached = size_t{256} << 10;
+inline constexpr int64_t kCacheSlack = int64_t{256} << 20;
 
 }  // namespace gndet

@@ -101,8 +101,9 @@ TEST_CASE("CPU cache: a miss gives back cached blocks so that live + cached stay
   set_cpu_cache_limit(std::numeric_limits<int64_t>::max());
   cpu_empty_cache();
   Allocator* a = cpu_allocator();
+  constexpr size_t kMiB = size_t{1} << 20;
   // Blocks are mapped but never touched, so this costs address space, not memory.
-  const size_t n = size_t{64} << 20, c = cpu_cache_size_class(n);
+  const size_t n = 512 * kMiB, c = cpu_cache_size_class(n);
   const CpuCacheStats s0 = cpu_cache_stats();
   const int64_t k = (s0.high_water_bytes - s0.allocated_bytes) / static_cast<int64_t>(c) + 2;
   std::vector<void*> blocks;
@@ -111,19 +112,29 @@ TEST_CASE("CPU cache: a miss gives back cached blocks so that live + cached stay
   CHECK(s1.high_water_bytes == s1.allocated_bytes);  // pushed past the old mark: it followed
   for (void* b : blocks) a->deallocate(b, n);
   CHECK(cpu_cache_stats().cached_bytes == k * static_cast<int64_t>(c));
-  // A block of another class cannot come from the cache; mapping it on top of everything cached
-  // would exceed the mark, so the oldest cached block (blocks[0]) goes first, and only it; its
-  // pages become the new block (shrunk in place by mremap).
-  const size_t m = size_t{48} << 20;
-  void* other = a->allocate(m);
-  CHECK(other == blocks[0]);
+
+  // A block of another class cannot come from the cache. Within the slack it is mapped next to
+  // everything cached.
+  const size_t within = static_cast<size_t>(kCacheSlack) / 2;
+  void* w = a->allocate(within);
+  CHECK(cpu_cache_stats().releases == s1.releases);
+  CHECK(cpu_cache_stats().cached_bytes == k * static_cast<int64_t>(c));
+  a->deallocate(w, within);
+
+  // Beyond it, the oldest cached block (blocks[0]) goes, and only it; its pages become the new
+  // block (shrunk in place by mremap).
+  const size_t beyond = 384 * kMiB;
+  REQUIRE(static_cast<int64_t>(beyond) > kCacheSlack);
+  void* other = a->allocate(beyond);
   const CpuCacheStats s2 = cpu_cache_stats();
+  CHECK(other == blocks[0]);
   CHECK(s2.releases == s1.releases + 1);
-  CHECK(s2.cached_bytes == (k - 1) * static_cast<int64_t>(c));
-  CHECK(s2.allocated_bytes + s2.cached_bytes <= s2.high_water_bytes);
+  CHECK(s2.cached_bytes == (k - 1) * static_cast<int64_t>(c) + static_cast<int64_t>(within));
+  CHECK(s2.allocated_bytes + s2.cached_bytes <= s2.high_water_bytes + kCacheSlack);
   CHECK(s2.high_water_bytes == s1.high_water_bytes);
-  for (int64_t i = 1; i < k; ++i) CHECK(a->allocate(n) == blocks[static_cast<size_t>(k - i)]);  // the rest still cached
+  // The rest are still cached, newest first.
+  for (int64_t i = k - 1; i >= 1; --i) CHECK(a->allocate(n) == blocks[static_cast<size_t>(i)]);
   for (int64_t i = 1; i < k; ++i) a->deallocate(blocks[static_cast<size_t>(i)], n);
-  a->deallocate(other, m);
+  a->deallocate(other, beyond);
   cpu_empty_cache();
 }
