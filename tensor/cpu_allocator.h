@@ -18,9 +18,10 @@
 //    The slack spares steps whose sizes vary (RoI counts) from remapping blocks all the time: with
 //    none, the demo's training faulted 1.5 M pages per epoch, with it 0.34 M. The largest block
 //    given back is mremap'd into the new one, so its resident pages are reused, not faulted in.
-//  - GNDET_CPU_CACHE_MB caps the cache further (default: no cap; 0 turns caching off): a free
-//    that would exceed it first unmaps the least recently cached blocks. When the kernel cannot
-//    map a request, the whole cache is given back first and the request retried once.
+//  - GNDET_CPU_CACHE_MB caps the cache further (default: no cap): a free that would exceed it
+//    first unmaps the least recently cached blocks. 0 at start turns mapping and caching off for
+//    the process: every block then comes from malloc, where AddressSanitizer sees it. When the
+//    kernel cannot map a request, the whole cache is given back first and the request retried.
 //  - Thread-safe (one mutex; data-loader threads allocate too). Never destroyed, so tensors freed
 //    during static destruction still find it.
 #pragma once
@@ -42,6 +43,9 @@ struct CpuCacheStats {
   int64_t allocated_bytes = 0;
   int64_t peak_allocated_bytes = 0;
   int64_t high_water_bytes = 0;  // the high-water rule's mark: the most live bytes seen at a miss
+  // False when GNDET_CPU_CACHE_MB was 0 at start: then every block comes from the C heap and
+  // nothing is cached, for the whole process (tools/sanitize: AddressSanitizer watches the heap).
+  bool mapped = true;
 };
 
 CpuCacheStats cpu_cache_stats();
