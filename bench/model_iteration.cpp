@@ -180,7 +180,15 @@ int main(int argc, char** argv) {
       const auto start = std::chrono::steady_clock::now();
       if (!train) {
         autograd::NoGradGuard no_grad;
+        const CpuCacheStats at_start = cpu_cache_stats();
+        reset_cpu_peak_memory();
         const std::vector<Detections> dets = model.predict(first_image, first_info);
+        if (!device.is_cuda()) {
+          const CpuCacheStats at_end = cpu_cache_stats();
+          tensor_memory = "tensor memory (MiB, live CPU tensors, last iteration): peak " +
+                          fixed(mib(at_end.peak_allocated_bytes)) + "; large blocks from the cache / newly mapped: " +
+                          std::to_string(at_end.hits - at_start.hits) + " / " + std::to_string(at_end.misses - at_start.misses);
+        }
         if (device.is_cuda()) cuda::synchronize(device.index);
         const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         if (it >= args.warmup) times.push_back(s);

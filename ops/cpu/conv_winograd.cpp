@@ -31,8 +31,10 @@ constexpr int64_t kChunk = 128;  // tiles per GEMM: wide enough for the GEMM, V 
 // With 32 channels each way (the demo's heads), 32-tile chunks ran 1.25x faster than 128-tile ones
 // in the weight gradient and no slower elsewhere (bench/cpu_layers --demo, GFLOP/s relative to the
 // same run's GEMM peak: 0.58-0.69 against 0.46-0.52).
+// At 64 channels each way it made no difference (ResNet's layer1 3x3: 1.05-1.15 against 1.11-1.16),
+// so the zoo's convolutions keep kChunk.
 constexpr int64_t kSmallChunk = 32;
-constexpr int64_t kSmallChannels = 128;  // C_in + C_out at or below which kSmallChunk applies
+constexpr int64_t kSmallChannels = 64;  // C_in + C_out at or below which kSmallChunk applies
 // Below these the transforms (the kernels' above all, once per call) and narrow GEMMs outweigh the
 // saved multiplications (bench/cpu_layers: a 14x14 map of 2 images, 32 tiles, ran at 0.7x direct).
 constexpr int64_t kMinChannels = 16;
