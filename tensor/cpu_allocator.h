@@ -13,7 +13,7 @@
 //  - The high-water rule bounds the cache: a request the cache cannot serve first unmaps cached
 //    blocks, least recently cached first, until live + cached + new bytes fit under the peak of
 //    live bytes so far plus kCacheSlack. Resident large blocks thus never exceed what the tensors
-//    needed at their peak by more than the slack (a training iteration of R-50 Mask R-CNN: 4.3 GiB
+//    needed at their peak by more than the slack (a training iteration of R-50 Mask R-CNN: 4.2 GiB
 //    max RSS, was 5.1 GiB with a 1 GiB cache on glibc's heap; bench/results/cpu_vs_pytorch.md).
 //    The slack spares steps whose sizes vary (RoI counts) from remapping blocks all the time: with
 //    none, the demo's training faulted 1.5 M pages per epoch, with it 0.34 M. The largest block
