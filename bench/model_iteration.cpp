@@ -125,6 +125,13 @@ std::string fixed(double v) {
   return buf;
 }
 
+// How the large blocks allocated since `at_start` were served.
+std::string block_reuse(const CpuCacheStats& at_start) {
+  const CpuCacheStats now = cpu_cache_stats();
+  return "large blocks from the cache / newly mapped: " + std::to_string(now.hits - at_start.hits) + " / " +
+         std::to_string(now.misses - at_start.misses);
+}
+
 double max_rss_mib() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
@@ -184,10 +191,8 @@ int main(int argc, char** argv) {
         reset_cpu_peak_memory();
         const std::vector<Detections> dets = model.predict(first_image, first_info);
         if (!device.is_cuda()) {
-          const CpuCacheStats at_end = cpu_cache_stats();
           tensor_memory = "tensor memory (MiB, live CPU tensors, last iteration): peak " +
-                          fixed(mib(at_end.peak_allocated_bytes)) + "; large blocks from the cache / newly mapped: " +
-                          std::to_string(at_end.hits - at_start.hits) + " / " + std::to_string(at_end.misses - at_start.misses);
+                          fixed(mib(cpu_cache_stats().peak_allocated_bytes)) + "; " + block_reuse(at_start);
         }
         if (device.is_cuda()) cuda::synchronize(device.index);
         const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -215,9 +220,7 @@ int main(int argc, char** argv) {
         tensor_memory = "tensor memory (MiB, live CPU tensors, last iteration): before " + fixed(before) +
                         ", peak in forward " + fixed(mib(after_forward.peak_allocated_bytes)) + ", after forward " +
                         fixed(mib(after_forward.allocated_bytes)) + ", peak in backward " + fixed(backward_peak) +
-                        ", peak in step " + fixed(step_peak) + "; large blocks from the cache / newly mapped: " +
-                        std::to_string(cpu_cache_stats().hits - at_start.hits) + " / " +
-                        std::to_string(cpu_cache_stats().misses - at_start.misses);
+                        ", peak in step " + fixed(step_peak) + "; " + block_reuse(at_start);
       }
       if (device.is_cuda()) cuda::synchronize(device.index);
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -22,16 +22,11 @@ namespace {
 
 constexpr int64_t kUnlimited = std::numeric_limits<int64_t>::max();
 
-// nullptr when the C heap has no room.
-void* try_heap_alloc(size_t bytes) {
+void* heap_alloc(size_t bytes) {
   // 64-byte alignment suits AVX-512 loads and keeps rows of different tensors off shared lines;
   // aligned_alloc wants a size that is a multiple of it.
   const size_t rounded = bytes == 0 ? 64 : (bytes + 63) / 64 * 64;
-  return std::aligned_alloc(64, rounded);
-}
-
-void* heap_alloc(size_t bytes) {
-  void* p = try_heap_alloc(bytes);
+  void* p = std::aligned_alloc(64, rounded);
   if (p == nullptr) GNDET_FAIL("out of host memory allocating ", bytes, " bytes");
   return p;
 }
