@@ -27,6 +27,9 @@ int run_train(const Args& args) {
       .option("--launcher", "L",
               "none (one process) or mpi (one rank per process, started by mpirun -np N or srun --mpi=pmix; gradients\n"
               "      averaged over the ranks, rank 0 logs, saves and scores; batch_size is per rank)", "none")
+      .option("--amp", "T",
+              "mixed precision: bf16 or fp16 convolutions and linear layers (float32 accumulation), float32 elsewhere,\n"
+              "      dynamic loss scaling (as optim_wrapper.type=AmpOptimWrapper)", "the config's optim_wrapper")
       .flag("--auto-scale-lr", "scale the lr by (ranks x batch_size) / auto_scale_lr.base_batch_size")
       .option("--profile", "N", "profile N iterations after the first one (gndet profile's tables and trace, in\n"
               "      <work-dir>/profile/); training goes on unprofiled afterwards", "0")
@@ -34,6 +37,7 @@ int run_train(const Args& args) {
       .example("gndet train configs/gn/mask-rcnn_r50_fpn_gn-all_2x_coco.json --cfg-options train_dataloader.batch_size=1")
       .example("gndet train CONFIG --work-dir work_dirs/run1 --resume")
       .example("gndet train CONFIG --resume work_dirs/run1/epoch_4.safetensors")
+      .example("gndet train CONFIG --amp bf16")
       .example("mpirun -np 2 gndet train CONFIG --launcher mpi   (or tools/dist_train CONFIG 2)");
   if (!p.parse(args)) {
     std::cout << p.help();
@@ -50,6 +54,7 @@ int run_train(const Args& args) {
   o.evaluate = !p.has("--no-validate");
   o.launcher = p.get("--launcher");
   o.auto_scale_lr = p.has("--auto-scale-lr");
+  if (p.has("--amp")) o.amp = p.get("--amp");
   o.profile_iters = static_cast<int>(p.get_int("--profile", 0, 100000));
   return run_training(o);
 }

@@ -38,6 +38,8 @@ const char* short_dtype(DType t) {
     case kInt32: return "i32";
     case kUInt8: return "u8";
     case kBool: return "bool";
+    case kBFloat16: return "bf16";
+    case kFloat16: return "f16";
   }
   return "?";
 }

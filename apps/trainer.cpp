@@ -10,9 +10,12 @@
 #include "apps/profile_session.h"
 #include "apps/train_log.h"
 #include "apps/visualize.h"
+#include "ops/autocast.h"
+#include "ops/elementwise.h"
 #include "tensor/grad_mode.h"
 #include "dist/grad_sync.h"
 #include "nn/checkpoint.h"
+#include "nn/loss_scaler.h"
 #include "nn/lr_schedule.h"
 #include "nn/optim.h"
 #include "tensor/cuda_api.h"
@@ -76,6 +79,55 @@ std::vector<std::pair<std::string, double>> ap_metrics(const EvalReport& r) {
   return m;
 }
 
+// Mixed precision: mmengine's AmpOptimWrapper (optim_wrapper.type, .dtype, .loss_scale) or --amp.
+struct Amp {
+  std::optional<DType> dtype;  // nullopt: float32 training
+  nn::LossScalerOptions scaler;
+  std::string describe() const {
+    char line[200];
+    std::snprintf(line, sizeof(line), "mixed precision: %s products, float32 elsewhere; %s loss scale %g", dtype_name(*dtype),
+                  scaler.dynamic ? "dynamic" : "static", scaler.init_scale);
+    return line;
+  }
+};
+
+Amp amp_from_config(const ConfigNode& optim, bool amp_wrapper, const std::string& amp_flag) {
+  Amp amp;
+  if (!amp_wrapper && amp_flag.empty()) {
+    for (const char* key : {"loss_scale", "dtype"}) {
+      GNDET_CHECK(!optim.has(key), "config ", optim.path(), ".", key, ": only an AmpOptimWrapper has it (type is OptimWrapper)");
+    }
+    return amp;
+  }
+  // mmengine's AmpOptimWrapper autocasts to float16 unless dtype says otherwise; --amp decides over both.
+  amp.dtype = !amp_flag.empty()               ? autocast::parse_dtype(amp_flag, "--amp")
+              : optim.has("dtype") && !optim["dtype"].is_null() ? autocast::parse_dtype(optim["dtype"].as_string(), "config " + optim.path() + ".dtype")
+                                                                : kFloat16;
+  if (!optim.has("loss_scale") || optim["loss_scale"].is_null()) return amp;  // "dynamic", GradScaler's defaults
+  const ConfigNode ls = optim["loss_scale"];
+  if (ls.json().is_string()) {
+    if (ls.as_string() != "dynamic") ls.fail("expected \"dynamic\", a number or GradScaler's arguments");
+  } else if (ls.json().is_number()) {
+    amp.scaler.dynamic = false;  // mmengine: a number is a static scale
+    amp.scaler.init_scale = ls.as_double();
+  } else if (ls.json().is_object()) {
+    ls.check_keys({"init_scale", "growth_factor", "backoff_factor", "growth_interval", "enabled"});
+    GNDET_CHECK(ls.get_bool("enabled", true), "config ", ls.path(), ".enabled: false is not supported (remove the AmpOptimWrapper instead)");
+    amp.scaler.init_scale = ls.get_double("init_scale", amp.scaler.init_scale);
+    amp.scaler.growth_factor = ls.get_double("growth_factor", amp.scaler.growth_factor);
+    amp.scaler.backoff_factor = ls.get_double("backoff_factor", amp.scaler.backoff_factor);
+    amp.scaler.growth_interval = ls.get_int("growth_interval", amp.scaler.growth_interval, 1, INT64_MAX);
+  } else {
+    ls.fail("expected \"dynamic\", a number or GradScaler's arguments");
+  }
+  try {
+    nn::LossScaler check(amp.scaler);  // a bad value fails now, before the model is built
+  } catch (const Error& e) {
+    GNDET_FAIL("config ", ls.path(), ": ", e.what());
+  }
+  return amp;
+}
+
 int train(const TrainOptions& opts, const std::shared_ptr<dist::Communicator>& comm) {
   const bool main_rank = comm->is_main();
   const int world = comm->world_size();
@@ -103,8 +155,9 @@ int train(const TrainOptions& opts, const std::shared_ptr<dist::Communicator>& c
 
   // ---- optimizer, schedule ----
   const ConfigNode optim = root["optim_wrapper"];
-  optim.check_keys({"type", "optimizer", "paramwise_cfg", "clip_grad"});
-  if (optim.has("type")) optim.type({"OptimWrapper"});
+  optim.check_keys({"type", "optimizer", "paramwise_cfg", "clip_grad", "loss_scale", "dtype"});
+  const bool amp_wrapper = optim.has("type") && optim.type({"OptimWrapper", "AmpOptimWrapper"}) == "AmpOptimWrapper";
+  const Amp amp = amp_from_config(optim, amp_wrapper, opts.amp);
   const ConfigNode sgd_cfg = optim["optimizer"];
   sgd_cfg.check_keys({"type", "lr", "momentum", "weight_decay", "nesterov"});
   sgd_cfg.type({"SGD"});
@@ -182,6 +235,11 @@ int train(const TrainOptions& opts, const std::shared_ptr<dist::Communicator>& c
   }
 
   nn::SGD optimizer(nn::make_param_groups(*model, rules), sgd);
+  std::optional<nn::LossScaler> scaler;
+  if (amp.dtype) {
+    scaler.emplace(amp.scaler);
+    log.info(amp.describe());
+  }
 
   // ---- data ----
   const auto train_set = build_dataset(cfg, "train_dataloader");
@@ -205,6 +263,7 @@ int train(const TrainOptions& opts, const std::shared_ptr<dist::Communicator>& c
     GNDET_CHECK(fs::exists(path), "--resume: checkpoint '", path, "' not found");
     nn::load_checkpoint(path, *model, &optimizer, &state, /*strict=*/true);
     gen.set_state(state.rng_state);
+    if (scaler && state.loss_scale > 0) scaler->load_state(state.loss_scale, state.loss_scale_growth_tracker);
     if (!iter_based && state.iteration != state.epoch * iters_per_epoch) {
       // Saved by a run with another number of ranks: epochs are what carries over.
       log.info("the checkpoint's iteration " + std::to_string(state.iteration) + " is " + std::to_string(state.epoch) +
@@ -239,6 +298,8 @@ int train(const TrainOptions& opts, const std::shared_ptr<dist::Communicator>& c
   auto save = [&](const std::string& name) {
     if (!main_rank) return;
     state.rng_state = gen.state();
+    state.loss_scale = scaler ? scaler->scale() : 0.0;
+    state.loss_scale_growth_tracker = scaler ? scaler->growth_tracker() : 0;
     const std::string path = work_dir + "/" + name;
     nn::save_checkpoint(path, *model, &optimizer, state);
     const std::string latest = work_dir + "/latest.safetensors";
@@ -301,7 +362,11 @@ int train(const TrainOptions& opts, const std::shared_ptr<dist::Communicator>& c
       }
       if (profile) profile->step_begin("iteration " + std::to_string(state.iteration + 1));
       const ModelInputs in = to_model_inputs(*batch, device, true);
-      const LossDict losses = model->loss(in.images, in.targets, in.infos, gen);
+      LossDict losses;
+      {
+        const autocast::Guard mixed_precision(amp.dtype);  // the forward pass only, as mmengine's optim_context
+        losses = model->loss(in.images, in.targets, in.infos, gen);
+      }
       const Tensor total = total_loss(losses);
       const double total_value = total.item<double>();
       bool all_finite = std::isfinite(total_value);
@@ -321,14 +386,35 @@ int train(const TrainOptions& opts, const std::shared_ptr<dist::Communicator>& c
                  " loss is " + std::to_string(total_value) + " at iteration " +
                  std::to_string(state.iteration + 1) + " (epoch " + std::to_string(epoch + 1) + "):" + parts +
                  ". The last good checkpoint is " + work_dir + "/latest.safetensors (if one was saved); lower the "
-                 "learning rate or check the data.");
+                 "learning rate or check the data" +
+                 (amp.dtype == kFloat16 ? " (under float16 an activation beyond 65504 is inf: try --amp bf16)." : "."));
         return 1;
       }
       optimizer.zero_grad();
-      total.backward();
+      if (scaler) {
+        (total * scaler->scale()).backward();
+      } else {
+        total.backward();
+      }
       averager.average();  // clipping and the update see the mean over the ranks
-      if (clip > 0) last_grad_norm = nn::clip_grad_norm(model->parameters(), clip);
-      optimizer.step();
+      // Mixed precision: unscaled gradients for clipping and the update; an overflow skips the step.
+      const bool overflow = scaler && !scaler->unscale(trainable);
+      if (!overflow) {
+        if (clip > 0) last_grad_norm = nn::clip_grad_norm(model->parameters(), clip);
+        optimizer.step();
+      }
+      if (scaler) {
+        const double before = scaler->scale();
+        scaler->update(overflow);
+        if (overflow) {
+          char line[200];
+          std::snprintf(line, sizeof(line), "iteration %lld: gradients overflowed at loss scale %g, update skipped, scale now %g",
+                        static_cast<long long>(state.iteration + 1), before, scaler->scale());
+          log.info(line);
+          GNDET_CHECK(scaler->scale() >= 0x1p-24, "the gradients overflow at every loss scale down to ", scaler->scale(),
+                      " (iteration ", state.iteration + 1, "): training has diverged; lower the learning rate or use --amp bf16");
+        }
+      }
       ++state.iteration;
       if (profile) {
         profile->step_end();

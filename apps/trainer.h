@@ -1,7 +1,8 @@
 // `gndet train`: the training loop of an mmdetection config.
 //
 //   for each iteration: batch -> losses -> NaN/inf check -> backward -> clip -> SGD step (lr from
-//   the schedule); every logger.interval iterations a log line; after each epoch (every
+//   the schedule; with mixed precision the forward pass autocasts, backward starts from the scaled
+//   loss and an overflow skips clip and step); every logger.interval iterations a log line; after each epoch (every
 //   val_interval) a checkpoint (epoch_N and latest, written atomically), COCO evaluation of the
 //   val set and the loss / AP plot. --resume continues from a checkpoint with the optimizer
 //   state, iteration counter and random state it saved, so the resumed run repeats exactly the
@@ -28,6 +29,9 @@ struct TrainOptions {
   std::string launcher = "none";
   bool auto_scale_lr = false;              // as mmdetection's --auto-scale-lr: enables cfg.auto_scale_lr
   int profile_iters = 0;                   // > 0: profile that many iterations after the first (rank 0)
+  // Mixed precision ("bf16" or "fp16"; "" = as the config says): products in that type, a loss
+  // scaler (ops/autocast.h, nn/loss_scaler.h). Overrides optim_wrapper.type / dtype.
+  std::string amp;
 };
 
 // Returns the process exit code: 0 on success, 1 when training stopped on a non-finite loss.

@@ -36,8 +36,12 @@ void save_checkpoint(const std::string& path, const Module& model, const SGD* op
   for (const auto& [name, t] : model.state_dict()) tensors[kModelPrefix + name] = t;
   std::map<std::string, std::string> metadata;
   metadata["format"] = kFormat;
-  metadata["training"] =
-      nlohmann::json{{"iteration", state.iteration}, {"epoch", state.epoch}, {"rng_state", state.rng_state}}.dump();
+  nlohmann::json training{{"iteration", state.iteration}, {"epoch", state.epoch}, {"rng_state", state.rng_state}};
+  if (state.loss_scale > 0) {
+    training["loss_scale"] = state.loss_scale;
+    training["loss_scale_growth_tracker"] = state.loss_scale_growth_tracker;
+  }
+  metadata["training"] = training.dump();
   metadata["config"] = state.config_json;
   if (optimizer != nullptr) {
     for (const auto& [name, buf] : optimizer->momentum_buffers()) tensors[kMomentumPrefix + name] = buf;
@@ -86,6 +90,10 @@ CheckpointReport load_checkpoint(const std::string& path, Module& model, SGD* op
       saved_state.iteration = training.at("iteration").get<int64_t>();
       saved_state.epoch = training.at("epoch").get<int64_t>();
       saved_state.rng_state = training.at("rng_state").get<std::string>();
+      if (training.contains("loss_scale")) {
+        saved_state.loss_scale = training.at("loss_scale").get<double>();
+        saved_state.loss_scale_growth_tracker = training.at("loss_scale_growth_tracker").get<int64_t>();
+      }
     } catch (const nlohmann::json::exception& e) {
       GNDET_FAIL("checkpoint '", path, "': bad training metadata: ", e.what());
     }

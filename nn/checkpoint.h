@@ -23,6 +23,10 @@ struct TrainingState {
   int64_t epoch = 0;        // epochs completed
   std::string rng_state;    // Generator::state()
   std::string config_json;  // the config the run was started with
+  // Mixed precision (nn/loss_scaler.h): the loss scale and its growth tracker; 0 when the run
+  // trains in float32 (and in checkpoints from before mixed precision).
+  double loss_scale = 0;
+  int64_t loss_scale_growth_tracker = 0;
 };
 
 // optimizer may be null (a model-only checkpoint).

@@ -6,6 +6,7 @@
 
 #include "autograd/function.h"
 #include "autograd/profiler.h"
+#include "ops/autocast.h"
 #include "ops/elementwise.h"
 #include "tensor/factory.h"
 
@@ -126,16 +127,21 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, Pair stride, Pa
     y_shape[2 + d] = (in - span) / stride[d] + 1;
   }
 
+  // Under autocast the product runs on 16-bit operands and the bias is added after the rounding
+  // (ops/autocast.h); the float32 inputs are what backward keeps.
+  const autocast::Product prod = autocast::Product::for_input(x);
   const Tensor xr = raw(x), wr = raw(w), br = raw(b);
-  Tensor y = conv_output(y_shape, xr, wr, br, p);
+  Tensor y = prod.result(conv_output(y_shape, prod.operand(xr), prod.operand(wr), prod.reduced() ? Tensor() : br, p));
+  if (prod.reduced() && br.defined() && y.numel() > 0) add_(y, as_channel_bias(br));
   const bool need_x = x.requires_grad(), need_w = w.requires_grad(), need_b = b.defined() && b.requires_grad();
   record(kConv2d, {x, w, b}, {y},
          [sx = Saved(need_w ? xr : Tensor()), sw = Saved(need_x ? wr : Tensor()), x_shape = x.shape(),
-          w_shape = w.shape(), p, need_x, need_w, need_b](const Tensors& g) {
+          w_shape = w.shape(), p, prod, need_x, need_w, need_b](const Tensors& g) {
            const Tensor dy = g[0].contiguous();
+           const Tensor dy_op = prod.operand(dy);
            Tensors grads(3);
-           if (need_x) grads[0] = conv_input_grad(x_shape, dy, sw.get(), p);
-           if (need_w) grads[1] = conv_weight_grad(w_shape, dy, sx.get(), p);
+           if (need_x) grads[0] = prod.result(conv_input_grad(x_shape, dy_op, prod.operand(sw.get()), p));
+           if (need_w) grads[1] = prod.result(conv_weight_grad(w_shape, dy_op, prod.operand(sx.get()), p));
            if (need_b) grads[2] = channel_sum(dy);
            return grads;
          });
@@ -165,18 +171,20 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& b, Pair 
                 " gives an empty output");
   }
 
+  const autocast::Product prod = autocast::Product::for_input(x);  // as in conv2d
   const Tensor xr = raw(x), wr = raw(w), br = raw(b);
   // The transposed convolution is conv2d's input gradient with x in the role of dy.
-  Tensor y = conv_input_grad(y_shape, xr, wr, p);
+  Tensor y = prod.result(conv_input_grad(y_shape, prod.operand(xr), prod.operand(wr), p));
   if (br.defined() && y.numel() > 0) add_(y, as_channel_bias(br));
   const bool need_x = x.requires_grad(), need_w = w.requires_grad(), need_b = b.defined() && b.requires_grad();
   record(kConvTranspose2d, {x, w, b}, {y},
          [sx = Saved(need_w ? xr : Tensor()), sw = Saved(need_x ? wr : Tensor()), x_shape = x.shape(),
-          w_shape = w.shape(), p, need_x, need_w, need_b](const Tensors& g) {
+          w_shape = w.shape(), p, prod, need_x, need_w, need_b](const Tensors& g) {
            const Tensor dy = g[0].contiguous();
+           const Tensor dy_op = prod.operand(dy);
            Tensors grads(3);
-           if (need_x) grads[0] = conv_output(x_shape, dy, sw.get(), Tensor(), p);
-           if (need_w) grads[1] = conv_weight_grad(w_shape, sx.get(), dy, p);
+           if (need_x) grads[0] = prod.result(conv_output(x_shape, dy_op, prod.operand(sw.get()), Tensor(), p));
+           if (need_w) grads[1] = prod.result(conv_weight_grad(w_shape, prod.operand(sx.get()), dy_op, p));
            if (need_b) grads[2] = channel_sum(dy);
            return grads;
          });

@@ -2,6 +2,7 @@
 
 #include "autograd/function.h"
 #include "autograd/profiler.h"
+#include "ops/autocast.h"
 #include "ops/elementwise.h"
 #include "ops/linalg.h"
 #include "ops/reduce.h"
@@ -51,7 +52,9 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   const int64_t rows = shape_numel(Shape(x.shape().begin(), x.shape().end() - 1));
   const Tensor x2 = x.detach().contiguous().reshape({rows, in});
   const Tensor w2 = w.detach().contiguous();
-  Tensor y2 = gemm(x2, w2.t());
+  // Under autocast the products run on 16-bit operands, the bias is added in float32 (ops/autocast.h).
+  const autocast::Product prod = autocast::Product::for_input(x);
+  Tensor y2 = prod.result(gemm(prod.operand(x2), prod.operand(w2).t()));
   if (b.defined() && y2.numel() > 0) add_(y2, b.detach());
   Shape y_shape = x.shape();
   y_shape.back() = out;
@@ -60,11 +63,12 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   const bool need_x = x.requires_grad(), need_w = w.requires_grad(), need_b = b.defined() && b.requires_grad();
   record(kLinear, {x, w, b}, {y},
          [sx = Saved(need_w ? x2 : Tensor()), sw = Saved(need_x ? w2 : Tensor()), x_shape = x.shape(), rows, out,
-          need_x, need_w, need_b](const Tensors& g) {
+          prod, need_x, need_w, need_b](const Tensors& g) {
            const Tensor dy = g[0].contiguous().reshape({rows, out});
+           const Tensor dy_op = prod.operand(dy);
            Tensors grads(3);
-           if (need_x) grads[0] = gemm(dy, sw.get()).reshape(x_shape);  // (rows, out) @ (out, in)
-           if (need_w) grads[1] = gemm(dy.t(), sx.get());                // (out, rows) @ (rows, in)
+           if (need_x) grads[0] = prod.result(gemm(dy_op, prod.operand(sw.get()))).reshape(x_shape);  // (rows, out) @ (out, in)
+           if (need_w) grads[1] = prod.result(gemm(dy_op.t(), prod.operand(sx.get())));                // (out, rows) @ (rows, in)
            if (need_b) {
              grads[2] = empty({out}, dy.options());
              if (rows == 0) {

@@ -9,7 +9,8 @@
 namespace gndet {
 
 // x: (..., in); w: (out, in); b: (out) or undefined -> (..., out).
-// Differentiable in x, w and b; gradients are computed only for inputs that require them.
+// Differentiable in x, w and b; gradients are computed only for inputs that require them. Under
+// autocast (ops/autocast.h) the products run on 16-bit operands, the bias is added in float32.
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
 
 }  // namespace gndet

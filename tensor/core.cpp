@@ -29,6 +29,8 @@ size_t itemsize(DType t) {
     case kInt32: return 4;
     case kUInt8: return 1;
     case kBool: return 1;
+    case kBFloat16: return 2;
+    case kFloat16: return 2;
   }
   return 0;
 }
@@ -41,6 +43,8 @@ const char* dtype_name(DType t) {
     case kInt32: return "int32";
     case kUInt8: return "uint8";
     case kBool: return "bool";
+    case kBFloat16: return "bfloat16";
+    case kFloat16: return "float16";
   }
   return "?";
 }

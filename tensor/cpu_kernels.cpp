@@ -8,7 +8,7 @@ namespace {
 void fill_cpu(const Tensor& dst, double value) {
   const Tensor* none = nullptr;
   const StridedPlan p = make_plan(dst, &none, 0, "fill_");
-  dispatch_all(dst.dtype(), "fill_", [&]<class T>() {
+  dispatch_storage(dst.dtype(), "fill_", [&]<class T>() {
     T* out = static_cast<T*>(dst.raw_data());
     const T v = static_cast<T>(value);
     cpu::for_each_row(p, [&](const int64_t* off, const int64_t* st, int64_t n) {
@@ -27,8 +27,8 @@ void copy_cpu(const Tensor& dst, const Tensor& src) {
               src.device().str());
   const Tensor* inputs[] = {&src};
   const StridedPlan p = make_plan(dst, inputs, 1, "copy_");
-  dispatch_all(dst.dtype(), "copy_", [&]<class D>() {
-    dispatch_all(src.dtype(), "copy_", [&]<class S>() {
+  dispatch_storage(dst.dtype(), "copy_", [&]<class D>() {
+    dispatch_storage(src.dtype(), "copy_", [&]<class S>() {
       D* out = static_cast<D*>(dst.raw_data());
       const S* in = static_cast<const S*>(src.raw_data());
       cpu::for_each_row(p, [&](const int64_t* off, const int64_t* st, int64_t n) {

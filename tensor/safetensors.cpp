@@ -23,13 +23,16 @@ const char* st_dtype(DType t) {
     case kInt32: return "I32";
     case kUInt8: return "U8";
     case kBool: return "BOOL";
+    case kBFloat16: return "BF16";
+    case kFloat16: return "F16";
   }
   return "?";
 }
 
 bool parse_st_dtype(const std::string& s, DType* out) {
   static const std::pair<const char*, DType> table[] = {{"F32", kFloat32}, {"F64", kFloat64}, {"I64", kInt64},
-                                                        {"I32", kInt32},   {"U8", kUInt8},     {"BOOL", kBool}};
+                                                        {"I32", kInt32},   {"U8", kUInt8},     {"BOOL", kBool},
+                                                        {"BF16", kBFloat16}, {"F16", kFloat16}};
   for (const auto& [name, t] : table) {
     if (s == name) {
       *out = t;

@@ -76,7 +76,7 @@ template <class T>
 std::vector<T> Tensor::to_vector() const {
   const Tensor host = cpu().contiguous();
   std::vector<T> out(static_cast<size_t>(host.numel()));
-  dispatch_all(host.dtype(), "to_vector", [&]<class S>() {
+  dispatch_storage(host.dtype(), "to_vector", [&]<class S>() {
     const S* src = static_cast<const S*>(host.raw_data());
     for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<T>(src[i]);
   });

@@ -63,7 +63,7 @@ double max_abs_diff(const std::vector<double>& x, const std::vector<double>& y) 
 }
 
 void poison(Tensor& t) {
-  if (is_floating(t.dtype())) {
+  if (is_floating(t.dtype()) || is_reduced_float(t.dtype())) {
     t.fill_(NAN);
   } else {
     t.fill_(0x5A);

@@ -58,6 +58,8 @@ const char* storage_class(DType t) {
     case kInt32: return "IntStorage";
     case kUInt8: return "ByteStorage";
     case kBool: return "BoolStorage";
+    case kBFloat16: return "BFloat16Storage";
+    case kFloat16: return "HalfStorage";
   }
   return "?";
 }

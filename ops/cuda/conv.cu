@@ -14,7 +14,9 @@
 // C^T = B^T A^T, each operand passed as stored. A 1x1 / stride-1 / unpadded convolution skips
 // im2col (its column matrix is the image). The column buffer holds at most kColumnBudget values:
 // larger images are processed in ranges of output columns. float32 uses TF32 tensor cores when
-// cuda::allow_tf32(); results are deterministic (no atomics, fixed GEMM order).
+// cuda::allow_tf32(); results are deterministic (no atomics, fixed GEMM order). Autocast's
+// bfloat16 / float16 operands go to cuDNN's tensor cores (float32 accumulation); the own path
+// computes them in float32 and rounds the result (own_path).
 #include <algorithm>
 #include <climits>
 #include <type_traits>
@@ -238,6 +240,17 @@ bool want_cudnn() {
 #endif
 }
 
+// The own path for autocast's 16-bit operands (ops/autocast.h), reached when cuDNN declines them
+// or is off: the GEMM path in float32 on the widened operands (exact), its result rounded once to
+// the 16-bit type -- the numbers the CPU computes, without the tensor cores.
+template <class GemmPass>
+void own_path(const Tensor& out, const Tensor& a, const Tensor& b, const Conv2dParams& p, GemmPass gemm_pass) {
+  if (!is_reduced_float(out.dtype())) return gemm_pass(out, a, b, p);
+  const Tensor wide = empty(out.shape(), TensorOptions(kFloat32, out.device()));
+  gemm_pass(wide, a.to(kFloat32), b.to(kFloat32), p);
+  Tensor(out).copy_(wide);  // a handle to the same storage
+}
+
 void conv2d_forward_cuda(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b, Conv2dParams p) {
   cuda::require_device("conv2d", x.device(), {&y, &w});
   if (b.defined()) cuda::require_device("conv2d", x.device(), {&b});
@@ -247,7 +260,7 @@ void conv2d_forward_cuda(const Tensor& y, const Tensor& x, const Tensor& w, cons
 #if GNDET_WITH_CUDNN
   if (try_cudnn) done = cuda::cudnn_conv_forward(y, x, w, p);
 #endif
-  if (!done) gemm_forward(y, x, w, p);
+  if (!done) own_path(y, x, w, p, gemm_forward);
   cuda::note_conv_call(done);
   if (!b.defined() || y.numel() == 0) return;
   const int dev = x.device().index;
@@ -267,7 +280,7 @@ void conv2d_backward_input_cuda(const Tensor& dx, const Tensor& dy, const Tensor
 #if GNDET_WITH_CUDNN
   if (try_cudnn) done = cuda::cudnn_conv_backward_input(dx, dy, w, p);
 #endif
-  if (!done) gemm_backward_input(dx, dy, w, p);
+  if (!done) own_path(dx, dy, w, p, gemm_backward_input);
   cuda::note_conv_call(done);
 }
 
@@ -279,7 +292,7 @@ void conv2d_backward_weight_cuda(const Tensor& dw, const Tensor& dy, const Tenso
 #if GNDET_WITH_CUDNN
   if (try_cudnn) done = cuda::cudnn_conv_backward_weight(dw, dy, x, p);
 #endif
-  if (!done) gemm_backward_weight(dw, dy, x, p);
+  if (!done) own_path(dw, dy, x, p, gemm_backward_weight);
   cuda::note_conv_call(done);
 }
 

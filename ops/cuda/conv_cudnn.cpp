@@ -100,7 +100,13 @@ bool describe(Descriptors& d, const Shape& xs, const Shape& ws, const Shape& ys,
   for (const int64_t v : {p.padding[0], p.padding[1], p.stride[0], p.stride[1], p.dilation[0], p.dilation[1], p.groups}) {
     if (v > INT_MAX) return false;
   }
-  const cudnnDataType_t t = dt == kFloat64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
+  // 16-bit data with a float32 convolution type: cuDNN's "pseudo half" configurations, which
+  // accumulate in float32 (autocast's contract, ops/autocast.h).
+  const cudnnDataType_t t = dt == kFloat64    ? CUDNN_DATA_DOUBLE
+                            : dt == kBFloat16 ? CUDNN_DATA_BFLOAT16
+                            : dt == kFloat16  ? CUDNN_DATA_HALF
+                                              : CUDNN_DATA_FLOAT;
+  const cudnnDataType_t compute = dt == kFloat64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
   auto ok = [](cudnnStatus_t s) { return s == CUDNN_STATUS_SUCCESS; };
   if (!ok(cudnnCreateTensorDescriptor(&d.x)) || !ok(cudnnCreateTensorDescriptor(&d.y)) ||
       !ok(cudnnCreateFilterDescriptor(&d.w)) || !ok(cudnnCreateConvolutionDescriptor(&d.conv))) {
@@ -111,7 +117,7 @@ bool describe(Descriptors& d, const Shape& xs, const Shape& ws, const Shape& ys,
       !ok(cudnnSetFilter4dDescriptor(d.w, t, CUDNN_TENSOR_NCHW, i32(ws[0]), i32(ws[1]), i32(ws[2]), i32(ws[3]))) ||
       !ok(cudnnSetConvolution2dDescriptor(d.conv, i32(p.padding[0]), i32(p.padding[1]), i32(p.stride[0]),
                                           i32(p.stride[1]), i32(p.dilation[0]), i32(p.dilation[1]),
-                                          CUDNN_CROSS_CORRELATION, t)) ||
+                                          CUDNN_CROSS_CORRELATION, compute)) ||
       !ok(cudnnSetConvolutionGroupCount(d.conv, i32(p.groups))) || !ok(cudnnSetConvolutionMathType(d.conv, math))) {
     return false;
   }
@@ -193,7 +199,9 @@ bool run_pass(Pass pass, const Tensor& out, const Shape& xs, const Shape& ws, co
   if (!aligned16(out)) return false;
   const int device = out.device().index;
   const ConvKey key = make_key(pass, device, dt, xs, ws, ys, p);
-  const cudnnMathType_t base_math = key.dtype == static_cast<int>(kFloat32) && !key.tf32 ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH;
+  const cudnnMathType_t base_math = key.dtype == static_cast<int>(kFloat32) && !key.tf32 ? CUDNN_FMA_MATH
+                                    : is_reduced_float(dt)                              ? CUDNN_TENSOR_OP_MATH
+                                                                                        : CUDNN_DEFAULT_MATH;
   Descriptors d;
   if (!describe(d, xs, ws, ys, p, dt, base_math)) return false;
   DeviceGuard guard(device);

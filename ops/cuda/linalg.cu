@@ -7,7 +7,7 @@
 // needs CUBLAS_OP_T. No operand is ever copied.
 //
 // float32 runs in FP32 or, when cuda::allow_tf32() (the default), on TF32 tensor cores; float64
-// in FP64.
+// in FP64; autocast's bfloat16 / float16 operands on tensor cores with float32 accumulation.
 #include <climits>
 
 #include "ops/linalg.h"
@@ -54,8 +54,15 @@ void bmm_cuda(const Tensor& out, const Tensor& a, const Tensor& b) {
                                                   stride_b, a.raw_data(), CUDA_R_64F, ld_a, stride_a, &beta,
                                                   out.raw_data(), CUDA_R_64F, m, stride_c, batch, CUBLAS_COMPUTE_64F,
                                                   CUBLAS_GEMM_DEFAULT));
+  } else if (is_reduced_float(a.dtype())) {
+    // Autocast's operands (ops/autocast.h): 16-bit in and out, float32 accumulation, tensor cores.
+    const float alpha = 1.0f, beta = 0.0f;
+    const cudaDataType_t t = a.dtype() == kBFloat16 ? CUDA_R_16BF : CUDA_R_16F;
+    GNDET_CUBLAS_CHECK(cublasGemmStridedBatchedEx(blas.get(), op_b, op_a, m, n, k, &alpha, b.raw_data(), t, ld_b,
+                                                  stride_b, a.raw_data(), t, ld_a, stride_a, &beta, out.raw_data(), t,
+                                                  m, stride_c, batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
   } else {
-    GNDET_FAIL("bmm: expected a float32 or float64 tensor, got ", dtype_name(a.dtype()));
+    GNDET_FAIL("bmm: expected a float32, float64, bfloat16 or float16 tensor, got ", dtype_name(a.dtype()));
   }
 }
 

@@ -47,7 +47,7 @@ void fill_cuda(const Tensor& dst, double value) {
                                      cuda::stream_for(dev)));
     return;
   }
-  dispatch_all(dst.dtype(), "fill_", [&]<class T>() {
+  dispatch_storage(dst.dtype(), "fill_", [&]<class T>() {
     cuda::launch_elementwise(p, dev, Constant<T>{static_cast<T>(value)}, static_cast<T*>(dst.raw_data()));
   });
 }
@@ -65,8 +65,8 @@ void copy_on_device(const Tensor& dst, const Tensor& src) {
   }
   const Tensor* inputs[] = {&src};
   const StridedPlan p = make_plan(dst, inputs, 1, "copy_");
-  dispatch_all(dst.dtype(), "copy_", [&]<class D>() {
-    dispatch_all(src.dtype(), "copy_", [&]<class S>() {
+  dispatch_storage(dst.dtype(), "copy_", [&]<class D>() {
+    dispatch_storage(src.dtype(), "copy_", [&]<class S>() {
       cuda::launch_elementwise(p, dev, Convert<D, S>{}, static_cast<D*>(dst.raw_data()),
                                static_cast<const S*>(src.raw_data()));
     });

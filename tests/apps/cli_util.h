@@ -3,7 +3,10 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 #include <unistd.h>
 
 #include "gndet_config.h"
@@ -44,5 +47,36 @@ struct TempDir {
   }
   std::string str() const { return path.string(); }
 };
+
+// The tiny GN Mask R-CNN config of the CLI tests (it trains on a dataset made by make-shapes).
+inline const std::string kTinyShapesConfig = std::string(GNDET_SOURCE_DIR) + "/configs/tests/mask-rcnn_tiny_shapes.json";
+
+// --cfg-options that point the tiny config at a dataset in `data` (more KEY=VALUE may follow).
+inline std::string data_options(const std::string& data) {
+  std::string o = " --cfg-options";
+  for (const char* loader : {"train_dataloader", "val_dataloader", "test_dataloader"}) {
+    o += std::string(" ") + loader + ".dataset.data_root=" + data + "/";
+  }
+  return o;
+}
+
+// A config inheriting the tiny one, with `extra` (JSON object members) over it.
+inline std::string derived_config(const TempDir& dir, const std::string& name, const std::string& extra) {
+  const std::string path = dir.str() + "/" + name + ".json";
+  std::ofstream(path) << "{\"_base_\": \"" << kTinyShapesConfig << "\", " << extra << "}";
+  return path;
+}
+
+// The train records of a scalars.json (start and val records are left out).
+inline std::vector<nlohmann::json> read_train_scalars(const std::string& path) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    nlohmann::json j = nlohmann::json::parse(line);
+    if (j["mode"] == "train") out.push_back(std::move(j));
+  }
+  return out;
+}
 
 }  // namespace gndet::test

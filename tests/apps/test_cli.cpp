@@ -14,34 +14,15 @@ using test::run_gndet;
 
 namespace {
 
-const std::string kConfig = std::string(GNDET_SOURCE_DIR) + "/configs/tests/mask-rcnn_tiny_shapes.json";
-
-// --cfg-options that point the tiny config at a dataset in `data`.
-std::string data_options(const std::string& data) {
-  std::string o = " --cfg-options";
-  for (const char* loader : {"train_dataloader", "val_dataloader", "test_dataloader"}) {
-    o += std::string(" ") + loader + ".dataset.data_root=" + data + "/";
-  }
-  return o;
-}
+const std::string& kConfig = test::kTinyShapesConfig;
+using test::data_options;
+using test::read_train_scalars;
 
 std::string make_data(const test::TempDir& dir) {
   const std::string data = dir.str() + "/data";
   const test::Run r = run_gndet("make-shapes --out " + data + " --train 8 --val 4 --size 64 --seed 3");
   REQUIRE(r.exit_code == 0);
   return data;
-}
-
-// The train records of a scalars.json (start and val records are left out).
-std::vector<nlohmann::json> read_train_scalars(const std::string& path) {
-  std::vector<nlohmann::json> out;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    nlohmann::json j = nlohmann::json::parse(line);
-    if (j["mode"] == "train") out.push_back(std::move(j));
-  }
-  return out;
 }
 
 bool has_tmp_files(const std::string& dir) {

@@ -16,7 +16,9 @@ using test::run_gndet;
 
 namespace {
 
-const std::string kConfig = std::string(GNDET_SOURCE_DIR) + "/configs/tests/mask-rcnn_tiny_shapes.json";
+const std::string& kConfig = test::kTinyShapesConfig;
+using test::data_options;
+using test::derived_config;
 
 int count_lines_starting(const std::string& text, const std::string& prefix) {
   int n = 0;
@@ -45,20 +47,6 @@ void check_usage_error(const test::Run& r, const std::string& needle) {
   CHECK(r.output.find(needle) != std::string::npos);
 }
 
-// A config inheriting the tiny one, with `extra` (JSON object members) over it.
-std::string derived_config(const test::TempDir& dir, const std::string& name, const std::string& extra) {
-  const std::string path = dir.str() + "/" + name + ".json";
-  std::ofstream(path) << "{\"_base_\": \"" << kConfig << "\", " << extra << "}";
-  return path;
-}
-
-std::string data_options(const std::string& data) {
-  std::string o = " --cfg-options";
-  for (const char* loader : {"train_dataloader", "val_dataloader", "test_dataloader"}) {
-    o += std::string(" ") + loader + ".dataset.data_root=" + data + "/";
-  }
-  return o;
-}
 
 }  // namespace
 
