@@ -266,6 +266,36 @@ TEST_CASE("2 ranks: train logs world size 2, one set of checkpoints; eval equals
   CHECK(std::filesystem::exists(work + "/epoch_2.safetensors"));
 }
 
+TEST_CASE("2 ranks with float16 mixed precision: overflow decisions agree, updates skipped together", "[dist][mpi][amp]") {
+  GNDET_REQUIRE_MPI();
+  test::TempDir dir("dist_amp");
+  const std::string data = shapes_data(dir), work = dir.str() + "/work";
+  // A loss scale of 1e30 overflows every 16-bit product of backward: each rank unscales the same
+  // averaged gradients, finds them non-finite and skips, so both ranks keep identical weights
+  // and the same scale (a rank that stepped alone would go on silently with other weights).
+  const std::string config = dir.str() + "/amp.json";
+  std::ofstream(config) << "{\"_base_\": \"" << kShapes
+                        << "\", \"optim_wrapper\": {\"type\": \"AmpOptimWrapper\", \"dtype\": \"float16\", "
+                           "\"loss_scale\": {\"init_scale\": 1e30}}}";
+  const std::string opts = " --cfg-options" + shapes_options(data) +
+                           " train_dataloader.batch_size=2 train_cfg.max_epochs=1 default_hooks.logger.interval=1";
+  const test::Run two = shell(mpirun(2) + kGndet + " train " + config + " --launcher mpi --no-validate --work-dir " + work + opts);
+  INFO(two.output);
+  REQUIRE(two.exit_code == 0);
+  CHECK(two.output.find("mixed precision: float16 products") != std::string::npos);
+  CHECK(two.output.find("iteration 2: gradients overflowed at loss scale 5e+29, update skipped, scale now 2.5e+29") !=
+        std::string::npos);
+  const SafetensorsFile ckpt = load_safetensors(work + "/epoch_1.safetensors");
+  CHECK(nlohmann::json::parse(ckpt.metadata.at("training")).at("loss_scale").get<double>() == 2.5e29);
+  size_t momentum = 0, weights = 0;
+  for (const auto& [name, t] : ckpt.tensors) {
+    momentum += name.rfind("optim.momentum.", 0) == 0;  // SGD makes a buffer at a parameter's first step
+    weights += name.rfind("model.", 0) == 0;
+  }
+  CHECK(weights > 50);
+  CHECK(momentum == 0);  // never stepped
+}
+
 TEST_CASE("a rank that dies or hangs stops every rank, with a message, in bounded time", "[dist][mpi]") {
   GNDET_REQUIRE_MPI();
   using Clock = std::chrono::steady_clock;
