@@ -22,6 +22,7 @@
 #include "ops/linear.h"
 #include "ops/reduce.h"
 #include "tensor/grad_mode.h"
+#include "tests/cuda/conv_cases.h"
 #include "tests/cuda/parity.h"
 
 using namespace gndet;
@@ -36,25 +37,10 @@ double atol_for(int64_t terms) { return 2e-6 * 9.0 * static_cast<double>(terms);
 // The float32 kernel's result on the rounded operands, rounded: what a 16-bit kernel must give.
 Tensor rounded(const Tensor& t32, DType dt) { return t32.to(dt).to(kFloat32); }
 
-struct Case {
-  const char* name;
-  Shape x, w;
-  Conv2dParams p;
-};
-const Case kCases[] = {
-    {"3x3 pad 1", {2, 8, 13, 11}, {16, 8, 3, 3}, {{1, 1}, {1, 1}, {1, 1}, 1}},
-    {"1x1 stride 2", {2, 16, 10, 11}, {32, 16, 1, 1}, {{2, 2}, {0, 0}, {1, 1}, 1}},
-    {"groups 4", {2, 16, 9, 9}, {16, 4, 3, 3}, {{1, 1}, {1, 1}, {1, 1}, 4}},
-    {"stem 7x7 stride 2", {1, 3, 32, 40}, {8, 3, 7, 7}, {{2, 2}, {3, 3}, {1, 1}, 1}},
-};
-
-Shape out_shape(const Case& c) {
-  Shape y{c.x[0], c.w[0], 0, 0};
-  for (int d = 0; d < 2; ++d) {
-    const int64_t span = c.p.dilation[d] * (c.w[2 + d] - 1) + 1;
-    y[2 + d] = (c.x[2 + d] + 2 * c.p.padding[d] - span) / c.p.stride[d] + 1;
-  }
-  return y;
+// A 3x3, a strided 1x1, a grouped and the 7x7 stem geometry of test_cuda_conv.cpp.
+std::vector<test::ConvCase> cases() {
+  const std::vector<test::ConvCase>& all = test::kCases;
+  return {all[0], all[9], all[4], all[10]};
 }
 
 }  // namespace
@@ -95,9 +81,9 @@ TEST_CASE("cuda parity: 16-bit convolution kernels (cuDNN and own path) and GEMM
     const cuda::ConvCounts before = cuda::conv_counts();
     uint64_t seed = 9700;
     for (const DType dt : {kBFloat16, kFloat16}) {
-      for (const Case& c : kCases) {
+      for (const test::ConvCase& c : cases()) {
         INFO((backend == cuda::ConvBackend::Gemm ? "own path" : "auto") << ", " << dtype_name(dt) << ", " << c.name);
-        const Shape ys = out_shape(c);
+        const Shape ys = test::out_shape(c);
         const Tensor x = test::random_nonzero(c.x, seed).to(dt), w = test::random_nonzero(c.w, seed + 1).to(dt);
         const Tensor dy = test::random_nonzero(ys, seed + 2).to(dt);
         seed += 3;
@@ -132,7 +118,7 @@ TEST_CASE("cuda parity: 16-bit convolution kernels (cuDNN and own path) and GEMM
       }
     }
     const cuda::ConvCounts after = cuda::conv_counts();
-    const int64_t calls = 3 * 2 * static_cast<int64_t>(std::size(kCases));
+    const int64_t calls = 3 * 2 * static_cast<int64_t>(cases().size());
     if (backend == cuda::ConvBackend::Gemm) {
       CHECK(after.gemm - before.gemm == calls);
     } else {
