@@ -1,8 +1,8 @@
 // Autocast: mixed-precision training (PyTorch's torch.autocast under mmengine's AmpOptimWrapper).
 //
-// Inside an autocast::Guard(kBFloat16 or kFloat16) the products that take the time -- conv2d,
-// conv_transpose2d, linear -- multiply operands rounded to the 16-bit type and accumulate in
-// float32. Every other op (GroupNorm and its statistics, softmax, RoIAlign, the losses) runs in
+// Inside an autocast::Guard(kBFloat16 or kFloat16) the products -- conv2d, conv_transpose2d,
+// linear, bmm and matmul (PyTorch's lower-precision list, as far as gndet has those ops) --
+// multiply operands rounded to the 16-bit type and accumulate in float32. Every other op (GroupNorm and its statistics, softmax, RoIAlign, the losses) runs in
 // float32 as before: PyTorch's float32 list, which for a GN model is everything that is not a
 // product. Only float32 inputs are cast; float64 is left alone (as in PyTorch), so gradchecks are
 // unaffected.
@@ -47,7 +47,7 @@ class Guard {
 // "bf16" / "bfloat16" -> kBFloat16, "fp16" / "float16" -> kFloat16; anything else throws naming `what`.
 DType parse_dtype(const std::string& name, const std::string& what);
 
-// How one product (conv2d, conv_transpose2d, linear) computes, decided from its input when the op is
+// How one product (conv2d, conv_transpose2d, linear, bmm) computes, decided from its input when the op is
 // called and kept for its backward.
 class Product {
  public:

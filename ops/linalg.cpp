@@ -2,6 +2,7 @@
 
 #include "autograd/function.h"
 #include "autograd/profiler.h"
+#include "ops/autocast.h"
 #include "tensor/factory.h"
 
 namespace gndet {
@@ -42,10 +43,12 @@ Tensor bmm(const Tensor& a, const Tensor& b) {
   GNDET_CHECK(a.dtype() == b.dtype() && a.device() == b.device(), "bmm: operands are ", dtype_name(a.dtype()), " on ",
               a.device().str(), " and ", dtype_name(b.dtype()), " on ", b.device().str());
   GNDET_CHECK(is_floating(a.dtype()), "bmm: expected floating tensors, got ", dtype_name(a.dtype()));
-  Tensor y = bmm_raw(a, b);
-  record(kBmm, {a, b}, {y}, [sa = Saved(a), sb = Saved(b)](const Tensors& g) {
-    const Tensor x = sa.get(), z = sb.get();
-    return Tensors{bmm_raw(g[0], z.transpose(1, 2)), bmm_raw(x.transpose(1, 2), g[0])};
+  // Under autocast the products run on 16-bit operands (ops/autocast.h); backward keeps a and b.
+  const autocast::Product prod = autocast::Product::for_input(a);
+  Tensor y = prod.result(bmm_raw(prod.operand(a), prod.operand(b)));
+  record(kBmm, {a, b}, {y}, [sa = Saved(a), sb = Saved(b), prod](const Tensors& g) {
+    const Tensor x = prod.operand(sa.get()), z = prod.operand(sb.get()), dy = prod.operand(g[0]);
+    return Tensors{prod.result(bmm_raw(dy, z.transpose(1, 2))), prod.result(bmm_raw(x.transpose(1, 2), dy))};
   });
   return y;
 }

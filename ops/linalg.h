@@ -32,7 +32,8 @@ inline bool gemm_layout(int64_t rows, int64_t cols, int64_t row_stride, int64_t 
 // gemm_layout accepts; batch strides are arbitrary. out = a @ b per batch element.
 GNDET_DECLARE_KERNEL(bmm_kernel, void(const Tensor& out, const Tensor& a, const Tensor& b));
 
-// (B, M, K) @ (B, K, N) -> (B, M, N).
+// (B, M, K) @ (B, K, N) -> (B, M, N). Under autocast (ops/autocast.h) bmm and matmul multiply
+// 16-bit operands with float32 accumulation.
 Tensor bmm(const Tensor& a, const Tensor& b);
 // (M, K) @ (K, N); (..., M, K) @ (K, N) with the leading dims batched; or (..., M, K) @ (..., K, N)
 // with equal leading dims.

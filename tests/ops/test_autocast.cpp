@@ -1,6 +1,6 @@
 // Mixed precision on the CPU: the bfloat16 / float16 conversions (against a brute-force search
 // for the nearest representable value), 16-bit tensors as storage, and the autocast policy of
-// conv2d, conv_transpose2d and linear (ops/autocast.h) against float64 products of the rounded
+// conv2d, conv_transpose2d, linear and bmm / matmul (ops/autocast.h) against float64 products of the rounded
 // operands.
 #include <algorithm>
 #include <cmath>
@@ -13,6 +13,7 @@
 #include "ops/autocast.h"
 #include "ops/conv.h"
 #include "ops/elementwise.h"
+#include "ops/linalg.h"
 #include "ops/linear.h"
 #include "ops/reduce.h"
 #include "tensor/factory.h"
@@ -205,6 +206,7 @@ void check_product(const ProductFn& f, const Shape& xs, const Shape& ws, int64_t
   check_against_float64(y, y64, dt, "output");
   check_against_float64(x.grad(), x64.grad(), dt, "input gradient");
   check_against_float64(w.grad(), w64.grad(), dt, "weight gradient");
+  if (bias == 0) return;  // a product without a bias (bmm)
   // The bias is added in float32 after the rounding: yb - y = b up to one float32 rounding of yb.
   const std::vector<float> yv = y.to_vector<float>(), ybv = yb.to_vector<float>(), bv = b.to_vector<float>();
   const int64_t inner = y.dim() == 4 ? y.size(2) * y.size(3) : 1;  // values per channel and image
@@ -218,7 +220,7 @@ void check_product(const ProductFn& f, const Shape& xs, const Shape& ws, int64_t
 
 }  // namespace
 
-TEST_CASE("autocast: conv2d, conv_transpose2d and linear multiply rounded operands and round the result",
+TEST_CASE("autocast: conv2d, conv_transpose2d, linear and matmul multiply rounded operands and round the result",
           "[autocast][layers]") {
   for (const DType dt : {kBFloat16, kFloat16}) {
     check_product([](const Tensor& x, const Tensor& w, const Tensor& b) { return conv2d(x, w, b, {1, 1}, {1, 1}); },
@@ -229,6 +231,8 @@ TEST_CASE("autocast: conv2d, conv_transpose2d and linear multiply rounded operan
                   {2, 4, 5, 6}, {4, 3, 2, 2}, 3, dt);
     check_product([](const Tensor& x, const Tensor& w, const Tensor& b) { return linear(x, w, b); }, {7, 40}, {6, 40},
                   6, dt);
+    check_product([](const Tensor& x, const Tensor& w, const Tensor&) { return matmul(x, w.transpose(1, 2)); },
+                  {3, 5, 30}, {3, 4, 30}, 0, dt);
   }
 }
 
