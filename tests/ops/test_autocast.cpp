@@ -120,6 +120,22 @@ TEST_CASE("bfloat16 and float16 round float32 to the nearest value, ties to even
       }
     }
     CHECK(bad == 0);
+#if defined(__FLT16_MAX__)
+    // A second, independent reference for float16: the compiler's own _Float16 conversion
+    // (libgcc's IEEE round-to-nearest-even), on the same probes.
+    if (dt == kFloat16) {
+      int64_t differ = 0;
+      for (const float f : probes) {
+        for (const float s : {f, -f}) {
+          const _Float16 h = static_cast<_Float16>(s);
+          uint16_t b;
+          std::memcpy(&b, &h, 2);
+          differ += b != encode(dt, s);
+        }
+      }
+      CHECK(differ == 0);
+    }
+#endif
     CHECK(std::isnan(decode(dt, encode(dt, std::numeric_limits<float>::quiet_NaN()))));
     CHECK(std::signbit(decode(dt, encode(dt, -0.0f))));
     CHECK(decode(dt, encode(dt, -INFINITY)) == -INFINITY);
