@@ -204,7 +204,7 @@ void check_against_float64(const Tensor& got, const Tensor& want64, DType dt, co
 }
 
 void check_product(const ProductFn& f, const Shape& xs, const Shape& ws, int64_t bias, DType dt) {
-  INFO(dtype_name(dt));
+  INFO(dtype_name(dt) << ", x " << shape_str(xs) << ", w " << shape_str(ws));
   Generator gen(17);
   const Tensor x = randn(xs, gen).set_requires_grad(), w = randn(ws, gen).set_requires_grad();
   const Tensor b = randn({bias}, gen).set_requires_grad();
