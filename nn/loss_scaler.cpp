@@ -10,8 +10,9 @@ namespace gndet::nn {
 
 LossScaler::LossScaler(const LossScalerOptions& options) : options_(options), scale_(options.init_scale) {
   const LossScalerOptions& o = options_;
-  GNDET_CHECK(std::isfinite(o.init_scale) && o.init_scale > 0, "loss scaler: init_scale must be positive and finite, got ",
-              o.init_scale);
+  // The scale multiplies a float32 loss (GradScaler keeps it in float32): it must be a finite float32.
+  GNDET_CHECK(std::isfinite(static_cast<float>(o.init_scale)) && o.init_scale > 0,
+              "loss scaler: init_scale must be positive and finite in float32 (<= 3.4e38), got ", o.init_scale);
   GNDET_CHECK(std::isfinite(o.growth_factor) && o.growth_factor >= 1.0, "loss scaler: growth_factor must be >= 1, got ",
               o.growth_factor);
   GNDET_CHECK(o.backoff_factor > 0 && o.backoff_factor < 1.0, "loss scaler: backoff_factor must lie in (0, 1), got ",
@@ -50,7 +51,8 @@ void LossScaler::update(bool found_inf) {
 }
 
 void LossScaler::load_state(double scale, int64_t growth_tracker) {
-  GNDET_CHECK(std::isfinite(scale) && scale > 0, "loss scaler: a saved scale must be positive and finite, got ", scale);
+  GNDET_CHECK(std::isfinite(static_cast<float>(scale)) && scale > 0,
+              "loss scaler: a saved scale must be positive and finite in float32, got ", scale);
   GNDET_CHECK(growth_tracker >= 0, "loss scaler: a saved growth tracker must be >= 0, got ", growth_tracker);
   scale_ = scale;
   growth_tracker_ = growth_tracker;

@@ -83,11 +83,13 @@ TEST_CASE("loss scaler: bad options and saved states are named", "[optim][amp][e
   };
   CHECK_THROWS_WITH(nn::LossScaler(with([](auto& o) { o.init_scale = 0; })), Catch::Contains("init_scale"));
   CHECK_THROWS_WITH(nn::LossScaler(with([](auto& o) { o.init_scale = INFINITY; })), Catch::Contains("init_scale"));
+  CHECK_THROWS_WITH(nn::LossScaler(with([](auto& o) { o.init_scale = 1e300; })), Catch::Contains("float32"));  // inf in float32
   CHECK_THROWS_WITH(nn::LossScaler(with([](auto& o) { o.growth_factor = 0.5; })), Catch::Contains("growth_factor"));
   CHECK_THROWS_WITH(nn::LossScaler(with([](auto& o) { o.backoff_factor = 1.0; })), Catch::Contains("backoff_factor"));
   CHECK_THROWS_WITH(nn::LossScaler(with([](auto& o) { o.growth_interval = 0; })), Catch::Contains("growth_interval"));
   nn::LossScaler s{nn::LossScalerOptions{}};
   CHECK_THROWS_WITH(s.load_state(-1.0, 0), Catch::Contains("saved scale"));
+  CHECK_THROWS_WITH(s.load_state(1e39, 0), Catch::Contains("saved scale"));
   CHECK_THROWS_WITH(s.load_state(1.0, -3), Catch::Contains("growth tracker"));
   CHECK(s.scale() == 65536.0);  // untouched by the refused loads
 }
