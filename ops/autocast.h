@@ -2,9 +2,9 @@
 //
 // Inside an autocast::Guard(kBFloat16 or kFloat16) the products -- conv2d, conv_transpose2d,
 // linear, bmm and matmul (PyTorch's lower-precision list, as far as gndet has those ops) --
-// multiply operands rounded to the 16-bit type and accumulate in float32. Every other op (GroupNorm and its statistics, softmax, RoIAlign, the losses) runs in
-// float32 as before: PyTorch's float32 list, which for a GN model is everything that is not a
-// product. Only float32 inputs are cast; float64 is left alone (as in PyTorch), so gradchecks are
+// multiply operands rounded to the 16-bit type and accumulate in float32. Every other op
+// (GroupNorm and its statistics, softmax, RoIAlign, the losses) runs in float32 as before:
+// PyTorch's float32 list, which for a GN model is everything that is not a product. Only float32 inputs are cast; float64 is left alone (as in PyTorch), so gradchecks are
 // unaffected.
 //
 // Unlike PyTorch, no 16-bit tensor leaves an op. A product's output is rounded once to the 16-bit

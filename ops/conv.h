@@ -5,8 +5,9 @@
 // conv_transpose2d:  x (N, C_in, H, W), w (C_in, C_out/groups, kh, kw), b (C_out) or undefined
 //                    -> (N, C_out, H_out, W_out), H_out = (H-1)*s - 2p + d*(k-1) + output_padding + 1
 // Under autocast (ops/autocast.h) a float32 product runs on 16-bit operands with float32
-// accumulation, its result rounded to 16 bits. Both are differentiable in x, w and b; a gradient is computed only for the inputs that require
-// one (a frozen layer costs no weight gradient, the image costs no input gradient).
+// accumulation, its result rounded to 16 bits. Both are differentiable in x, w and b; a gradient
+// is computed only for the inputs that require one (a frozen layer costs no weight gradient, the
+// image costs no input gradient).
 //
 // The three kernels below are the whole device interface: conv_transpose2d is the adjoint of
 // conv2d, so its forward is conv2d's input gradient and its backward is conv2d's forward and
