@@ -47,7 +47,7 @@ int run_module_checks(const std::set<std::string>& wanted, bool list, const std:
   if (on_device) {
     std::printf("Gradients of each case in float32 on %s against float64 on the CPU (same weights, same output\n"
                 "weights r); PASS when max|g_dev - g_cpu| <= %.0e max|g_cpu| for every tensor.\n\n",
-                device.str().c_str(), kDeviceTolerance);
+                describe(device).c_str(), kDeviceTolerance);
   } else {
     std::printf("Whole layers and losses in float64 on the CPU: L = sum_k <y_k, r_k> for fixed random r_k, its\n"
                 "gradient by backward against central differences (eps 1e-6) of every checked element,\n"

@@ -121,7 +121,7 @@ int run_infer(const Args& args) {
                 score_thr, stem.c_str(), stem.c_str());
   }
   if (profile) {
-    std::cout << profile->finish(out_dir + "/profile", p.get("CONFIG") + ", infer, " + device.str());
+    std::cout << profile->finish(out_dir + "/profile", p.get("CONFIG") + ", infer, " + describe(device));
   } else if (p.has("--profile")) {
     std::printf("--profile: nothing profiled (the first image only warms up; give two or more)\n");
   }

@@ -117,7 +117,7 @@ int run_profile(const Args& args) {
     session.step_end();
   }
   const std::string title = fs::path(p.get("CONFIG")).filename().string() + ", " + mode + ", one " +
-                            std::to_string(height) + "x" + std::to_string(width) + " image, " + device.str() + ", " +
+                            std::to_string(height) + "x" + std::to_string(width) + " image, " + describe(device) + ", " +
                             std::to_string(iters) + " iteration(s) after " + std::to_string(warmup) + " warm-up";
   std::cout << session.finish(out, title, top);
   return 0;

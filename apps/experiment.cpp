@@ -18,7 +18,8 @@ Json load_run_config(const std::string& path, const std::vector<std::string>& ov
 }
 
 Device choose_device(const std::string& flag) {
-  if (flag == "auto") return cuda::is_available() ? Device::cuda(0) : kCPU;
+  // auto never picks the emulated device: it runs kernels on the CPU, far slower than the CPU backend.
+  if (flag == "auto") return cuda::is_available() && !cuda::is_emulated() ? Device::cuda(0) : kCPU;
   const Device d = Device::parse(flag);
   if (d.is_cuda()) backend_for(d);  // throws a clear error when there is no such GPU
   return d;

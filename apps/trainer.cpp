@@ -143,7 +143,7 @@ int train(const TrainOptions& opts, const std::shared_ptr<dist::Communicator>& c
   TrainLogger log(work_dir, "train", main_rank);
   Device device = choose_device(opts.device);
   if (world > 1 && device.is_cuda()) device = Device::cuda(comm->info().local_rank);  // one GPU per rank
-  log.info("config " + opts.config + " (resolved copy: " + work_dir + "/" + stem + ".json), device " + device.str() +
+  log.info("config " + opts.config + " (resolved copy: " + work_dir + "/" + stem + ".json), device " + describe(device) +
            ", seed " + std::to_string(seed));
 
   // ---- the config outside model, checked before the model is built and before any data is read:
@@ -340,7 +340,7 @@ int train(const TrainOptions& opts, const std::shared_ptr<dist::Communicator>& c
   std::unique_ptr<ProfileSession> profile;  // --profile: iterations after the first one, on rank 0
   auto finish_profile = [&] {
     log.info("profile of " + std::to_string(profile->steps_done()) + " iteration(s):\n" +
-             profile->finish(work_dir + "/profile", opts.config + ", train, " + device.str()));
+             profile->finish(work_dir + "/profile", opts.config + ", train, " + describe(device)));
     profile.reset();
   };
   while (state.iteration < max_iters) {

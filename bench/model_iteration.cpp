@@ -156,6 +156,8 @@ int main(int argc, char** argv) {
     if (device.is_cuda()) {
       GNDET_CHECK(cuda::is_available(), "model_iteration: --device ", args.device, ": no CUDA GPU present",
                   cuda::is_built() ? "" : " (gndet was built without CUDA)");
+      GNDET_CHECK(!cuda::is_emulated(), "model_iteration: --device ", args.device, " is the emulated CUDA device, which "
+                  "runs kernels on the CPU to check them: its times say nothing about a GPU (build with nvcc)");
     }
     if (args.threads > 0) omp_set_num_threads(args.threads);
     std::string command = argv[0];

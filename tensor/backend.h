@@ -25,6 +25,8 @@ struct DeviceBackend {
   Allocator* (*allocator)(int device);
   void (*synchronize)(int device);
   std::string (*unavailable_reason)();  // why device_count() is 0 (no driver, no GPU), else empty
+  std::string (*device_name)(int device);  // "NVIDIA H100 80GB HBM3", "emulated CUDA device (CPU)"
+  bool emulated;  // the emulated CUDA device (-Dcuda=emulate): a test instrument, never timed
 };
 
 void register_backend(DeviceType type, const DeviceBackend* backend);
@@ -40,6 +42,13 @@ int device_count();   // 0 when not available
 // empty when it is true. Nothing is printed until someone asks.
 std::string unavailable_reason();
 void synchronize(int device = 0);
+// The build's CUDA device is the emulated one (docs/emulator.md): kernels run on the CPU, checked,
+// and no time measured on it says anything about a GPU.
+bool is_emulated();
 }  // namespace cuda
+
+// How a device is named to people: "cpu", "cuda:0 (NVIDIA H100 80GB HBM3)",
+// "cuda:0 (emulated CUDA device (CPU))".
+std::string describe(Device device);
 
 }  // namespace gndet

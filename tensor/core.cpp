@@ -100,7 +100,13 @@ std::string unavailable_reason() {
   return g_backends[static_cast<int>(DeviceType::CUDA)]->unavailable_reason();
 }
 void synchronize(int device) { backend_for(Device::cuda(device)).synchronize(device); }
+bool is_emulated() { return is_built() && g_backends[static_cast<int>(DeviceType::CUDA)]->emulated; }
 }  // namespace cuda
+
+std::string describe(Device device) {
+  if (device.is_cpu()) return device.str();
+  return device.str() + " (" + backend_for(device).device_name(device.index) + ")";
+}
 
 // ---- storage ----
 

@@ -9,6 +9,11 @@
 #include "tensor/cuda/context.h"
 #include "tensor/error.h"
 
+#if GNDET_CUDA_EMULATED
+// The emulated device's memcheck sees tensor blocks, not only segments (docs/emulator.md).
+#include "tensor/cuda/emulator/emulator.h"
+#endif
+
 namespace gndet::cuda {
 
 namespace {
@@ -86,6 +91,9 @@ void* CachingAllocator::allocate(size_t nbytes) {
   b->allocated = true;
   b->requested = nbytes;
   live_[b->ptr] = b;
+#if GNDET_CUDA_EMULATED
+  emu::note_block_live(b->ptr, nbytes, stream);
+#endif
   stats_.allocated_bytes += static_cast<int64_t>(b->size);
   stats_.requested_bytes += static_cast<int64_t>(nbytes);
   stats_.peak_allocated_bytes = std::max(stats_.peak_allocated_bytes, stats_.allocated_bytes);
@@ -110,6 +118,9 @@ CachingAllocator::Block* CachingAllocator::new_segment(size_t segment_size, size
     }
   }
   check_cuda(err, "cudaMalloc", __FILE__, __LINE__);
+#if GNDET_CUDA_EMULATED
+  emu::note_segment(p, segment_size);
+#endif
   ++stats_.num_cuda_mallocs;
   stats_.reserved_bytes += static_cast<int64_t>(segment_size);
   stats_.peak_reserved_bytes = std::max(stats_.peak_reserved_bytes, stats_.reserved_bytes);
@@ -171,6 +182,9 @@ void CachingAllocator::deallocate(void* ptr, size_t) {
 }
 
 void CachingAllocator::free_block(Block* b) {
+#if GNDET_CUDA_EMULATED
+  emu::note_block_free(b->ptr, b->size, b->stream);
+#endif
   b->allocated = false;
   b->requested = 0;
   Pool& pool = pool_of(b);

@@ -57,7 +57,10 @@ void backend_synchronize(int device) {
   GNDET_CUDA_CHECK(cudaDeviceSynchronize());
 }
 
-const DeviceBackend kCudaBackend{backend_device_count, backend_allocator, backend_synchronize, backend_unavailable_reason};
+std::string backend_device_name(int device) { return device_properties(device).name; }
+
+const DeviceBackend kCudaBackend{backend_device_count, backend_allocator,        backend_synchronize,
+                                 backend_unavailable_reason, backend_device_name, GNDET_CUDA_EMULATED != 0};
 
 [[maybe_unused]] const bool kRegistered = [] {
   register_backend(DeviceType::CUDA, &kCudaBackend);

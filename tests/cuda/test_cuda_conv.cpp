@@ -142,7 +142,10 @@ TEST_CASE("cuda parity: conv2d and conv_transpose2d through autograd", "[cuda][c
     const int64_t c_out = c.transposed ? c.w[1] * c.groups : c.w[0];
     const Tensor b = test::random_nonzero({c_out}, seed++);
     auto run = [&](Device dev, Tensor* gx, Tensor* gw, Tensor* gb) {
-      Tensor xd = x.to(dev).set_requires_grad(), wd = w.to(dev).set_requires_grad(), bd = b.to(dev).set_requires_grad();
+      // detach(): x.to(kCPU) is x itself, and a leaf of the CPU pass must not make the GPU pass's
+      // x.to(gpu()) a differentiable copy (whose .grad() would stay undefined).
+      Tensor xd = x.to(dev).detach().set_requires_grad(), wd = w.to(dev).detach().set_requires_grad(),
+             bd = b.to(dev).detach().set_requires_grad();
       const Tensor y = c.transposed ? conv_transpose2d(xd, wd, bd, c.stride, c.padding, c.output_padding, c.dilation, c.groups)
                                     : conv2d(xd, wd, bd, c.stride, c.padding, c.dilation, c.groups);
       const Tensor r = test::random_nonzero(y.shape(), 9700).to(dev);  // same weights on both devices
