@@ -28,7 +28,7 @@ int run_eval(const Args& args) {
   const auto comm = dist::init_communicator(p.get("--launcher"));
   const Json cfg = load_run_config(p.get("CONFIG"), p.list("--cfg-options"));
   Device device = choose_device(p.get("--device"));
-  if (comm->world_size() > 1 && device.is_cuda()) device = Device::cuda(comm->info().local_rank);
+  if (comm->world_size() > 1) device = rank_device(device, comm->info().local_rank);
   const auto dataset = build_dataset(cfg, "test_dataloader");
   auto model = build_model(cfg, 0, kCPU, nullptr);
   const nn::LoadReport r = model->load_state_dict(nn::load_state_dict_from_file(p.get("CHECKPOINT")), /*strict=*/false);

@@ -94,13 +94,15 @@ int run_gradcheck(const Args& args) {
   p.flag("--list", "list the ops and their cases without running them")
       .flag("--modules", "check whole layers and losses instead (conv+GN+ReLU ... the two-stage loss of a tiny "
                          "Mask R-CNN); NAME then selects these cases")
-      .option("--device", "DEVICE", "with --modules: cuda compares float32 GPU gradients with the CPU float64 ones",
+      .option("--device", "DEVICE", "cuda: the ops run in float64 on the GPU (their CUDA kernels) against finite "
+              "differences of float64 CPU leaves; with --modules, float32 GPU gradients against the CPU's float64 ones",
               "cpu")
       .positional("NAME", "run only the cases of these ops", 0, -1)
       .example("gndet gradcheck")
       .example("gndet gradcheck --modules")
       .example("gndet gradcheck --modules gn_bottleneck two_stage_loss")
       .example("gndet gradcheck group_norm conv2d")
+      .example("gndet gradcheck --device cuda")
       .example("gndet gradcheck --list");
   if (!p.parse(args)) {
     std::cout << p.help();
@@ -110,7 +112,11 @@ int run_gradcheck(const Args& args) {
   std::set<std::string> wanted;
   for (const std::string& n : p.list("NAME")) wanted.insert(n);
   if (p.has("--modules")) return run_module_checks(wanted, p.has("--list"), p.get("--device"));
-  if (p.has("--device")) throw UsageError("gndet gradcheck: --device needs --modules (op checks run in float64 on the CPU)");
+  const std::string device_flag = p.get("--device");
+  const Device device = device_flag.empty() || device_flag == "cpu" ? kCPU : choose_device(device_flag);
+  if (device.is_cpu() && !device_flag.empty() && device_flag != "cpu") {
+    throw UsageError("gndet gradcheck --device " + device_flag + ": no GPU here");
+  }
   std::set<std::string> known;
   for (const auto* op : autograd::registered_ops()) known.insert(op->name);
   for (const auto& c : cases) known.insert(c.op);
@@ -126,6 +132,12 @@ int run_gradcheck(const Args& args) {
   }
 
   int passed = 0, failed = 0, skipped = 0;
+  const autograd::GradcheckDeviceGuard on(device);
+  if (!device.is_cpu()) {
+    std::printf("Each op runs forward and backward in float64 on %s; its inputs are float64 CPU leaves,\n"
+                "copied to the device for every evaluation, and perturbed on the CPU for the finite differences.\n\n",
+                describe(device).c_str());
+  }
   std::printf("%-16s %-13s %-13s %-6s %s\n", "op", "max abs err", "max rel err", "result", "case");
   for (const auto& c : cases) {
     if (!wanted.empty() && !wanted.count(c.op)) continue;

@@ -25,6 +25,11 @@ Device choose_device(const std::string& flag) {
   return d;
 }
 
+Device rank_device(Device chosen, int local_rank) {
+  if (!chosen.is_cuda() || cuda::is_emulated()) return chosen;
+  return Device::cuda(local_rank);
+}
+
 std::shared_ptr<data::CocoDataset> build_dataset(const Json& cfg, const std::string& section) {
   GNDET_CHECK(cfg.contains(section) && cfg[section].contains("dataset"), "config has no ", section, ".dataset");
   Json dataset = cfg[section]["dataset"];

@@ -15,8 +15,12 @@ namespace gndet::app {
 // The config at `path` with --cfg-options applied (each "key.path=value" must name an existing key).
 Json load_run_config(const std::string& path, const std::vector<std::string>& overrides);
 
-// "auto" (a GPU when one is present, else the CPU), "cpu", "cuda" or "cuda:N".
+// "auto" (a GPU when one is present, else the CPU; never the emulated CUDA device, which checks
+// kernels on the CPU far slower than the CPU backend computes), "cpu", "cuda" or "cuda:N".
 Device choose_device(const std::string& flag);
+// The device of this rank of a data-parallel run: one GPU per rank on a machine (the rank's local
+// rank picks it); with the emulated CUDA device, the process's own (each has one).
+Device rank_device(Device chosen, int local_rank);
 
 // The dataset of a dataloader section ("train_dataloader", "val_dataloader", "test_dataloader"),
 // its pipeline followed by the normalisation and padding of model.data_preprocessor.

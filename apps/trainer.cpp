@@ -142,7 +142,7 @@ int train(const TrainOptions& opts, const std::shared_ptr<dist::Communicator>& c
   if (main_rank) write_file_atomic(work_dir + "/" + stem + ".json", cfg.dump(2, ' ', false, Json::error_handler_t::replace) + "\n");
   TrainLogger log(work_dir, "train", main_rank);
   Device device = choose_device(opts.device);
-  if (world > 1 && device.is_cuda()) device = Device::cuda(comm->info().local_rank);  // one GPU per rank
+  if (world > 1) device = rank_device(device, comm->info().local_rank);  // one GPU per rank
   log.info("config " + opts.config + " (resolved copy: " + work_dir + "/" + stem + ".json), device " + describe(device) +
            ", seed " + std::to_string(seed));
 

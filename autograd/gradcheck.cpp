@@ -36,32 +36,52 @@ GradcheckResult gradcheck(const SingleFn& f, const Tensors& inputs, const Gradch
   return gradcheck_outputs([&](const Tensors& in) { return Tensors{f(in)}; }, inputs, opts);
 }
 
+namespace {
+thread_local Device tl_device = kCPU;
+}  // namespace
+
+Device gradcheck_device() { return tl_device; }
+GradcheckDeviceGuard::GradcheckDeviceGuard(Device device) : prev_(tl_device) { tl_device = device; }
+GradcheckDeviceGuard::~GradcheckDeviceGuard() { tl_device = prev_; }
+
 GradcheckResult gradcheck_outputs(const MultiFn& f, const Tensors& inputs, const GradcheckOptions& opts) {
-  // Fresh contiguous float64 leaves for every input that requires grad, so that perturbing one
-  // element touches nothing else.
+  // Fresh contiguous float64 CPU leaves for every input that requires grad, so that perturbing one
+  // element touches nothing else; f gets them as they are, or copied to gradcheck_device().
+  const Device dev = tl_device;
   Tensors args, leaves;
+  std::vector<int> leaf_of;  // args[i] is leaves[leaf_of[i]] (on the device), or -1: passed as is
   for (size_t i = 0; i < inputs.size(); ++i) {
     const Tensor& x = inputs[i];
     if (!(x.defined() && x.requires_grad())) {
-      args.push_back(x);
+      args.push_back(x.defined() && !dev.is_cpu() ? x.detach().to(dev) : x);
+      leaf_of.push_back(-1);
       continue;
     }
-    if (!(x.dtype() == kFloat64 && x.device().is_cpu())) {
+    if (!(x.dtype() == kFloat64 && (x.device().is_cpu() || x.device() == dev))) {
       GradcheckResult res;
-      res.error = "gradcheck: input " + std::to_string(i) + " must be a float64 CPU tensor, got " +
-                  dtype_name(x.dtype()) + " on " + x.device().str();
+      res.error = "gradcheck: input " + std::to_string(i) + " must be a float64 tensor on the CPU or " + dev.str() +
+                  ", got " + dtype_name(x.dtype()) + " on " + x.device().str();
       return res;
     }
     Tensor leaf;
     {
       NoGradGuard g;
-      leaf = x.detach().clone();
+      leaf = x.detach().cpu().clone();
     }
     leaf.set_requires_grad(true);
+    leaf_of.push_back(static_cast<int>(leaves.size()));
     args.push_back(leaf);
     leaves.push_back(leaf);
   }
-  GradcheckResult res = gradcheck_leaves([&] { return f(args); }, leaves, opts);
+  const auto run = [&] {
+    if (dev.is_cpu()) return f(args);
+    Tensors on_device = args;
+    for (size_t i = 0; i < args.size(); ++i) {
+      if (leaf_of[i] >= 0) on_device[i] = leaves[static_cast<size_t>(leaf_of[i])].to(dev);
+    }
+    return f(on_device);
+  };
+  GradcheckResult res = gradcheck_leaves(run, leaves, opts);
   // Report positions as the caller numbers its inputs, not as the list of checked leaves does.
   if (!res.worst.empty()) {
     size_t k = 0;

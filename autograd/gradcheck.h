@@ -55,8 +55,26 @@ inline GradcheckResult gradcheck_skipped(std::string why) {
 using MultiFn = std::function<Tensors(const Tensors&)>;
 using SingleFn = std::function<Tensor(const Tensors&)>;
 
-// Inputs that require grad must be float64 CPU tensors; the others are passed through unchanged
-// (index tensors, masks, constants).
+// The device the checked function runs on (gndet gradcheck --device cuda; the CPU by default).
+// The leaves, their perturbations and the finite differences stay float64 on the CPU; on another
+// device, gradcheck / gradcheck_outputs hand `f` a copy of each leaf on that device (the copy is
+// differentiable, so the gradient flows back to the CPU leaf) and the other inputs moved there, so
+// the op's forward and backward run in float64 on the device's kernels. The check helpers of
+// ops/checks make their tensors on this device. Not used by gradcheck_leaves (modules).
+Device gradcheck_device();
+class GradcheckDeviceGuard {
+ public:
+  explicit GradcheckDeviceGuard(Device device);
+  ~GradcheckDeviceGuard();
+  GradcheckDeviceGuard(const GradcheckDeviceGuard&) = delete;
+  GradcheckDeviceGuard& operator=(const GradcheckDeviceGuard&) = delete;
+
+ private:
+  Device prev_;
+};
+
+// Inputs that require grad must be float64 tensors (on the CPU, or on gradcheck_device()); the
+// others are passed through unchanged (index tensors, masks, constants), moved to the device.
 GradcheckResult gradcheck(const SingleFn& f, const Tensors& inputs, const GradcheckOptions& opts = {});
 GradcheckResult gradcheck_outputs(const MultiFn& f, const Tensors& inputs, const GradcheckOptions& opts = {});
 // The same check on existing leaves, perturbed in place (module parameters): `f` computes its

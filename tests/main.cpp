@@ -4,15 +4,22 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <set>
 
+#include "gndet_config.h"
+#include "tensor/backend.h"
 #include "tests/support.h"
+
+#if GNDET_CUDA_EMULATED
+#include "tensor/cuda/emulator/emulator.h"
+#endif
 
 namespace gndet::test {
 namespace {
 
-std::set<std::string>& skipped_names() {
-  static std::set<std::string> names;
+std::map<std::string, std::string>& skipped_names() {  // test case -> why
+  static std::map<std::string, std::string> names;
   return names;
 }
 
@@ -42,7 +49,7 @@ struct SummaryListener : Catch::TestEventListenerBase {
 
 void skip(const std::string& reason) {
   const std::string name = Catch::getResultCapture().getCurrentTestName();
-  skipped_names().insert(name);
+  skipped_names().emplace(name, reason);
   std::printf("SKIPPED: %s: %s\n", name.c_str(), reason.c_str());
 }
 
@@ -79,8 +86,22 @@ int main(int argc, char** argv) {
   Catch::Session session;
   const int rc = session.applyCommandLine(argc, argv);
   if (rc != 0) return rc;
+  // Which device the [cuda] cases run on.
+  if (gndet::cuda::is_available()) {
+#if GNDET_CUDA_EMULATED
+    std::printf("CUDA device: %s\n", gndet::cuda::emu::describe().c_str());
+#else
+    std::printf("CUDA device: %s\n", gndet::describe(gndet::Device::cuda(0)).c_str());
+#endif
+  } else {
+    std::printf("CUDA device: none (%s): the [cuda] cases skip\n", gndet::cuda::unavailable_reason().c_str());
+  }
   const int failed = session.run();
   const auto& c = gndet::test::counts();
+  if (!gndet::test::skipped_names().empty()) {
+    std::printf("skipped test cases:\n");
+    for (const auto& [name, why] : gndet::test::skipped_names()) std::printf("  %s: %s\n", name.c_str(), why.c_str());
+  }
   std::printf("%d passed, %d failed, %d skipped\n", c.passed, c.failed, c.skipped);
   return failed == 0 && c.failed == 0 ? 0 : 1;
 }

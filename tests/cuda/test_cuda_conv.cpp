@@ -169,6 +169,10 @@ TEST_CASE("cuda parity: conv2d and conv_transpose2d through autograd", "[cuda][c
 
 TEST_CASE("cuda: deterministic cuDNN algorithms repeat bit for bit; the benchmark switch runs", "[cuda][conv]") {
   GNDET_REQUIRE_CUDA();
+  if (!GNDET_WITH_CUDNN) {
+    return test::skip(std::string("cuDNN: this build has none") +
+                      (cuda::is_emulated() ? " (the emulated device's convolutions take the own GEMM path)" : ""));
+  }
   autograd::NoGradGuard no_grad;
   test::NoTf32Guard fp32;
   const ConvCase c = kCases[4];  // grouped 3x3: the weight gradient is where algorithms use atomics

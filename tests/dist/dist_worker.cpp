@@ -1,13 +1,14 @@
 // gndet_dist_worker: the rank-side half of the data-parallel tests (tests/dist/test_dist.cpp),
 // started under mpirun, or alone as the one-process reference.
 //
-//   gndet_dist_worker step CONFIG OUT STEPS [--reference N] [KEY=VALUE...]
+//   gndet_dist_worker step CONFIG OUT STEPS [--reference N] [--device cuda] [KEY=VALUE...]
 //       STEPS training steps of CONFIG's model on its train set (the config's SGD and clip_grad, at
 //       the config's base lr). Under mpirun each rank takes its DefaultSampler share and the
-//       gradients are averaged by dist::GradientAverager. With --reference N one process plays
-//       the N ranks itself: it runs every rank's batch forward and backward (gradients add up),
-//       then scales by 1/N. Rank 0 (or the reference) writes OUT/step_K.safetensors with
-//       "weight.<name>" after step K and, for K = 1, "grad.<name>" (the averaged gradients).
+//       gradients are averaged by dist::GradientAverager (over MPI, or with --device cuda over
+//       NCCL, as gndet train does). With --reference N one process plays the N ranks itself: it
+//       runs every rank's batch forward and backward (gradients add up), then scales by 1/N. Rank 0
+//       (or the reference) writes OUT/step_K.safetensors with "weight.<name>" after step K and, for
+//       K = 1, "grad.<name>" (the averaged gradients).
 //   gndet_dist_worker die     rank 1 exits at once; rank 0 then waits in an all-reduce
 //   gndet_dist_worker hang    rank 1 sleeps for 10 minutes; rank 0 waits in an all-reduce
 #include <chrono>
@@ -34,10 +35,13 @@ int run_step(const std::vector<std::string>& args) {
   const std::string config = args[0], out = args[1];
   const int steps = std::stoi(args[2]);
   int reference = 0;
+  Device device = kCPU;
   std::vector<std::string> overrides;
   for (size_t i = 3; i < args.size(); ++i) {
     if (args[i] == "--reference" && i + 1 < args.size()) {
       reference = std::stoi(args[++i]);
+    } else if (args[i] == "--device" && i + 1 < args.size()) {
+      device = app::choose_device(args[++i]);
     } else {
       overrides.push_back(args[i]);
     }
@@ -47,7 +51,7 @@ int run_step(const std::vector<std::string>& args) {
   const Json cfg = app::load_run_config(config, overrides);
   const auto dataset = app::build_dataset(cfg, "train_dataloader");
   // Rank 1 starts from other weights (seed 1): the broadcast from rank 0 must make them equal.
-  auto model = app::build_model(cfg, static_cast<uint64_t>(comm->rank()), kCPU, nullptr);
+  auto model = app::build_model(cfg, static_cast<uint64_t>(comm->rank()), device, nullptr);
   model->train();
   const ConfigNode optim(cfg.at("optim_wrapper"), "optim_wrapper");
   nn::SGDOptions sgd;
@@ -75,19 +79,22 @@ int run_step(const std::vector<std::string>& args) {
   }
 
   dist::broadcast_module(*comm, *model);
+  // Gradients of GPU ranks go over NCCL, as in gndet train (apps/trainer.cpp).
+  const auto grad_comm = reference == 0 && device.is_cuda() ? dist::nccl_communicator(comm, device.index) : comm;
+  if (comm->is_main()) std::printf("gradients by %s\n", grad_comm->backend().c_str());
   Tensors trainable;
   for (const Tensor& p : model->parameters()) {
     if (p.requires_grad()) trainable.push_back(p);
   }
   // Small buckets, so that the test crosses bucket boundaries.
-  dist::GradientAverager averager(comm, trainable, /*bucket_bytes=*/64 << 10);
+  dist::GradientAverager averager(grad_comm, trainable, /*bucket_bytes=*/64 << 10);
   std::filesystem::create_directories(out);
   for (int step = 1; step <= steps; ++step) {
     optimizer.zero_grad();
     for (size_t k = 0; k < ranks.size(); ++k) {
       std::optional<data::Batch> batch = loaders[k]->next();
       GNDET_CHECK(batch.has_value(), "the epoch ended before step ", step);
-      const app::ModelInputs in = app::to_model_inputs(*batch, kCPU, true);
+      const app::ModelInputs in = app::to_model_inputs(*batch, device, true);
       total_loss(model->loss(in.images, in.targets, in.infos, gens[k])).backward();  // gradients add up
     }
     if (reference > 0) {
@@ -105,12 +112,12 @@ int run_step(const std::vector<std::string>& args) {
     std::map<std::string, Tensor> saved;
     if (step == 1) {
       for (const auto& [name, p] : model->named_parameters()) {
-        if (p.grad().defined()) saved["grad." + name] = p.grad().clone();
+        if (p.grad().defined()) saved["grad." + name] = p.grad().cpu().clone();
       }
     }
     if (clip > 0) nn::clip_grad_norm(trainable, clip);
     optimizer.step();
-    for (const auto& [name, p] : model->named_parameters()) saved["weight." + name] = p.detach().clone();
+    for (const auto& [name, p] : model->named_parameters()) saved["weight." + name] = p.detach().cpu().clone();
     if (comm->is_main()) save_safetensors(out + "/step_" + std::to_string(step) + ".safetensors", saved);
   }
   comm->barrier();

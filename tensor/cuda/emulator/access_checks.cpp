@@ -107,7 +107,7 @@ void racecheck(EmuThread* t, SharedRange& r, uintptr_t a, size_t n, bool write, 
   }
 }
 
-[[gnu::noinline]] void check_slow(EmuThread* t, uintptr_t a, size_t n, bool write, const void* pc) {
+void check_access(EmuThread* t, uintptr_t a, size_t n, bool write, const void* pc) {
   DeviceMemory& mem = DeviceMemory::get();
   const Settings& s = settings();
   if (mem.contains(a)) {
@@ -138,6 +138,15 @@ void racecheck(EmuThread* t, SharedRange& r, uintptr_t a, size_t n, bool write, 
                     "a kernel cannot reach",
                 pc);
   }
+}
+
+// Checking is off while it runs: its own code (strings, maps) may call inline library functions
+// that the dynamic linker resolved to an instrumented copy in a kernel file, whose hooks would
+// otherwise come back here.
+[[gnu::noinline]] void check_slow(EmuThread* t, uintptr_t a, size_t n, bool write, const void* pc) {
+  t->checking = false;
+  check_access(t, a, n, write, pc);
+  t->checking = true;
 }
 
 inline void check(const void* p, size_t n, bool write, const void* pc) {

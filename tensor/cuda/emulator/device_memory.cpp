@@ -28,6 +28,7 @@ namespace gndet::cuda::emu {
 namespace {
 
 constexpr size_t kPage = 4096;
+constexpr size_t kLowGuard = 16 * kPage;
 size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
 std::string hex(uintptr_t a) {
@@ -94,7 +95,9 @@ DeviceMemory::DeviceMemory() {
     std::abort();
   }
   shadow_ = static_cast<uint8_t*>(s);  // all kUnmapped
-  free_pages_[0] = size_;
+  // The first pages stay unused, so that an access just below the first allocation still lands in
+  // device memory (and is explained as such) rather than in whatever the host mapped below it.
+  free_pages_[kLowGuard] = size_ - kLowGuard;
   if (settings().protect_keys) {
     // Denied for this thread from the start; other threads deny keys they never enabled, and
     // threads started later inherit their creator's rights.
@@ -280,6 +283,11 @@ std::string DeviceMemory::explain(uintptr_t a, size_t n) const {
       return "the access of " + std::to_string(n) + " bytes runs past the end of a " + std::to_string(b->second) +
              "-byte tensor block at " + hex(b->first);
     }
+  }
+  // ... or the nearest one after it.
+  if (auto next = live_blocks_.upper_bound(a); next != live_blocks_.end() && next->first - a <= 4096) {
+    return std::to_string(next->first - a) + " bytes before the start of a " + std::to_string(next->second) +
+           "-byte tensor block at " + hex(next->first) + " (caching allocator)";
   }
   auto al = allocations_.upper_bound(a);
   if (al != allocations_.begin()) {

@@ -25,9 +25,17 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cxxabi.h>
+#include <fstream>
 #include <sstream>
 
+#include "gndet_config.h"
+
 #include "tensor/cuda/emulator/scheduler.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
 
 namespace gndet::cuda::emu {
 
@@ -95,6 +103,31 @@ void release_token() {
 
 // ---- fibers ----
 
+const char* op_name(WarpOp op, bool syncwarp);
+
+// AddressSanitizer must be told about every switch between stacks (and forget a reused fiber
+// stack's old redzones), or it reports the fibers' frames as overflows.
+#if defined(__SANITIZE_ADDRESS__)
+struct AsanStacks {
+  const void* scheduler_bottom = nullptr;
+  size_t scheduler_size = 0;
+};
+thread_local AsanStacks tl_asan;
+void to_fiber(void** save, const EmuThread& t) {
+  __sanitizer_start_switch_fiber(save, reinterpret_cast<const void*>(t.stack_lo), t.stack_size);
+}
+void to_scheduler(void** save) { __sanitizer_start_switch_fiber(save, tl_asan.scheduler_bottom, tl_asan.scheduler_size); }
+void arrived(void* save) { __sanitizer_finish_switch_fiber(save, nullptr, nullptr); }
+void first_arrival() { __sanitizer_finish_switch_fiber(nullptr, &tl_asan.scheduler_bottom, &tl_asan.scheduler_size); }
+void reset_stack(const EmuThread& t) { ASAN_UNPOISON_MEMORY_REGION(reinterpret_cast<void*>(t.stack_lo), t.stack_size); }
+#else
+void to_fiber(void**, const EmuThread&) {}
+void to_scheduler(void**) {}
+void arrived(void*) {}
+void first_arrival() {}
+void reset_stack(const EmuThread&) {}
+#endif
+
 void set_state(EmuThread& t, EmuThread::State s) {
   Block& b = *t.block;
   const uint32_t bit = 1u << t.lane;
@@ -108,12 +141,16 @@ void set_state(EmuThread& t, EmuThread::State s) {
 
 // Back to the scheduler; returns when the scheduler resumes this thread.
 void yield(EmuThread& t) {
+  void* save = nullptr;
+  to_scheduler(&save);
   const ctx::transfer_t r = ctx::jump_fcontext(t.scheduler, nullptr);
+  arrived(save);
   t.scheduler = r.fctx;
   tl_current = &t;
 }
 
 void thread_entry(ctx::transfer_t from) {
+  first_arrival();
   auto* t = static_cast<EmuThread*>(from.data);
   t->scheduler = from.fctx;
   tl_current = t;
@@ -123,6 +160,17 @@ void thread_entry(ctx::transfer_t from) {
   set_state(*t, EmuThread::State::Done);
   --b.live;
   ++b.exited;
+  // Lanes of its warp waiting for it at a collective would wait for ever.
+  for (int l = 0; l < 32 && t->warp * 32 + l < b.threads && !b.faulted; ++l) {
+    const EmuThread& o = tl_worker->threads[t->warp * 32 + l];
+    if (o.state == EmuThread::State::AtWarp && ((o.mask >> t->lane) & 1u)) {
+      t->fault_error = cudaErrorLaunchFailure;
+      t->fault = std::string("synccheck: ") + op_name(o.op, o.syncwarp) + " at " + o.file + ":" + std::to_string(o.line) +
+                 ": lane " + std::to_string(t->lane) + " of its mask has exited while lane " + std::to_string(l) +
+                 " waits for it";
+      b.faulted = true;
+    }
+  }
   // A thread leaving while others wait at a barrier: that barrier is not reached by every thread.
   if (b.at_barrier > 0 && !b.faulted) {
     t->fault_error = cudaErrorLaunchFailure;
@@ -132,13 +180,17 @@ void thread_entry(ctx::transfer_t from) {
     b.faulted = true;
   }
   tl_current = nullptr;
+  to_scheduler(nullptr);  // this fiber's frames are gone for good
   ctx::jump_fcontext(t->scheduler, nullptr);
   std::abort();  // a finished fiber is never resumed
 }
 
 void resume(EmuThread& t) {
   tl_current = &t;
+  void* save = nullptr;
+  to_fiber(&save, t);
   const ctx::transfer_t r = ctx::jump_fcontext(t.context, &t);
+  arrived(save);
   t.context = r.fctx;
   tl_current = nullptr;
 }
@@ -262,7 +314,7 @@ std::string block_listing(const Block& b, const std::vector<EmuThread>& threads)
       switch (t.state) {
         case EmuThread::State::Runnable: what = "runnable"; break;
         case EmuThread::State::AtBarrier: what = std::string("at __syncthreads ") + t.file + ":" + std::to_string(t.line); break;
-        case EmuThread::State::AtWarp: what = std::string("at a warp collective ") + t.file + ":" + std::to_string(t.line); break;
+        case EmuThread::State::AtWarp: what = std::string("at ") + op_name(t.op, t.syncwarp) + " " + t.file + ":" + std::to_string(t.line); break;
         case EmuThread::State::Done: what = "exited"; break;
         case EmuThread::State::Faulted: what = "faulted"; break;
       }
@@ -313,6 +365,7 @@ void Pool::run_block(Worker& w, Grid& g, uint64_t linear_block) {
     char* lo = w.stacks + static_cast<size_t>(i) * w.stack_bytes;
     t.stack_lo = reinterpret_cast<uintptr_t>(lo);
     t.stack_size = w.stack_bytes;
+    reset_stack(t);
     std::memcpy(lo, &kStackCanary, sizeof(kStackCanary));
     t.checking = false;
     t.fault_error = cudaSuccess;
@@ -525,6 +578,23 @@ std::string thread_name(const EmuThread& t) {
   return "thread " + dims(t.tid) + " of block " + (t.block != nullptr ? dims(t.block->idx) : std::string("?"));
 }
 
+namespace {
+// "/src/build-emu/ops/cuda/x.cu:57" (a rewritten source compiled in the build folder, named by its
+// #line) -> "ops/cuda/x.cu:57".
+std::string source_relative(const std::string& path) {
+  const std::string root = std::string(GNDET_SOURCE_DIR) + "/";
+  if (path.rfind(root, 0) != 0) return path;
+  std::string rest = path.substr(root.size());
+  const size_t slash = rest.find('/');
+  const std::string file = rest.substr(0, rest.rfind(':'));
+  if (slash != std::string::npos && !std::ifstream(root + file).good()) {
+    const std::string inner = rest.substr(slash + 1);
+    if (std::ifstream(root + inner.substr(0, inner.rfind(':'))).good()) return inner;
+  }
+  return rest;
+}
+}  // namespace
+
 std::string source_location(const void* pc) {
   Dl_info info{};
   if (pc == nullptr || dladdr(pc, &info) == 0 || info.dli_fname == nullptr) return "an unknown code address";
@@ -535,26 +605,29 @@ std::string source_location(const void* pc) {
     fn = status == 0 && d != nullptr ? d : info.dli_sname;
     std::free(d);
   }
-  // The line from the debug line table, when binutils' addr2line is there (a report is rare).
+  // The line from the debug line table, when binutils' addr2line is there (a report is rare): the
+  // innermost frame and the frames it is inlined in, up to the emulator's launch wrapper.
   const uintptr_t offset = reinterpret_cast<uintptr_t>(pc) - reinterpret_cast<uintptr_t>(info.dli_fbase) - 1;
   char cmd[1024];
   std::snprintf(cmd, sizeof(cmd), "addr2line -e '%s' -i 0x%" PRIxPTR " 2>/dev/null", info.dli_fname, offset);
   std::string lines;
   if (FILE* p = popen(cmd, "r")) {
     char buf[512];
+    bool more = true;
     while (std::fgets(buf, sizeof(buf), p) != nullptr) {
       std::string l = buf;
       while (!l.empty() && (l.back() == '\n' || l.back() == '\r')) l.pop_back();
-      if (!l.empty() && l.find("??") == std::string::npos) lines += (lines.empty() ? "" : ", inlined in ") + l;
+      if (l.empty() || l.find("??") != std::string::npos) continue;
+      if (l.find("cuda_runtime.h") != std::string::npos || l.rfind("/usr/", 0) == 0) more = false;
+      if (more) lines += (lines.empty() ? "" : ", inlined in ") + source_relative(l);
     }
     pclose(p);
   }
   if (fn.size() > 160) fn = fn.substr(0, 157) + "...";
-  return (lines.empty() ? std::string(info.dli_fname) + "+0x" + [&] {
-    char b[32];
-    std::snprintf(b, sizeof(b), "%" PRIxPTR, offset);
-    return std::string(b);
-  }() : lines) + " (" + fn + ")";
+  if (!lines.empty()) return fn == "?" ? lines : lines + " (" + fn + ")";
+  char off[32];
+  std::snprintf(off, sizeof(off), "+0x%" PRIxPTR, offset);
+  return std::string(info.dli_fname) + off + " (" + fn + ")";
 }
 
 void raise_fault(EmuThread* t, cudaError_t error, std::string what, const void* pc) {

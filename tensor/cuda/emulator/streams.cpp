@@ -189,7 +189,9 @@ thread_local cudaError_t tl_last_error = cudaSuccess;
 // error is returned by every call once it is set.
 cudaError_t api_result(cudaError_t e) {
   if (sticky_error() != cudaSuccess) e = sticky_error();
-  if (e != cudaSuccess) tl_last_error = e;
+  // cudaErrorNotReady (a query of unfinished work) is an answer, not an error: the runtime does
+  // not record it as the last error.
+  if (e != cudaSuccess && e != cudaErrorNotReady) tl_last_error = e;
   return e;
 }
 cudaError_t take_last_error(bool clear) {
