@@ -80,7 +80,7 @@ GNDET_GRADCHECK("clamp", "[-0.1, 0.1] and min 0.1; every |x| >= 0.2, so no value
 }
 GNDET_GRADCHECK("where", "cond ? a : b with broadcast b") {
   Generator g(33);
-  const Tensor cond = lt(rand({3, 4}, g, kFloat64), 0.5);
+  const Tensor cond = on_check_device(lt(rand({3, 4}, g, kFloat64), 0.5));
   return gradcheck([cond](T in) { return where(cond, in[0], in[1]); }, {uniform({3, 4}, 34), uniform({4}, 35)});
 }
 

@@ -14,7 +14,7 @@ Tensor test_rois() {
                            {4, 5});
 }
 GradcheckResult check(const RoIAlignParams& p) {
-  const Tensor rois = test_rois();
+  const Tensor rois = on_check_device(test_rois());
   return gradcheck([rois, p](const Tensors& in) { return roi_align(in[0], rois, p); }, {uniform({2, 2, 6, 7}, 90)});
 }
 }  // namespace
