@@ -88,6 +88,19 @@ __global__ void shuffle_after_exit_cu(float* out) {
 
 __global__ void noop_cu(float* out) { out[0] = 0.0f; }
 
+// Busy work: keeps a stream occupied for a while.
+__global__ void busy_cu(float* out, int n, int rounds) {
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+    float v = out[i];
+    for (int r = 0; r < rounds; ++r) v = v * 0.5f + 1.0f;
+    out[i] = v;
+  }
+}
+
+__global__ void copy_cu(const float* in, float* out, int n) {
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) out[i] = in[i];
+}
+
 float* device_floats(int n) {
   void* p = nullptr;
   GNDET_CUDA_CHECK(cudaMalloc(&p, n * sizeof(float)));
@@ -129,6 +142,28 @@ int run(const std::string& c) {
     block_sum_cu<<<1, 256>>>(in.data<float>(), right.data<float>());
     GNDET_CUDA_LAUNCH_CHECK();
     std::printf("sum without the barrier %g, with it %g\n", wrong.item<float>(), right.item<float>());
+    return 0;
+  } else if (c == "missing-record-stream" || c == "with-record-stream") {
+    // A tensor made on the main stream is read by a kernel on a side stream that is still busy,
+    // and freed on the host while that read is queued. Without record_stream its block goes back
+    // to the main stream's cache at once, and its poisoning, queued on the idle main stream, runs
+    // before the side stream gets to the read (on a GPU: the block reused under the read).
+    const cuda::Stream side = cuda::stream_from_pool(0);
+    const Tensor out = zeros({kN}, Device::cuda(0));
+    Tensor in = full({kN}, 2.0, Device::cuda(0));
+    cuda::wait_stream(side, cuda::current_stream(0));  // the side stream sees `in` filled
+    {
+      const cuda::StreamGuard on_side(side);
+      const cudaStream_t s = static_cast<cudaStream_t>(side.handle);
+      busy_cu<<<2, 128, 0, s>>>(out.data<float>(), kN, 20000);
+      GNDET_CUDA_LAUNCH_CHECK();
+      copy_cu<<<2, 128, 0, s>>>(in.data<float>(), out.data<float>(), kN);
+      GNDET_CUDA_LAUNCH_CHECK();
+    }
+    if (c == "with-record-stream") cuda::record_stream(in, side);
+    in = Tensor();
+    cuda::synchronize_stream(side);
+    std::printf("copied %g\n", static_cast<double>(out.cpu().data<float>()[kN - 1]));
     return 0;
   } else if (c == "launch-too-many-threads") {
     noop_cu<<<1, 2048>>>(device_floats(1));

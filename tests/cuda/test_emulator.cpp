@@ -71,6 +71,20 @@ TEST_CASE("emulated device: memcheck stops out-of-bounds and host-memory accesse
   expect_stopped("kernel-reads-host", {"memcheck: invalid read of 4 bytes", "host memory", "kernel read_host_memory_cu"});
 }
 
+TEST_CASE("emulated device: streams run apart, so a missing record_stream is caught", "[cuda][emulator]") {
+  if (const std::string why = why_no_emulator(); !why.empty()) return test::skip(why);
+  if (!access_checks_built()) return test::skip("the kernels of this build have no access hooks (AddressSanitizer build)");
+  // The main stream's queued poisoning of the freed block runs while the side stream is still
+  // busy: the side stream's read then finds a block no tensor owns.
+  expect_stopped("missing-record-stream", {"memcheck: invalid read of 4 bytes", "in no live tensor block",
+                                           "kernel copy_cu"});
+  // With record_stream the block waits for the side stream's work, and the copy is right.
+  const test::Run ok = fault("with-record-stream");
+  INFO(ok.output);
+  CHECK(ok.exit_code == 0);
+  CHECK(ok.output.find("copied 2") != std::string::npos);
+}
+
 TEST_CASE("emulated device: racecheck stops a shared-memory hazard between barriers", "[cuda][emulator]") {
   if (const std::string why = why_no_emulator(); !why.empty()) return test::skip(why);
   if (!access_checks_built()) return test::skip("the kernels of this build have no access hooks (AddressSanitizer build)");
@@ -133,11 +147,12 @@ TEST_CASE("emulated device: the [cuda] kernel cases pass under the reverse and r
           "[cuda][emulator][schedules]") {
   if (const std::string why = why_no_emulator(); !why.empty()) return test::skip(why);
   // This run's schedule is the default, warp-greedy; each other one hides other missing barriers
-  // and lets other shared-memory races happen in another order. The whole-model and multi-process
-  // cases repeat the kernels of the others at length: left to this run.
+  // and lets other shared-memory races happen in another order. The whole-model, CLI and
+  // multi-process cases repeat the kernels of the others at length, and the allocator's are host
+  // code: left to this run (the emulated [cuda] cases must stay within 8 minutes in all).
   for (const std::string schedule : {"reverse", "random"}) {
     const test::Run r = test::run_shell("GNDET_EMU_SCHEDULE=" + schedule + " GNDET_EMU_SEED=7 " +
-                                        std::string(GNDET_BUILD_DIR) + "/tests/gndet_tests '[cuda]~[emulator]~[model]~[dist]'");
+                                        std::string(GNDET_BUILD_DIR) + "/tests/gndet_tests '[cuda]~[emulator]~[model]~[dist]~[cli]~[allocator]'");
     const std::string last = r.output.substr(r.output.rfind('\n', r.output.size() - 2) + 1);
     INFO("schedule " << schedule << ": " << last);
     CHECK(r.exit_code == 0);

@@ -269,23 +269,25 @@ std::string DeviceMemory::explain(uintptr_t a, size_t n) const {
   if (!contains(a)) return hex(a) + " is not device memory";
   std::lock_guard<std::mutex> lock(mu_);
   const uint8_t s = shadow_[(a - reinterpret_cast<uintptr_t>(base_)) >> 3];
-  std::string out;
-  // The nearest live block at or before a: a tensor's memory.
+  // The nearest live tensor block at or before a, and the next one after it.
+  std::string before;
   auto b = live_blocks_.upper_bound(a);
+  const auto next = b;
   if (b != live_blocks_.begin()) {
     --b;
     const uintptr_t end = b->first + b->second;
-    if (a >= end && a - end < (size_t{1} << 20)) {
-      return std::to_string(a - end) + " bytes past the end of a " + std::to_string(b->second) +
-             "-byte tensor block at " + hex(b->first) + " (caching allocator)";
+    const std::string block = std::to_string(b->second) + "-byte tensor block at " + hex(b->first);
+    if (a < end) return "the access of " + std::to_string(n) + " bytes runs past the end of a " + block;
+    if (a < b->first + round_up(b->second, 512)) {
+      return std::to_string(a - end) + " bytes past the end of a " + block + " (caching allocator)";
     }
-    if (a < end && a + n > end) {
-      return "the access of " + std::to_string(n) + " bytes runs past the end of a " + std::to_string(b->second) +
-             "-byte tensor block at " + hex(b->first);
-    }
+    if (a - end < (size_t{1} << 20)) before = std::to_string(a - end) + " bytes past the end of the " + block;
   }
-  // ... or the nearest one after it.
-  if (auto next = live_blocks_.upper_bound(a); next != live_blocks_.end() && next->first - a <= 4096) {
+  if (s == kCached) {
+    return "in no live tensor block of a caching-allocator segment (freed, or never handed out)" +
+           (before.empty() ? std::string() : "; " + before);
+  }
+  if (next != live_blocks_.end() && next->first - a <= 4096) {
     return std::to_string(next->first - a) + " bytes before the start of a " + std::to_string(next->second) +
            "-byte tensor block at " + hex(next->first) + " (caching allocator)";
   }
@@ -296,10 +298,6 @@ std::string DeviceMemory::explain(uintptr_t a, size_t n) const {
     if (a >= end && a - end < (size_t{1} << 20) && !segments_.count(al->first)) {
       return std::to_string(a - end) + " bytes past the end of a " + std::to_string(al->second) +
              "-byte cudaMalloc allocation at " + hex(al->first);
-    }
-    if (a < end && segments_.count(al->first) && s == kCached) {
-      return "inside a caching-allocator segment of " + std::to_string(al->second) + " bytes at " + hex(al->first) +
-             ", in no live tensor block (freed, or never handed out)";
     }
   }
   if (s == kFreed) return "in memory released by cudaFree";
