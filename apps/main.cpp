@@ -26,7 +26,9 @@ static void print_help() {
   // Counted before anything is written, so the line is whole; the reason only when a CUDA build sees no GPU.
   const int gpus = cuda::device_count();
   const std::string why = GNDET_WITH_CUDA && gpus == 0 ? " (" + cuda::unavailable_reason() + ")" : "";
-  std::printf("\nbuilt with CUDA: %s, cuDNN: %s; GPUs visible: %d%s\n", GNDET_WITH_CUDA ? "yes" : "no",
+  std::printf("\nbuilt with CUDA: %s, cuDNN: %s; GPUs visible: %d%s\n",
+              GNDET_CUDA_EMULATED ? "the emulated device (a CPU test instrument, docs/emulator.md)"
+                                  : GNDET_WITH_CUDA ? "yes" : "no",
               GNDET_WITH_CUDNN ? "yes" : "no", gpus, why.c_str());
   std::fflush(stdout);
 }

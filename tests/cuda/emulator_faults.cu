@@ -97,6 +97,14 @@ __global__ void busy_cu(float* out, int n, int rounds) {
   }
 }
 
+// Waits for a flag nobody sets (as a block of the fused GroupNorm waits for its group's partials).
+__global__ void wait_forever_cu(const int* flag) {
+  if (threadIdx.x == 0) {
+    while (*reinterpret_cast<const volatile int*>(flag) == 0) __nanosleep(1000);
+  }
+  __syncthreads();
+}
+
 __global__ void copy_cu(const float* in, float* out, int n) {
   for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) out[i] = in[i];
 }
@@ -165,6 +173,9 @@ int run(const std::string& c) {
     cuda::synchronize_stream(side);
     std::printf("copied %g\n", static_cast<double>(out.cpu().data<float>()[kN - 1]));
     return 0;
+  } else if (c == "hang") {
+    const Tensor flag = zeros({1}, TensorOptions(kInt32, Device::cuda(0)));
+    wait_forever_cu<<<1, 64>>>(flag.data<int32_t>());
   } else if (c == "launch-too-many-threads") {
     noop_cu<<<1, 2048>>>(device_floats(1));
   } else if (c == "launch-grid-y") {

@@ -109,6 +109,25 @@ TEST_CASE("emulated device: synccheck stops barriers and warp collectives not ev
   expect_stopped("shuffle-after-exit", {"synccheck: __shfl_xor_sync", "has exited", "kernel shuffle_after_exit_cu"});
 }
 
+TEST_CASE("emulated device: GNDET_EMU_DEVICES=0 is a CUDA build on a machine without a GPU", "[cuda][emulator]") {
+  if (const std::string why = why_no_emulator(); !why.empty()) return test::skip(why);
+  // The no-GPU paths of a CUDA build (errors that name the missing device; tests that skip) keep
+  // running where tools/test takes the emulated device.
+  const test::Run r = test::run_shell("GNDET_EMU_DEVICES=0 " + std::string(GNDET_BUILD_DIR) +
+                                      "/tests/gndet_tests 'device errors are clear without a GPU','[cuda][tensor]'");
+  INFO(r.output);
+  CHECK(r.exit_code == 0);
+  CHECK(r.output.find("CUDA device: none (no CUDA GPU found)") != std::string::npos);
+  CHECK(r.output.find("1 passed, 0 failed, 8 skipped") != std::string::npos);
+}
+
+TEST_CASE("emulated device: a block that waits for ever is reported", "[cuda][emulator]") {
+  if (const std::string why = why_no_emulator(); !why.empty()) return test::skip(why);
+  expect_stopped("hang", {"cudaErrorLaunchTimeout", "hang: thread (0,0,0) of block (0,0,0) has waited in __nanosleep",
+                          "kernel wait_forever_cu"},
+                 "GNDET_EMU_HANG_SECONDS=1");
+}
+
 TEST_CASE("emulated device: launches a GPU refuses are refused, naming the kernel", "[cuda][emulator]") {
   if (const std::string why = why_no_emulator(); !why.empty()) return test::skip(why);
   expect_stopped("launch-too-many-threads", {"cudaErrorInvalidConfiguration", "kernel noop_cu",

@@ -84,6 +84,37 @@ std::string shapes_options(const std::string& data) {
   return o + " val_evaluator.ann_file=" + data + "/annotations/val.json";
 }
 
+// Steps whose worker reported buckets reduced during backward; each must have had at least one.
+int steps_with_overlap(const std::string& output) {
+  int steps = 0;
+  for (size_t at = 0; (at = output.find(" buckets reduced during backward", at)) != std::string::npos; ++at) {
+    const size_t line = output.rfind(':', at);
+    CHECK(std::stoll(output.substr(line + 2)) > 0);
+    ++steps;
+  }
+  return steps;
+}
+
+// Every tensor the workers saved after each of `steps` steps is the same in `a` and `b`, bit for
+// bit; returns how many gradients step 1 saved.
+int64_t check_steps_equal(const std::string& a_dir, const std::string& b_dir, int steps) {
+  int64_t grads = 0;
+  for (int step = 1; step <= steps; ++step) {
+    INFO("step " << step);
+    const auto a = load_safetensors(a_dir + "/step_" + std::to_string(step) + ".safetensors").tensors;
+    const auto b = load_safetensors(b_dir + "/step_" + std::to_string(step) + ".safetensors").tensors;
+    REQUIRE(a.size() == b.size());
+    REQUIRE(a.size() > 20);
+    for (const auto& [name, t] : a) {
+      INFO(name);
+      REQUIRE(b.count(name) == 1);
+      CHECK(test::max_abs_diff(t, b.at(name)) == 0.0);
+      if (step == 1) grads += name.rfind("grad.", 0) == 0;
+    }
+  }
+  return grads;
+}
+
 }  // namespace
 
 TEST_CASE("per rank: DefaultSampler shares, equal batch counts, aspect batching", "[dist][data]") {
@@ -146,13 +177,7 @@ TEST_CASE("2 ranks x 1 image: averaged gradients and 3 updates equal one process
   REQUIRE(ranks.exit_code == 0);
   // The reduction overlapped backward: every rank started buckets from the gradient hooks at every
   // step (with 1-image batches every parameter gets a gradient, so all of them can start early).
-  int overlapped = 0;
-  for (size_t at = 0; (at = ranks.output.find(" buckets reduced during backward", at)) != std::string::npos; ++at) {
-    const size_t line = ranks.output.rfind(':', at);
-    CHECK(std::stoll(ranks.output.substr(line + 2)) > 0);
-    ++overlapped;
-  }
-  CHECK(overlapped == 6);  // 2 ranks x 3 steps
+  CHECK(steps_with_overlap(ranks.output) == 6);  // 2 ranks x 3 steps
   const test::Run ref = shell(kWorker + " step " + kShapes + " " + dir.str() + "/ref 3 --reference 2" + opts);
   INFO(ref.output);
   REQUIRE(ref.exit_code == 0);
@@ -161,21 +186,7 @@ TEST_CASE("2 ranks x 1 image: averaged gradients and 3 updates equal one process
   // sum of two floats does not depend on their order (MPI's a + b == the reference's a + b), and
   // the scale by 1/2 is exact. Three ranks or more could differ in the last bits (association
   // order), which this test does not cover.
-  for (int step = 1; step <= 3; ++step) {
-    INFO("step " << step);
-    const auto a = load_safetensors(dir.str() + "/mpi/step_" + std::to_string(step) + ".safetensors").tensors;
-    const auto b = load_safetensors(dir.str() + "/ref/step_" + std::to_string(step) + ".safetensors").tensors;
-    REQUIRE(a.size() == b.size());
-    REQUIRE(a.size() > 20);
-    int64_t grads = 0;
-    for (const auto& [name, t] : a) {
-      INFO(name);
-      REQUIRE(b.count(name) == 1);
-      CHECK(test::max_abs_diff(t, b.at(name)) == 0.0);
-      grads += name.rfind("grad.", 0) == 0;
-    }
-    if (step == 1) CHECK(grads > 20);
-  }
+  CHECK(check_steps_equal(dir.str() + "/mpi", dir.str() + "/ref", 3) > 20);
   // And the ranks did differ: rank 1 started from other weights and saw another image, so the
   // average is not simply one rank's gradient (the reference with 1 rank gives other numbers).
   const test::Run one = shell(kWorker + " step " + kShapes + " " + dir.str() + "/one 1 --reference 1" + opts);
@@ -214,30 +225,13 @@ TEST_CASE("2 emulated-GPU ranks over NCCL: averaged gradients and 2 updates equa
   CHECK(ranks.output.find("gradients by nccl") != std::string::npos);
   // The NCCL communicator's path: buckets started from the gradient hooks, reduced on its side
   // stream while backward went on, then waited for (the watchdog's loop) before the update.
-  int overlapped = 0;
-  for (size_t at = 0; (at = ranks.output.find(" buckets reduced during backward", at)) != std::string::npos; ++at) {
-    const size_t line = ranks.output.rfind(':', at);
-    CHECK(std::stoll(ranks.output.substr(line + 2)) > 0);
-    ++overlapped;
-  }
-  CHECK(overlapped == 4);  // 2 ranks x 2 steps
+  CHECK(steps_with_overlap(ranks.output) == 4);  // 2 ranks x 2 steps
   const test::Run ref = shell(env + kWorker + " step " + tiny + " " + dir.str() + "/ref 2 --reference 2" + opts);
   INFO(ref.output);
   REQUIRE(ref.exit_code == 0);
   // Exact, for the reasons of the CPU test above: each rank runs its image with the reference's
   // code, data, weights and block order; NCCL's sum of two floats is the reference's sum.
-  for (int step = 1; step <= 2; ++step) {
-    INFO("step " << step);
-    const auto a = load_safetensors(dir.str() + "/mpi/step_" + std::to_string(step) + ".safetensors").tensors;
-    const auto b = load_safetensors(dir.str() + "/ref/step_" + std::to_string(step) + ".safetensors").tensors;
-    REQUIRE(a.size() == b.size());
-    REQUIRE(a.size() > 20);
-    for (const auto& [name, t] : a) {
-      INFO(name);
-      REQUIRE(b.count(name) == 1);
-      CHECK(test::max_abs_diff(t, b.at(name)) == 0.0);
-    }
-  }
+  CHECK(check_steps_equal(dir.str() + "/mpi", dir.str() + "/ref", 2) > 20);
 }
 
 TEST_CASE("2 ranks: train logs world size 2, one set of checkpoints; eval equals one process; resume on 1 rank",

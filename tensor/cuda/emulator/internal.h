@@ -24,6 +24,7 @@ namespace gndet::cuda::emu {
 enum class Schedule { WarpGreedy, ReverseGreedy, Random };
 
 struct Settings {
+  int devices = 1;                   // GNDET_EMU_DEVICES=0: a machine without a GPU (the runtime's answer)
   int sms = 4;                       // multiprocessors the device reports (GNDET_EMU_SMS)
   int resident_per_sm = 8;           // blocks resident at once per SM: sms * this worker threads
   int running = 2;                   // resident blocks that compute at once (GNDET_EMU_THREADS; cores)

@@ -691,7 +691,8 @@ void submit_launch(const LaunchSite& site, const LaunchConfig& c, std::function<
   if (s == nullptr) return refuse(cudaErrorInvalidResourceHandle, "unknown stream");
   g->blocks = uint64_t{gd.x} * gd.y * gd.z;
   g->launch_id = ++g_launches;
-  if (std::getenv("GNDET_EMU_TRACE") != nullptr) std::fprintf(stderr, "gndet emu: %s\n", g->name().c_str());
+  static const bool trace = std::getenv("GNDET_EMU_TRACE") != nullptr;
+  if (trace) std::fprintf(stderr, "gndet emu: %s\n", g->name().c_str());
   enqueue(s, std::string("kernel ") + site.kernel, [g] { run_grid(g); });
 }
 
@@ -774,8 +775,14 @@ void nanosleep(unsigned ns) {
     yield(t);
     std::abort();
   }
+  // Waiting counts from the first __nanosleep since the block last got anywhere (a barrier
+  // released, a thread finished).
   const double now = seconds_now();
-  if (b.spin_since < 0) b.spin_since = now;
+  const uint64_t progress = (uint64_t{b.barrier_count} << 32) + static_cast<uint64_t>(b.exited);
+  if (b.spin_since < 0 || b.spin_progress != progress) {
+    b.spin_since = now;
+    b.spin_progress = progress;
+  }
   if (now - b.spin_since > settings().hang_seconds) {
     raise_fault(&t, cudaErrorLaunchTimeout,
                 "hang: " + thread_name(t) + " has waited in __nanosleep for " +
@@ -788,7 +795,6 @@ void nanosleep(unsigned ns) {
   std::this_thread::sleep_for(std::chrono::nanoseconds(std::max(ns, 1000u)));
   acquire_token();
   yield(t);
-  b.spin_since = -1;
 }
 
 // ---- atomics ----

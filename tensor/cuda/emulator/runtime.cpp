@@ -33,6 +33,7 @@ bool env_flag(const char* name, bool fallback) { return env_long(name, fallback 
 
 Settings read_settings() {
   Settings s;
+  s.devices = static_cast<int>(env_long("GNDET_EMU_DEVICES", s.devices, 0, 1));
   s.sms = static_cast<int>(env_long("GNDET_EMU_SMS", s.sms, 1, 64));
   s.resident_per_sm = static_cast<int>(env_long("GNDET_EMU_RESIDENT", s.resident_per_sm, 1, 32));
   const long cores = std::max(1u, std::thread::hardware_concurrency());
@@ -224,8 +225,8 @@ extern "C" {
 
 cudaError_t cudaGetDeviceCount(int* count) {
   if (count == nullptr) return api_result(cudaErrorInvalidValue);
-  *count = 1;
-  return cudaSuccess;
+  *count = settings().devices;
+  return settings().devices == 0 ? api_result(cudaErrorNoDevice) : cudaSuccess;
 }
 
 namespace {
@@ -239,7 +240,7 @@ cudaError_t cudaGetDevice(int* device) {
 }
 
 cudaError_t cudaSetDevice(int device) {
-  if (device != 0) return api_result(cudaErrorInvalidDevice);
+  if (device < 0 || device >= settings().devices) return api_result(cudaErrorInvalidDevice);
   tl_device = device;
   (void)memory();  // the device's memory and its protection are set up on first use
   return api_result(cudaSuccess);
@@ -247,7 +248,7 @@ cudaError_t cudaSetDevice(int device) {
 
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int device) {
   if (p == nullptr) return api_result(cudaErrorInvalidValue);
-  if (device != 0) return api_result(cudaErrorInvalidDevice);
+  if (device < 0 || device >= settings().devices) return api_result(cudaErrorInvalidDevice);
   const Settings& s = settings();
   *p = cudaDeviceProp{};
   std::snprintf(p->name, sizeof(p->name), "emulated CUDA device (CPU)");

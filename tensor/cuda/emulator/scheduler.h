@@ -97,7 +97,8 @@ struct Block {
   size_t dynamic_bytes = 0;
   bool faulted = false;
   bool aborted = false;  // another block of the grid faulted
-  double spin_since = -1;  // host seconds when its threads started waiting in __nanosleep
+  double spin_since = -1;      // host seconds when its threads started waiting in __nanosleep
+  uint64_t spin_progress = 0;  // barriers and exits then: any change is progress
 
   uint64_t race_epoch() const { return (serial << 24) + barrier_count; }
 };

@@ -302,49 +302,38 @@ constexpr unsigned detail_mask(unsigned mask = 0xffffffffu) { return mask; }
 constexpr int detail_width(int width = 32) { return width; }
 }  // namespace gndet::cuda::emu
 
-// ---- atomics ----
-inline float atomicAdd(float* p, float v) { return ::gndet::cuda::emu::atomic_add(p, v); }
-inline double atomicAdd(double* p, double v) { return ::gndet::cuda::emu::atomic_add(p, v); }
-inline int atomicAdd(int* p, int v) { return ::gndet::cuda::emu::atomic_add(p, v); }
-inline unsigned atomicAdd(unsigned* p, unsigned v) { return ::gndet::cuda::emu::atomic_add(p, v); }
-inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) {
-  return ::gndet::cuda::emu::atomic_add(p, v);
-}
-inline int atomicSub(int* p, int v) { return ::gndet::cuda::emu::atomic_sub(p, v); }
-inline unsigned atomicSub(unsigned* p, unsigned v) { return ::gndet::cuda::emu::atomic_sub(p, v); }
-inline int atomicExch(int* p, int v) { return ::gndet::cuda::emu::atomic_exch(p, v); }
-inline unsigned atomicExch(unsigned* p, unsigned v) { return ::gndet::cuda::emu::atomic_exch(p, v); }
-inline unsigned long long atomicExch(unsigned long long* p, unsigned long long v) {
-  return ::gndet::cuda::emu::atomic_exch(p, v);
-}
-inline float atomicExch(float* p, float v) { return ::gndet::cuda::emu::atomic_exch(p, v); }
-inline int atomicMin(int* p, int v) { return ::gndet::cuda::emu::atomic_min(p, v); }
-inline unsigned atomicMin(unsigned* p, unsigned v) { return ::gndet::cuda::emu::atomic_min(p, v); }
-inline long long atomicMin(long long* p, long long v) { return ::gndet::cuda::emu::atomic_min(p, v); }
-inline unsigned long long atomicMin(unsigned long long* p, unsigned long long v) {
-  return ::gndet::cuda::emu::atomic_min(p, v);
-}
-inline int atomicMax(int* p, int v) { return ::gndet::cuda::emu::atomic_max(p, v); }
-inline unsigned atomicMax(unsigned* p, unsigned v) { return ::gndet::cuda::emu::atomic_max(p, v); }
-inline long long atomicMax(long long* p, long long v) { return ::gndet::cuda::emu::atomic_max(p, v); }
-inline unsigned long long atomicMax(unsigned long long* p, unsigned long long v) {
-  return ::gndet::cuda::emu::atomic_max(p, v);
-}
-inline int atomicAnd(int* p, int v) { return ::gndet::cuda::emu::atomic_and(p, v); }
-inline unsigned atomicAnd(unsigned* p, unsigned v) { return ::gndet::cuda::emu::atomic_and(p, v); }
-inline unsigned long long atomicAnd(unsigned long long* p, unsigned long long v) {
-  return ::gndet::cuda::emu::atomic_and(p, v);
-}
-inline int atomicOr(int* p, int v) { return ::gndet::cuda::emu::atomic_or(p, v); }
-inline unsigned atomicOr(unsigned* p, unsigned v) { return ::gndet::cuda::emu::atomic_or(p, v); }
-inline unsigned long long atomicOr(unsigned long long* p, unsigned long long v) {
-  return ::gndet::cuda::emu::atomic_or(p, v);
-}
-inline int atomicXor(int* p, int v) { return ::gndet::cuda::emu::atomic_xor(p, v); }
-inline unsigned atomicXor(unsigned* p, unsigned v) { return ::gndet::cuda::emu::atomic_xor(p, v); }
-inline unsigned long long atomicXor(unsigned long long* p, unsigned long long v) {
-  return ::gndet::cuda::emu::atomic_xor(p, v);
-}
+// ---- atomics: nvcc's overloads, each checked like any other access (launch.cpp) ----
+#define GNDET_EMU_ATOMIC(cuda_name, impl, T) \
+  inline T cuda_name(T* p, T v) { return ::gndet::cuda::emu::impl(p, v); }
+GNDET_EMU_ATOMIC(atomicAdd, atomic_add, float)
+GNDET_EMU_ATOMIC(atomicAdd, atomic_add, double)
+GNDET_EMU_ATOMIC(atomicAdd, atomic_add, int)
+GNDET_EMU_ATOMIC(atomicAdd, atomic_add, unsigned)
+GNDET_EMU_ATOMIC(atomicAdd, atomic_add, unsigned long long)
+GNDET_EMU_ATOMIC(atomicSub, atomic_sub, int)
+GNDET_EMU_ATOMIC(atomicSub, atomic_sub, unsigned)
+GNDET_EMU_ATOMIC(atomicExch, atomic_exch, int)
+GNDET_EMU_ATOMIC(atomicExch, atomic_exch, unsigned)
+GNDET_EMU_ATOMIC(atomicExch, atomic_exch, unsigned long long)
+GNDET_EMU_ATOMIC(atomicExch, atomic_exch, float)
+GNDET_EMU_ATOMIC(atomicMin, atomic_min, int)
+GNDET_EMU_ATOMIC(atomicMin, atomic_min, unsigned)
+GNDET_EMU_ATOMIC(atomicMin, atomic_min, long long)
+GNDET_EMU_ATOMIC(atomicMin, atomic_min, unsigned long long)
+GNDET_EMU_ATOMIC(atomicMax, atomic_max, int)
+GNDET_EMU_ATOMIC(atomicMax, atomic_max, unsigned)
+GNDET_EMU_ATOMIC(atomicMax, atomic_max, long long)
+GNDET_EMU_ATOMIC(atomicMax, atomic_max, unsigned long long)
+GNDET_EMU_ATOMIC(atomicAnd, atomic_and, int)
+GNDET_EMU_ATOMIC(atomicAnd, atomic_and, unsigned)
+GNDET_EMU_ATOMIC(atomicAnd, atomic_and, unsigned long long)
+GNDET_EMU_ATOMIC(atomicOr, atomic_or, int)
+GNDET_EMU_ATOMIC(atomicOr, atomic_or, unsigned)
+GNDET_EMU_ATOMIC(atomicOr, atomic_or, unsigned long long)
+GNDET_EMU_ATOMIC(atomicXor, atomic_xor, int)
+GNDET_EMU_ATOMIC(atomicXor, atomic_xor, unsigned)
+GNDET_EMU_ATOMIC(atomicXor, atomic_xor, unsigned long long)
+#undef GNDET_EMU_ATOMIC
 inline int atomicCAS(int* p, int compare, int v) { return ::gndet::cuda::emu::atomic_cas(p, compare, v); }
 inline unsigned atomicCAS(unsigned* p, unsigned compare, unsigned v) {
   return ::gndet::cuda::emu::atomic_cas(p, compare, v);
