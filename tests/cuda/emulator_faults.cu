@@ -163,7 +163,7 @@ int run(const std::string& c) {
     {
       const cuda::StreamGuard on_side(side);
       const cudaStream_t s = static_cast<cudaStream_t>(side.handle);
-      busy_cu<<<2, 128, 0, s>>>(out.data<float>(), kN, 20000);
+      busy_cu<<<2, 128, 0, s>>>(out.data<float>(), kN, 200000);  // ~0.1 s
       GNDET_CUDA_LAUNCH_CHECK();
       copy_cu<<<2, 128, 0, s>>>(in.data<float>(), out.data<float>(), kN);
       GNDET_CUDA_LAUNCH_CHECK();

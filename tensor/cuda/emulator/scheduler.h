@@ -117,6 +117,33 @@ struct Worker {
 extern thread_local EmuThread* tl_current __attribute__((tls_model("initial-exec")));
 extern thread_local Worker* tl_worker __attribute__((tls_model("initial-exec")));
 
+// ---- shared by launch.cpp (the scheduler) and device_builtins.cpp (what kernels call) ----
+
+// Suspends checking while the emulator's own code runs inside a kernel's thread.
+struct Pause {
+  EmuThread* t;
+  bool was;
+  Pause() : t(tl_current), was(t != nullptr && t->checking) {
+    if (t != nullptr) t->checking = false;
+  }
+  ~Pause() {
+    if (t != nullptr) t->checking = was;
+  }
+};
+
+// The calling emulated thread; aborts (a bug of the emulator's user) outside a kernel.
+EmuThread* require_thread(const char* what);
+// Marks a thread runnable or waiting (its block's per-warp runnable masks follow).
+void set_state(EmuThread& t, EmuThread::State s);
+// Back to the scheduler; returns when the scheduler resumes this thread.
+void yield(EmuThread& t);
+// At most settings().running resident blocks compute at once (a spinning block hands its turn on).
+void acquire_token();
+void release_token();
+double seconds_now();
+std::string dims(dim3 d);  // "(x,y,z)"
+const char* op_name(WarpOp op, bool syncwarp);  // "__shfl_xor_sync", "__syncwarp", ...
+
 // Stops the calling emulated thread with a fault (never returns): the scheduler reports it.
 [[noreturn]] void raise_fault(EmuThread* t, cudaError_t error, std::string what, const void* pc);
 
