@@ -55,8 +55,8 @@ TEST_CASE("emulated device: memcheck stops out-of-bounds and host-memory accesse
           "[cuda][emulator]") {
   if (const std::string why = why_no_emulator(); !why.empty()) return test::skip(why);
   if (!access_checks_built()) {
-    return test::skip("the kernels of this build have no access hooks (AddressSanitizer build: its own poisoning "
-                      "of device memory stands in for memcheck)");
+    return test::skip("the kernels of this build have no access hooks (AddressSanitizer build: its poisoning of "
+                      "device memory stands in for memcheck, with ASan's own reports)");
   }
   // One float past a 1000-float cudaMalloc buffer: i = 1000 is reached by global thread 1000 -
   // 512 (4 blocks of 128 threads stride 512): thread 104 of block 3.

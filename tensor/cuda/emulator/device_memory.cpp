@@ -24,6 +24,10 @@
 
 #include "tensor/cuda/emulator/internal.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
+
 namespace gndet::cuda::emu {
 namespace {
 
@@ -140,6 +144,10 @@ void* DeviceMemory::allocate(size_t bytes) {
     mapped_[a] = need;
     used_ += need;
     mark(a, bytes, true, 0);
+#if defined(__SANITIZE_ADDRESS__)
+    const uintptr_t tail = round_up(a + bytes, 8);  // the rest of the last page: not the allocation's
+    ASAN_POISON_MEMORY_REGION(reinterpret_cast<void*>(tail), a + mapped - tail);
+#endif
     return p;
   }
   return nullptr;
@@ -202,6 +210,15 @@ void DeviceMemory::mark(uintptr_t a, size_t n, bool live, uint8_t reason) {
   const size_t full = n / 8;
   std::memset(sh, live ? 8 : reason, full);
   if (n % 8 != 0) sh[full] = live ? static_cast<uint8_t>(n % 8) : reason;
+#if defined(__SANITIZE_ADDRESS__)
+  // Under AddressSanitizer the kernels have no access hooks: ASan's own shadow, kept alike, stands
+  // in for memcheck (with its reports).
+  if (live) {
+    ASAN_UNPOISON_MEMORY_REGION(reinterpret_cast<void*>(a), n);
+  } else {
+    ASAN_POISON_MEMORY_REGION(reinterpret_cast<void*>(a), n);
+  }
+#endif
 }
 
 bool DeviceMemory::addressable_slow(uintptr_t a, size_t n) const {

@@ -35,6 +35,7 @@
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
+#include <sanitizer/lsan_interface.h>
 #endif
 
 namespace gndet::cuda::emu {
@@ -65,7 +66,11 @@ void to_scheduler(void** save) { __sanitizer_start_switch_fiber(save, tl_asan.sc
 void arrived(void* save) { __sanitizer_finish_switch_fiber(save, nullptr, nullptr); }
 void first_arrival() { __sanitizer_finish_switch_fiber(nullptr, &tl_asan.scheduler_bottom, &tl_asan.scheduler_size); }
 void reset_stack(const EmuThread& t) { ASAN_UNPOISON_MEMORY_REGION(reinterpret_cast<void*>(t.stack_lo), t.stack_size); }
+// A faulting thread's fiber is abandoned with its frames: what they point to stays reachable
+// (LeakSanitizer scans the stacks), as the device is unusable after a fault anyway.
+void register_stacks(void* p, size_t n) { __lsan_register_root_region(p, n); }
 #else
+void register_stacks(void*, size_t) {}
 void to_fiber(void**, const EmuThread&) {}
 void to_scheduler(void**) {}
 void arrived(void*) {}
@@ -236,6 +241,7 @@ class Pool {
       std::abort();
     }
     w.stacks = static_cast<char*>(m);
+    register_stacks(m, kStackBytes * kMaxThreads);
     w.rng.seed(settings().seed * 7919 + static_cast<uint64_t>(index));
     // tl_worker is initial-exec TLS: this thread's TLS block of the library exists from its start.
     tl_worker = &w;
