@@ -5,6 +5,7 @@
 #include "apps/args.h"
 #include "apps/commands.h"
 #include "apps/experiment.h"
+#include "apps/predictor.h"
 #include "apps/profile_session.h"
 #include "apps/visualize.h"
 #include "tensor/grad_mode.h"
@@ -17,23 +18,6 @@
 namespace gndet::app {
 namespace {
 namespace fs = std::filesystem;
-
-// The test pipeline without annotation loading, then the data preprocessor's steps.
-data::Pipeline test_pipeline(const Json& cfg) {
-  Json steps = Json::array();
-  const ConfigNode pipe = ConfigNode(cfg, "")["test_dataloader"]["dataset"]["pipeline"];
-  for (size_t i = 0; i < pipe.size(); ++i) {
-    const ConfigNode s = pipe.at(i);
-    if (!s.has("type") || s["type"].as_string() != "LoadAnnotations") steps.push_back(s.json());
-  }
-  data::Pipeline pipeline = data::Pipeline::from_json(steps, "test_dataloader.dataset.pipeline");
-  if (cfg["model"].contains("data_preprocessor")) {
-    for (auto& step : data::data_preprocessor_transforms(cfg["model"]["data_preprocessor"], "model.data_preprocessor")) {
-      pipeline.append(step);
-    }
-  }
-  return pipeline;
-}
 
 Json detections_json(const std::string& path, const Detections& d, const std::vector<std::string>& names,
                      double score_thr, int64_t height, int64_t width) {
@@ -81,33 +65,21 @@ int run_infer(const Args& args) {
   const double score_thr = p.get_double("--score-thr", 0.0, 1.0);
   const int display_scale = static_cast<int>(p.get_int("--display-scale", 1, 16));
   const Json cfg = load_run_config(p.get("CONFIG"), p.list("--cfg-options"));
-  const Device device = choose_device(p.get("--device"));
-  auto model = build_model(cfg, 0, kCPU, nullptr);
-  const nn::LoadReport r = model->load_state_dict(nn::load_state_dict_from_file(p.get("CHECKPOINT")), /*strict=*/false);
-  GNDET_CHECK(r.ok(), "checkpoint '", p.get("CHECKPOINT"), "' does not match the model of '", p.get("CONFIG"), "': ",
-              r.str());
-  model->to(device);
-  model->eval();
-  const data::Pipeline pipeline = test_pipeline(cfg);
-  const std::vector<std::string> names = class_names(cfg, model->num_classes());
-  const int64_t divisor = loader_options(cfg, "test_dataloader", 0).pad_size_divisor;
+  const Predictor predictor(cfg, p.get("CHECKPOINT"), choose_device(p.get("--device")), p.get("CONFIG"));
+  const Device device = predictor.device();
+  const std::vector<std::string>& names = predictor.class_names();
   const std::string out_dir = p.get("--out-dir");
   fs::create_directories(out_dir);
   std::vector<Tensor> pictures;
   autograd::NoGradGuard no_grad;
   std::unique_ptr<ProfileSession> profile;  // --profile: the first image warms up
   for (const std::string& path : p.list("IMAGE")) {
-    if (p.has("--profile") && !pictures.empty() && !profile) profile = std::make_unique<ProfileSession>(*model);
+    if (p.has("--profile") && !pictures.empty() && !profile) {
+      profile = std::make_unique<ProfileSession>(predictor.model());
+    }
     const Tensor image = data::read_image(path);
-    data::Sample s = data::make_sample(image, false);
-    s.meta.filename = path;
-    Generator rng(0);
-    pipeline.apply(s, rng);
-    std::vector<data::Sample> one;
-    one.push_back(std::move(s));
-    const ModelInputs in = to_model_inputs(data::collate(std::move(one), divisor), device, false);
     if (profile) profile->step_begin("predict " + path);
-    const Detections d = model->predict(in.images, in.infos).at(0);
+    const Detections d = predictor.predict(image);
     if (device.is_cuda()) cuda::synchronize(device.index);
     if (profile) profile->step_end();
     const std::string stem = out_dir + "/" + fs::path(path).stem().string();
