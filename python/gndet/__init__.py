@@ -20,7 +20,16 @@ import os as _os
 
 import numpy as _np
 
-from . import _core
+try:
+    from . import _core
+except ImportError as e:  # pragma: no cover - depends on how the library was built
+    if "static TLS" in str(e):
+        # The emulated CUDA device (-Dcuda=emulate) keeps each kernel's __shared__ memory in
+        # thread-local storage that must exist when a thread starts, which a library loaded later
+        # by dlopen cannot get unless the process reserved room for it at its start.
+        raise ImportError(f"{e}: this gndet was built with the emulated CUDA device; start Python with "
+                          "GLIBC_TUNABLES=glibc.rtld.optional_static_tls=262144 (or LD_PRELOAD=libgndet.so)") from e
+    raise
 from ._core import (Error, Tensor, arange, from_numpy, full, is_grad_enabled, load, manual_seed, ones, rand, randn,
                     read_image, registered_ops, save, set_grad_enabled, zeros)
 from . import autograd, nn, ops, optim

@@ -55,13 +55,13 @@ void bind_nn(nb::module_& m) {
   nb::module_ nn_m = m.def_submodule("nn", "gndet's C++ layers");
   nb::class_<nn::Module>(nn_m, "Module", "a tree of named parameters, buffers and child modules")
       .def("named_parameters", &nn::Module::named_parameters, "(dotted name, tensor) of every parameter")
-      .def("parameters", &nn::Module::parameters)
-      .def("named_buffers", &nn::Module::named_buffers)
+      .def("parameters", &nn::Module::parameters, "every parameter, in registration order (depth first)")
+      .def("named_buffers", &nn::Module::named_buffers, "(dotted name, tensor) of every buffer (running statistics, ...)")
       .def("named_children", [](const nn::Module& mod) {
         nb::list out;
         for (const auto& [name, child] : mod.named_children()) out.append(nb::make_tuple(name, child));
         return out;
-      })
+      }, "(name, module) of the direct children")
       .def("state_dict", [](const nn::Module& mod) {
         nb::dict d;
         for (const auto& [name, t] : mod.state_dict()) d[name.c_str()] = to_numpy(t.detach().cpu());
@@ -73,19 +73,19 @@ void bind_nn(nb::module_& m) {
         return load_report(mod.load_state_dict(sd, strict));
       }, nb::arg("state_dict"), nb::arg("strict") = true,
       "copies numpy arrays or tensors in by name; strict: a missing, unexpected or mis-shaped key raises, listing all")
-      .def("train", [](nn::Module& mod, bool on) { mod.train(on); }, nb::arg("mode") = true)
-      .def("eval", &nn::Module::eval)
-      .def_prop_ro("training", &nn::Module::is_training)
+      .def("train", [](nn::Module& mod, bool on) { mod.train(on); }, nb::arg("mode") = true, "training mode on (or off), recursively")
+      .def("eval", &nn::Module::eval, "training mode off, recursively")
+      .def_prop_ro("training", &nn::Module::is_training, "whether in training mode")
       .def("to", [](nn::Module& mod, const std::string& where) {
         if (where == "float32" || where == "float64") mod.to(parse_dtype(where));
         else mod.to(parse_device(where));
-      }, nb::arg("dtype_or_device"))
-      .def("zero_grad", &nn::Module::zero_grad)
-      .def("freeze", &nn::Module::freeze);
+      }, nb::arg("dtype_or_device"), "moves parameters and buffers ('cuda', 'cpu') or converts them ('float64'); handles stay valid")
+      .def("zero_grad", &nn::Module::zero_grad, "every parameter's gradient becomes None")
+      .def("freeze", &nn::Module::freeze, "requires_grad off for every parameter, recursively");
 
   nb::class_<nn::UnaryModule, nn::Module>(nn_m, "UnaryModule", "a module with one input and one output")
-      .def("forward", &nn::UnaryModule::forward, nb::arg("x"))
-      .def("__call__", &nn::UnaryModule::forward, nb::arg("x"));
+      .def("forward", &nn::UnaryModule::forward, nb::arg("x"), "the layer applied to x")
+      .def("__call__", &nn::UnaryModule::forward, nb::arg("x"), "the layer applied to x");
 
   auto conv_init = [](nn::Conv2d* self, int64_t in, int64_t out, nb::handle kernel, nb::handle stride,
                       nb::handle padding, nb::handle dilation, int64_t groups, bool bias, bool ws, double eps) {
@@ -158,8 +158,8 @@ void bind_nn(nb::module_& m) {
       }, nb::arg("params"), nb::arg("lr"), nb::arg("momentum") = 0.0, nb::arg("weight_decay") = 0.0,
       nb::arg("nesterov") = false)
       .def("step", &nn::SGD::step, "one update of every parameter that has a gradient")
-      .def("zero_grad", &nn::SGD::zero_grad)
-      .def_prop_rw("lr", &nn::SGD::lr, &nn::SGD::set_lr);
+      .def("zero_grad", &nn::SGD::zero_grad, "every parameter's gradient becomes None")
+      .def_prop_rw("lr", &nn::SGD::lr, &nn::SGD::set_lr, "the learning rate of the next step");
 }
 
 }  // namespace gndet::py

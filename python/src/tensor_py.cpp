@@ -163,6 +163,12 @@ std::string repr(const Tensor& t) {
   return s + ")";
 }
 
+// t.reshape(2, 3) and t.reshape((2, 3)) alike, as in PyTorch.
+Shape sizes_arg(const nb::args& args) {
+  nb::object seq = args.size() == 1 && !nb::isinstance<nb::int_>(args[0]) ? nb::object(args[0]) : nb::object(args);
+  return nb::cast<Shape>(seq);
+}
+
 Tensor make_like(const Tensor& like, double v) { return full({}, v, like.options()); }
 
 }  // namespace
@@ -208,7 +214,7 @@ void bind_tensor(nb::module_& m) {
       .def_prop_ro("dtype", [](const Tensor& t) { return std::string(dtype_name(t.dtype())); },
                    "'float32', 'float64', 'int64', 'int32', 'uint8', 'bool', 'bfloat16' or 'float16'")
       .def_prop_ro("device", [](const Tensor& t) { return t.device().str(); }, "'cpu' or 'cuda:N'")
-      .def_prop_ro("ndim", &Tensor::dim)
+      .def_prop_ro("ndim", &Tensor::dim, "number of dimensions")
       .def_prop_rw("requires_grad", &Tensor::requires_grad,
                    [](Tensor& t, bool on) { t.set_requires_grad(on); }, "whether backward() accumulates into .grad")
       .def_prop_rw("grad", [](const Tensor& t) { return t.grad().defined() ? std::optional<Tensor>(t.grad()) : std::nullopt; },
@@ -218,15 +224,15 @@ void bind_tensor(nb::module_& m) {
             if (!t.grad_fn()) return std::nullopt;
             return std::string(t.grad_fn()->name());
           }, "the name of the op that made this tensor (None for leaves)")
-      .def_prop_ro("is_leaf", &Tensor::is_leaf)
-      .def("dim", &Tensor::dim)
-      .def("numel", &Tensor::numel)
+      .def_prop_ro("is_leaf", &Tensor::is_leaf, "made by the user, not by an op of the graph")
+      .def("dim", &Tensor::dim, "number of dimensions")
+      .def("numel", &Tensor::numel, "number of elements")
       .def("size", [](const Tensor& t, std::optional<int64_t> d) -> nb::object {
             if (d) return nb::cast(t.size(*d));
             return nb::tuple(nb::cast(t.shape()));
-          }, nb::arg("dim") = nb::none())
-      .def("stride", [](const Tensor& t) { return nb::tuple(nb::cast(t.strides())); })
-      .def("is_contiguous", &Tensor::is_contiguous)
+          }, nb::arg("dim") = nb::none(), "the size of one dim, or all sizes as a tuple")
+      .def("stride", [](const Tensor& t) { return nb::tuple(nb::cast(t.strides())); }, "strides in elements")
+      .def("is_contiguous", &Tensor::is_contiguous, "row-major without gaps")
       .def("item", [](const Tensor& t) -> nb::object {
             if (t.numel() != 1) throw nb::value_error(("item(): the tensor has " + std::to_string(t.numel()) +
                                                        " elements, not 1").c_str());
@@ -236,14 +242,14 @@ void bind_tensor(nb::module_& m) {
           }, "the single element as a Python number")
       .def("numpy", [](const Tensor& t) { check_exportable(t, "numpy"); return to_numpy(t); },
            "a numpy array sharing this tensor's memory (CPU tensors)")
-      .def("tolist", [](const Tensor& t) { return to_numpy(t.detach().cpu()).attr("tolist")(); })
+      .def("tolist", [](const Tensor& t) { return to_numpy(t.detach().cpu()).attr("tolist")(); }, "nested Python lists")
       .def("__dlpack__", [](const Tensor& t, nb::kwargs kwargs) {
             check_exportable(t, "__dlpack__");
             return export_array<nb::array_api>(t).attr("__dlpack__")(**kwargs);
           }, "DLPack export (numpy.from_dlpack, torch.from_dlpack); shares memory")
       .def("__dlpack_device__", [](const Tensor& t) {
             return nb::make_tuple(t.is_cuda() ? 2 : 1, t.is_cuda() ? t.device().index : 0);
-          })
+          }, "(device type, index) as DLPack numbers it")
       .def("to", [](const Tensor& t, const std::string& where) {
             for (const auto& d : kDTypes) {
               if (where == d.name) return t.to(d.dtype);
@@ -251,42 +257,42 @@ void bind_tensor(nb::module_& m) {
             return t.to(parse_device(where));
           }, nb::arg("dtype_or_device"), "a copy in another dtype ('float64') or on another device ('cuda'); "
                                          "itself when nothing changes (differentiable)")
-      .def("cpu", &Tensor::cpu)
-      .def("cuda", [](const Tensor& t) { return t.to(Device::cuda(0)); })
-      .def("float", [](const Tensor& t) { return t.to(kFloat32); })
-      .def("double", [](const Tensor& t) { return t.to(kFloat64); })
-      .def("long", [](const Tensor& t) { return t.to(kInt64); })
+      .def("cpu", &Tensor::cpu, "a copy on the CPU (itself when there)")
+      .def("cuda", [](const Tensor& t) { return t.to(Device::cuda(0)); }, "a copy on cuda:0")
+      .def("float", [](const Tensor& t) { return t.to(kFloat32); }, "as float32")
+      .def("double", [](const Tensor& t) { return t.to(kFloat64); }, "as float64")
+      .def("long", [](const Tensor& t) { return t.to(kInt64); }, "as int64")
       .def("detach", &Tensor::detach, "the same storage without autograd history")
-      .def("clone", &Tensor::clone)
-      .def("contiguous", &Tensor::contiguous)
-      .def("requires_grad_", [](Tensor& t, bool on) { t.set_requires_grad(on); return t; }, nb::arg("requires_grad") = true)
+      .def("clone", &Tensor::clone, "a copy with its own storage (differentiable)")
+      .def("contiguous", &Tensor::contiguous, "itself when contiguous, else a contiguous copy")
+      .def("requires_grad_", [](Tensor& t, bool on) { t.set_requires_grad(on); return t; }, nb::arg("requires_grad") = true, "sets requires_grad in place; returns the tensor")
       .def("backward", [](const Tensor& t, std::optional<Tensor> grad, bool retain_graph) {
             nb::gil_scoped_release release;  // Python Functions' backwards take it back
             t.backward(grad ? *grad : Tensor(), retain_graph);
           }, nb::arg("gradient") = nb::none(), nb::arg("retain_graph") = false,
           "backpropagates into the .grad of every leaf that requires grad (gradient: 1 for a one-element tensor)")
-      .def("zero_", [](Tensor& t) { t.zero_(); return t; })
-      .def("fill_", [](Tensor& t, double v) { t.fill_(v); return t; })
-      .def("copy_", [](Tensor& t, const Tensor& src) { t.copy_(src); return t; })
-      .def("reshape", [](const Tensor& t, nb::args shape) { return t.reshape(nb::cast<Shape>(shape.size() == 1 && !nb::isinstance<nb::int_>(shape[0]) ? nb::object(shape[0]) : nb::object(shape))); })
-      .def("view", [](const Tensor& t, nb::args shape) { return t.view(nb::cast<Shape>(shape.size() == 1 && !nb::isinstance<nb::int_>(shape[0]) ? nb::object(shape[0]) : nb::object(shape))); })
-      .def("permute", [](const Tensor& t, nb::args dims) { return t.permute(nb::cast<std::vector<int64_t>>(dims.size() == 1 && !nb::isinstance<nb::int_>(dims[0]) ? nb::object(dims[0]) : nb::object(dims))); })
-      .def("expand", [](const Tensor& t, nb::args shape) { return t.expand(nb::cast<Shape>(shape.size() == 1 && !nb::isinstance<nb::int_>(shape[0]) ? nb::object(shape[0]) : nb::object(shape))); })
-      .def("transpose", &Tensor::transpose, nb::arg("dim0"), nb::arg("dim1"))
-      .def("t", &Tensor::t)
-      .def("flatten", &Tensor::flatten, nb::arg("start_dim") = 0, nb::arg("end_dim") = -1)
-      .def("narrow", &Tensor::narrow, nb::arg("dim"), nb::arg("start"), nb::arg("length"))
-      .def("select", &Tensor::select, nb::arg("dim"), nb::arg("index"))
-      .def("unsqueeze", &Tensor::unsqueeze, nb::arg("dim"))
+      .def("zero_", [](Tensor& t) { t.zero_(); return t; }, "fills with 0 in place")
+      .def("fill_", [](Tensor& t, double v) { t.fill_(v); return t; }, nb::arg("value"), "fills with value in place")
+      .def("copy_", [](Tensor& t, const Tensor& src) { t.copy_(src); return t; }, nb::arg("src"), "copies src in (broadcast, converted)")
+      .def("reshape", [](const Tensor& t, nb::args shape) { return t.reshape(sizes_arg(shape)); }, "a view when the strides allow, else a copy; -1 infers one size")
+      .def("view", [](const Tensor& t, nb::args shape) { return t.view(sizes_arg(shape)); }, "a view with another shape (no copy)")
+      .def("permute", [](const Tensor& t, nb::args dims) { return t.permute(sizes_arg(dims)); }, "a view with the dims reordered")
+      .def("expand", [](const Tensor& t, nb::args shape) { return t.expand(sizes_arg(shape)); }, "a view broadcast to the shape (-1 keeps a size)")
+      .def("transpose", &Tensor::transpose, nb::arg("dim0"), nb::arg("dim1"), "a view with two dims swapped")
+      .def("t", &Tensor::t, "2-D transpose (a view)")
+      .def("flatten", &Tensor::flatten, nb::arg("start_dim") = 0, nb::arg("end_dim") = -1, "dims start..end merged into one")
+      .def("narrow", &Tensor::narrow, nb::arg("dim"), nb::arg("start"), nb::arg("length"), "a view of `length` entries from `start` along dim")
+      .def("select", &Tensor::select, nb::arg("dim"), nb::arg("index"), "a view at `index` along dim, which goes away")
+      .def("unsqueeze", &Tensor::unsqueeze, nb::arg("dim"), "a view with a new dim of size 1")
       .def("squeeze", [](const Tensor& t, std::optional<int64_t> d) { return d ? t.squeeze(*d) : t.squeeze(); },
-           nb::arg("dim") = nb::none())
+           nb::arg("dim") = nb::none(), "a view without dims of size 1 (or only `dim`)")
       .def("sum", [](const Tensor& t, std::optional<std::vector<int64_t>> dims, bool keepdim) {
             return dims ? sum(t, *dims, keepdim) : sum(t);
-          }, nb::arg("dim") = nb::none(), nb::arg("keepdim") = false)
+          }, nb::arg("dim") = nb::none(), nb::arg("keepdim") = false, "sum of all elements, or over the dims")
       .def("mean", [](const Tensor& t, std::optional<std::vector<int64_t>> dims, bool keepdim) {
             return dims ? mean(t, *dims, keepdim) : mean(t);
-          }, nb::arg("dim") = nb::none(), nb::arg("keepdim") = false)
-      .def("__getitem__", &index)
+          }, nb::arg("dim") = nb::none(), nb::arg("keepdim") = false, "mean of all elements, or over the dims")
+      .def("__getitem__", &index, nb::arg("key"), "numpy-style: ints, slices, None, ..., 1-D int64 tensors")
       .def("__len__", [](const Tensor& t) {
             if (t.dim() == 0) throw nb::type_error("len() of a 0-d tensor");
             return t.size(0);
