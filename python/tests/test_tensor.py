@@ -155,3 +155,27 @@ def test_errors_arrive_as_exceptions_with_the_message():
         gndet.zeros("abc")
     with pytest.raises(gndet.Error, match="undefined|backward|grad"):
         gndet.ones([2]).backward()  # nothing requires grad
+
+
+def test_factories_and_seed():
+    assert gndet.full([2, 2], 3.0).tolist() == [[3.0, 3.0], [3.0, 3.0]]
+    assert gndet.arange(4).tolist() == [0, 1, 2, 3] and gndet.arange(1, 2, 0.5, dtype="float64").tolist() == [1.0, 1.5]
+    gndet.manual_seed(5)
+    a = gndet.randn([3])
+    gndet.manual_seed(5)
+    assert gndet.randn([3]).tolist() == a.tolist()
+    u = gndet.rand([1000]).numpy()
+    assert 0 <= u.min() and u.max() < 1 and 0.4 < u.mean() < 0.6
+    assert gndet.zeros([2], requires_grad=True).requires_grad and gndet.ones([1], dtype="int64").dtype == "int64"
+    with pytest.raises(ValueError, match="unknown dtype"):
+        gndet.zeros([2], dtype="complex64")
+
+
+def test_save_and_load(tmp_path):
+    path = str(tmp_path / "w.safetensors")
+    gndet.save({"a": np.arange(6, dtype=np.float32).reshape(2, 3), "b": gndet.ones([2], dtype="int64")}, path)
+    back = gndet.load(path)
+    assert sorted(back) == ["a", "b"] and back["a"].tolist() == [[0, 1, 2], [3, 4, 5]] and back["b"].dtype == "int64"
+    (tmp_path / "bad.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    with pytest.raises(gndet.Error, match="bad.safetensors"):
+        gndet.load(str(tmp_path / "bad.safetensors"))
