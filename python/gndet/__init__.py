@@ -33,7 +33,7 @@ except ImportError as e:  # pragma: no cover - depends on how the library was bu
 from ._core import (Error, Tensor, arange, from_numpy, full, is_grad_enabled, load, manual_seed, ones, rand, randn,
                     read_image, registered_ops, save, set_grad_enabled, zeros)
 from . import autograd, nn, ops, optim
-from .autograd import gradcheck
+from .autograd import enable_grad, gradcheck, no_grad
 
 __version__ = _core.__version__
 __all__ = ["Error", "Tensor", "tensor", "from_numpy", "from_dlpack", "zeros", "ones", "full", "arange", "randn",
@@ -67,30 +67,6 @@ def tensor(data, dtype: str | None = None, device: str = "cpu", requires_grad: b
 def from_dlpack(obj) -> Tensor:
     """A tensor sharing the memory of any DLPack producer (numpy arrays, torch tensors, ...)."""
     return _core._from_dlpack(obj)
-
-
-class no_grad(_contextlib.ContextDecorator):
-    """Context manager (and decorator) in which ops record no autograd graph."""
-
-    def __enter__(self):
-        self._prev = is_grad_enabled()
-        set_grad_enabled(False)
-
-    def __exit__(self, *exc):
-        set_grad_enabled(self._prev)
-        return False
-
-
-class enable_grad(_contextlib.ContextDecorator):
-    """Context manager (and decorator) that turns graph recording back on inside no_grad."""
-
-    def __enter__(self):
-        self._prev = is_grad_enabled()
-        set_grad_enabled(True)
-
-    def __exit__(self, *exc):
-        set_grad_enabled(self._prev)
-        return False
 
 
 class Profile:

@@ -2,10 +2,34 @@
 gradcheck, which compares any function's backward with finite differences in float64."""
 from __future__ import annotations
 
+import contextlib
+
 from . import _core
 from ._core import GradcheckResult, Tensor
 
-__all__ = ["Function", "FunctionCtx", "gradcheck", "GradcheckResult"]
+__all__ = ["Function", "FunctionCtx", "gradcheck", "GradcheckResult", "no_grad", "enable_grad"]
+
+
+class _GradMode(contextlib.ContextDecorator):
+    _enabled = True
+
+    def __enter__(self):
+        self._prev = _core.is_grad_enabled()
+        _core.set_grad_enabled(self._enabled)
+
+    def __exit__(self, *exc):
+        _core.set_grad_enabled(self._prev)
+        return False
+
+
+class no_grad(_GradMode):
+    """Context manager (and decorator) in which ops record no autograd graph."""
+    _enabled = False
+
+
+class enable_grad(_GradMode):
+    """Context manager (and decorator) that turns graph recording back on inside no_grad."""
+    _enabled = True
 
 
 class FunctionCtx:

@@ -9,6 +9,7 @@ import numpy as _np
 
 from . import _core
 from ._core import Tensor
+from .autograd import no_grad
 from ._core.nn import (FPN, Conv2d, FrozenBatchNorm2d, GroupNorm, Linear, MaxPool2d, ReLU, ResNet, Sequential,
                        UnaryModule)
 
@@ -97,7 +98,7 @@ class Module:
                               f"shape mismatches: {mismatched}")
         for name, p in self._parameters.items():
             if name in state_dict and name not in mismatched:
-                with _no_grad():
+                with no_grad():
                     p.copy_(_as_tensor(state_dict[name]))
         for prefix, m in self._modules.items():
             sub = {k[len(prefix) + 1:]: v for k, v in state_dict.items()
@@ -130,15 +131,6 @@ class Module:
     def __repr__(self):
         inner = "".join(f"\n  ({n}): {type(m).__name__}" for n, m in self._modules.items())
         return f"{type(self).__name__}({inner}\n)" if inner else f"{type(self).__name__}()"
-
-
-class _no_grad:
-    def __enter__(self):
-        self._prev = _core.is_grad_enabled()
-        _core.set_grad_enabled(False)
-
-    def __exit__(self, *exc):
-        _core.set_grad_enabled(self._prev)
 
 
 def _as_tensor(value) -> Tensor:
