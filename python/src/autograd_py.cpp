@@ -4,6 +4,9 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
+#include <iomanip>
+#include <sstream>
+
 #include "python/src/bindings.h"
 #include "autograd/function.h"
 #include "autograd/gradcheck.h"
@@ -98,8 +101,10 @@ void bind_autograd(nb::module_& m) {
       .def("__bool__", [](const autograd::GradcheckResult& r) { return r.passed; })
       .def("__repr__", [](const autograd::GradcheckResult& r) {
         if (!r.error.empty()) return "GradcheckResult(FAILED: " + r.error + ")";
-        return std::string("GradcheckResult(") + (r.passed ? "passed" : "FAILED") + ", " + std::to_string(r.elements) +
-               " elements, max abs error " + std::to_string(r.max_abs_error) + ", worst: " + r.worst + ")";
+        std::ostringstream os;
+        os << "GradcheckResult(" << (r.passed ? "passed" : "FAILED") << ", " << r.elements << " elements, max abs error "
+           << std::setprecision(3) << r.max_abs_error << ", worst: " << r.worst << ")";
+        return os.str();
       });
   m.def("_gradcheck", [](nb::callable f, const Tensors& inputs, double eps, double atol, double rtol, uint64_t seed) {
         autograd::GradcheckOptions o;

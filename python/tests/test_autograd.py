@@ -49,6 +49,7 @@ def test_python_function_passes_gradcheck_and_a_wrong_backward_fails():
     x = leaf(3, 4)
     ok = gndet.gradcheck(lambda t: Softplus.apply(t, 2.0), [x])
     assert ok.passed and ok.elements == 12, repr(ok)
+    assert "max abs error" in repr(ok) and "0.000000" not in repr(ok)  # small errors keep their digits
     bad = gndet.gradcheck(lambda t: WrongSoftplus.apply(t, 2.0), [x])
     assert not bad.passed and bad.max_abs_error > 1e-2
     assert "analytic" in bad.worst or "numeric" in bad.worst or bad.worst
