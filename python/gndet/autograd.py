@@ -83,12 +83,9 @@ class Function:
     def apply(cls, *args):
         ctx = FunctionCtx()
         ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
-        prev = _core.is_grad_enabled()
-        _core.set_grad_enabled(False)
-        try:
+        recording = _core.is_grad_enabled()
+        with no_grad():
             result = cls.forward(ctx, *args)
-        finally:
-            _core.set_grad_enabled(prev)
         single = isinstance(result, Tensor)
         outputs = (result,) if single else tuple(result) if isinstance(result, (tuple, list)) else (result,)
         if not all(isinstance(o, Tensor) for o in outputs):
@@ -106,7 +103,7 @@ class Function:
                 raise TypeError(f"{cls.__name__}.backward returned {len(result)} gradients for {n_args} inputs")
             return tuple(result[i] for i in positions)
 
-        if prev:
+        if recording:
             _core._record_function(cls.__name__, inputs, list(outputs), backward)
         return outputs[0] if single else outputs
 

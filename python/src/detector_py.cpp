@@ -16,16 +16,11 @@
 namespace gndet::py {
 namespace {
 
-// An image argument: a path (JPEG, PNG) or an (H, W, 3) uint8 RGB array.
+// An image argument: a path (JPEG, PNG; gndet.Detector turns path-like objects into str) or an
+// (H, W, 3) uint8 RGB array, which app::Predictor checks.
 Tensor image_of(nb::handle image) {
   if (nb::isinstance<nb::str>(image)) return data::read_image(nb::cast<std::string>(image));
-  if (nb::hasattr(image, "__fspath__")) return data::read_image(nb::cast<std::string>(nb::str(image.attr("__fspath__")())));
-  Tensor t = nb::isinstance<Tensor>(image) ? nb::cast<Tensor>(image) : from_numpy(image);
-  if (t.dim() != 3 || t.size(2) != 3 || t.dtype() != kUInt8) {
-    throw nb::value_error(("image: expected a path or an (H, W, 3) uint8 RGB array, got shape " + shape_str(t.shape()) +
-                           " " + dtype_name(t.dtype())).c_str());
-  }
-  return t;
+  return nb::isinstance<Tensor>(image) ? nb::cast<Tensor>(image) : from_numpy(image);
 }
 
 nb::object as_array(const Tensor& t) { return to_numpy(t.detach().cpu().contiguous()).attr("copy")(); }
