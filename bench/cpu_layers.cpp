@@ -1,7 +1,8 @@
 // CPU layer benchmark: conv2d (forward, input gradient, weight gradient) in GFLOP/s on
 // ResNet-50 / Mask R-CNN layer shapes, and GroupNorm forward / backward in GB/s, each printed
 // with a same-run reference so that the numbers mean something on any machine:
-//   GFLOP/s  against a large square Eigen GEMM (1024^3: what our conv GEMMs could reach),
+//   GFLOP/s  against the fp32 peak: AVX-512 FMAs in registers on every thread (without AVX-512:
+//            against a large square Eigen GEMM, 1024^3, also printed for comparison),
 //   GB/s     against a plain memcpy of the same bytes, split over the same OpenMP threads,
 // each measured in rounds interleaved with the layer it is the reference for, so that both see
 // the same machine conditions (other processes, clock frequency).
@@ -13,6 +14,7 @@
 // Eigen's GEMM kernels are inlined into this file: a known false positive (GCC bug 105593).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <Eigen/Core>
+#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -33,6 +35,14 @@ using namespace gndet;
 
 namespace {
 
+bool gndet_has_avx512() {
+#if defined(__AVX512F__)
+  return true;
+#else
+  return false;
+#endif
+}
+
 double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
@@ -52,6 +62,37 @@ std::vector<double> best_times(const std::vector<std::function<void()>>& fns, in
   }
   return best;
 }
+
+// The fp32 peak: independent AVX-512 FMA chains in registers on every OpenMP thread (24 chains
+// hide the FMA latency), i.e. what the cores can do at all, memory aside.
+struct PeakFma {
+  double gflops = 0.0;
+  void run() {
+#if defined(__AVX512F__)
+    constexpr int kChains = 24;
+    constexpr int64_t kIters = 2'000'000;
+    float sink = 0.0f;
+#pragma omp parallel reduction(+ : sink)
+    {
+      __m512 acc[kChains];
+      for (int i = 0; i < kChains; ++i) acc[i] = _mm512_set1_ps(1e-3f * static_cast<float>(i + omp_get_thread_num()));
+      const __m512 a = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(1e-6f);
+      for (int64_t k = 0; k < kIters; ++k) {
+#pragma GCC unroll 24
+        for (int i = 0; i < kChains; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
+      }
+      __m512 total = acc[0];
+      for (int i = 1; i < kChains; ++i) total = _mm512_add_ps(total, acc[i]);
+      sink += _mm512_reduce_add_ps(total);
+    }
+    volatile float keep = sink;  // the chains must be computed
+    (void)keep;
+    flops_done = 2.0 * 16 * kChains * static_cast<double>(kIters) * omp_get_max_threads();
+#endif
+  }
+  double flops() const { return flops_done; }
+  double flops_done = 0.0;
+};
 
 // A large square float GEMM through Eigen (its own OpenMP parallelism): the GFLOP/s reference.
 struct PeakGemm {
@@ -84,7 +125,7 @@ struct ConvShape {
   int64_t N, C_in, H, W, C_out, k, stride, pad, groups;
 };
 
-void bench_conv(const ConvShape& s, PeakGemm& peak, double budget_s) {
+void bench_conv(const ConvShape& s, PeakGemm& gemm, PeakFma& peak, double budget_s) {
   Generator gen(1);
   const Tensor x = randn({s.N, s.C_in, s.H, s.W}, gen);
   const Tensor w = randn({s.C_out, s.C_in / s.groups, s.k, s.k}, gen);
@@ -94,17 +135,17 @@ void bench_conv(const ConvShape& s, PeakGemm& peak, double budget_s) {
   Tensor dx = empty(x.shape()), dw = empty(w.shape());
   const double flops = 2.0 * static_cast<double>(y.numel()) * static_cast<double>(s.C_in / s.groups * s.k * s.k);
   const std::vector<double> t = best_times(
-      {[&] { peak.run(); }, [&] { conv2d(x, w, Tensor(), p.stride, p.padding, p.dilation, p.groups); },
+      {[&] { peak.run(); }, [&] { gemm.run(); }, [&] { conv2d(x, w, Tensor(), p.stride, p.padding, p.dilation, p.groups); },
        [&] { conv2d_backward_input_kernel(kCPU, dx, dy, w, p); },
        [&] { conv2d_backward_weight_kernel(kCPU, dw, dy, x, p); }},
       3, budget_s);
-  const double ref = peak.flops() / t[0] / 1e9;
+  const double ref = peak.flops() > 0 ? peak.flops() / t[0] / 1e9 : gemm.flops() / t[1] / 1e9;
   std::printf("%-36s %6.2f", s.name, flops / 1e9);
-  for (int i = 1; i <= 3; ++i) {
+  for (int i = 2; i <= 4; ++i) {
     const double g = flops / t[i] / 1e9;
     std::printf("  %6.1f (%4.2f)", g, g / ref);
   }
-  std::printf("  %6.1f\n", ref);
+  std::printf("  %6.1f  %6.1f\n", ref, gemm.flops() / t[1] / 1e9);
 }
 
 void bench_group_norm(const Shape& shape, int64_t groups, double budget_s) {
@@ -145,12 +186,28 @@ int main(int argc, char** argv) {
               Eigen::SimdInstructionSetsInUse());
 
   if (conv) {
-    PeakGemm peak(1024);
-    std::printf("\n%-36s %6s  %14s  %14s  %14s  %6s\n", "conv2d float32 (N,Cin,H,W)->Cout", "GFLOP", "forward",
-                "grad input", "grad weight", "GEMM");
-    std::printf("%-36s %6s  %14s  %14s  %14s  %6s\n", "", "", "GFLOP/s (xGEMM)", "GFLOP/s (xGEMM)", "GFLOP/s (xGEMM)",
-                "GFLOP/s");
+    PeakGemm gemm(1024);
+    PeakFma peak;
+    const char* ref = gndet_has_avx512() ? "xpeak" : "xGEMM";  // without AVX-512 there is no peak loop
+    std::printf("\n%-36s %6s  %14s  %14s  %14s  %6s  %6s\n", "conv2d float32 (N,Cin,H,W)->Cout", "GFLOP", "forward",
+                "grad input", "grad weight", "peak", "Eigen");
+    std::printf("%-36s %6s  %9s (%s)  %9s (%s)  %9s (%s)  %6s  %6s\n", "", "", "GFLOP/s", ref, "GFLOP/s", ref, "GFLOP/s", ref,
+                "GFLOP/s", "GEMM");
+    // ResNet-50 + FPN on one 800 x 1344 image (the zoo's test scale, padded to 32): every kind of
+    // convolution that is not Winograd (the stem, 1x1, strided), then the 3x3s.
     const ConvShape convs[] = {
+        {"stem 7x7/2 (1,3,800,1344)->64", 1, 3, 800, 1344, 64, 7, 2, 3, 1},
+        {"layer1 1x1 (1,64,200,336)->256", 1, 64, 200, 336, 256, 1, 1, 0, 1},
+        {"layer1 1x1 (1,256,200,336)->64", 1, 256, 200, 336, 64, 1, 1, 0, 1},
+        {"layer2 3x3/2 (1,128,200,336)->128", 1, 128, 200, 336, 128, 3, 2, 1, 1},
+        {"layer2 1x1/2 (1,256,200,336)->512", 1, 256, 200, 336, 512, 1, 2, 0, 1},
+        {"layer3 3x3/2 (1,256,100,168)->256", 1, 256, 100, 168, 256, 3, 2, 1, 1},
+        {"layer3 1x1 (1,1024,50,84)->256", 1, 1024, 50, 84, 256, 1, 1, 0, 1},
+        {"layer3 1x1 (1,256,50,84)->1024", 1, 256, 50, 84, 1024, 1, 1, 0, 1},
+        {"layer4 3x3/2 (1,512,50,84)->512", 1, 512, 50, 84, 512, 3, 2, 1, 1},
+        {"layer4 1x1 (1,2048,25,42)->512", 1, 2048, 25, 42, 512, 1, 1, 0, 1},
+        {"fpn lateral 1x1 (1,512,100,168)->256", 1, 512, 100, 168, 256, 1, 1, 0, 1},
+        // Earlier tables' shapes (224 x 224 images, two of them) and the heads.
         {"stem 7x7/2 (2,3,224,224)->64", 2, 3, 224, 224, 64, 7, 2, 3, 1},
         {"layer1 3x3 (2,64,56,56)->64", 2, 64, 56, 56, 64, 3, 1, 1, 1},
         {"layer1 1x1 (2,64,56,56)->256", 2, 64, 56, 56, 256, 1, 1, 0, 1},
@@ -176,9 +233,9 @@ int main(int argc, char** argv) {
         {"demo mask head 3x3 (64,32,14,14)->32", 64, 32, 14, 14, 32, 3, 1, 1, 1},
     };
     if (demo) {
-      for (const ConvShape& s : demo_convs) bench_conv(s, peak, budget);
+      for (const ConvShape& s : demo_convs) bench_conv(s, gemm, peak, budget);
     } else {
-      for (const ConvShape& s : convs) bench_conv(s, peak, budget);
+      for (const ConvShape& s : convs) bench_conv(s, gemm, peak, budget);
     }
   }
   if (gn && !demo) {

@@ -33,6 +33,9 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <Eigen/Core>
 #include <algorithm>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 #include <cstring>
 #include <memory>
 #include <omp.h>
@@ -42,11 +45,14 @@
 #include "ops/conv.h"
 #include "ops/conv_geometry.h"
 #include "ops/cpu/conv_winograd.h"
+#include "ops/cpu/gemm.h"
 #include "ops/kernel_util.h"
 #include "tensor/cpu_loop.h"
 
 namespace gndet {
 namespace {
+
+namespace gemm = cpu::gemm;
 
 template <class T>
 using RowMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -100,6 +106,45 @@ void valid_columns(const ConvGeometry& g, int64_t off, int64_t* lo, int64_t* hi)
   *hi = std::max(*hi, *lo);
 }
 
+// d[ow] = row[2 ow + off] for ow from a on, 16 at a time while the 32 floats read stay in the row
+// of W: the strided convolutions' im2col (stride-2 rows are the downsampling layers and the stem).
+// Returns where it stopped; the caller does the rest.
+inline int64_t gather_stride2(const float* row, int64_t off, int64_t a, int64_t b, int64_t W, float* d) {
+  int64_t ow = a;
+#if defined(__AVX512F__)
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  for (; ow + 16 <= b && 2 * ow + off + 32 <= W; ow += 16) {
+    const float* s = row + 2 * ow + off;
+    _mm512_storeu_ps(d + ow, _mm512_permutex2var_ps(_mm512_loadu_ps(s), even, _mm512_loadu_ps(s + 16)));
+  }
+#else
+  (void)row, (void)off, (void)b, (void)W, (void)d;
+#endif
+  return ow;
+}
+
+// The adjoint: row[2 ow + off] += s[ow], 16 at a time under the same condition (the odd entries
+// are stored back unchanged: masked adds).
+inline int64_t scatter_add_stride2(const float* s, int64_t a, int64_t b, int64_t W, int64_t off, float* row) {
+  int64_t ow = a;
+#if defined(__AVX512F__)
+  const __m512i spread_lo = _mm512_setr_epi32(0, 16, 1, 16, 2, 16, 3, 16, 4, 16, 5, 16, 6, 16, 7, 16);
+  const __m512i spread_hi = _mm512_setr_epi32(8, 16, 9, 16, 10, 16, 11, 16, 12, 16, 13, 16, 14, 16, 15, 16);
+  const __m512 zero = _mm512_setzero_ps();
+  constexpr __mmask16 kEven = 0x5555;
+  for (; ow + 16 <= b && 2 * ow + off + 32 <= W; ow += 16) {
+    const __m512 v = _mm512_loadu_ps(s + ow);
+    float* r = row + 2 * ow + off;
+    const __m512 lo = _mm512_loadu_ps(r), hi = _mm512_loadu_ps(r + 16);
+    _mm512_storeu_ps(r, _mm512_mask_add_ps(lo, kEven, lo, _mm512_permutex2var_ps(v, spread_lo, zero)));
+    _mm512_storeu_ps(r + 16, _mm512_mask_add_ps(hi, kEven, hi, _mm512_permutex2var_ps(v, spread_hi, zero)));
+  }
+#else
+  (void)s, (void)b, (void)W, (void)off, (void)row;
+#endif
+  return ow;
+}
+
 // One row of the column matrix: for output positions [p0, p1) of one image, the value that kernel
 // tap (i, j) reads from the channel plane `src` (zero in the padding).
 template <class T>
@@ -121,7 +166,11 @@ void im2col_row(const ConvGeometry& g, const T* src, T* dst, int64_t i, int64_t 
       if (g.sw == 1) {
         if (b > a) std::memcpy(d + (a - ow0), row + (a + off_w), static_cast<size_t>(b - a) * sizeof(T));
       } else {
-        for (int64_t ow = a; ow < b; ++ow) d[ow - ow0] = row[ow * g.sw + off_w];
+        int64_t ow = a;
+        if constexpr (std::is_same_v<T, float>) {
+          if (g.sw == 2) ow = gather_stride2(row, off_w, a, b, g.W, d - ow0);
+        }
+        for (; ow < b; ++ow) d[ow - ow0] = row[ow * g.sw + off_w];
       }
       std::fill(d + (b - ow0), d + (ow1 - ow0), T(0));
     }
@@ -150,7 +199,11 @@ void col2im_row(const ConvGeometry& g, const T* src, T* plane, int64_t i, int64_
 #pragma omp simd
         for (int64_t k = 0; k < b - a; ++k) r[k] += v[k];
       } else {
-        for (int64_t ow = a; ow < b; ++ow) row[ow * g.sw + off_w] += s[ow - ow0];
+        int64_t ow = a;
+        if constexpr (std::is_same_v<T, float>) {
+          if (g.sw == 2) ow = scatter_add_stride2(s - ow0, a, b, g.W, off_w, row);
+        }
+        for (; ow < b; ++ow) row[ow * g.sw + off_w] += s[ow - ow0];
       }
     }
     p += ow1 - ow0;
@@ -259,10 +312,130 @@ struct Workspace {
   int64_t ld;
 };
 
+// The float32 steps with gemm.h, where it has its AVX-512 kernel. The column matrix is never
+// written whole: the forward's GEMM asks for its rows and the weight gradient's for its columns,
+// piece by piece as it packs them, and im2col makes each piece then (in L1), or hands out x itself
+// where the piece is a row of x (1x1 convolutions).
+
+// Entries [q0, q1) of row r of tile t's column matrix (column q: image t.n0 + q / span, position
+// t.p0 + q % span), written into dst, or a pointer into x where they lie there in a row.
+const float* column_matrix_piece(const ConvGeometry& g, const float* x, const Tile& t, int64_t grp, int64_t r, int64_t q0,
+                                 int64_t q1, float* dst) {
+  const int64_t khw = g.kh * g.kw, c = r / khw, i = (r / g.kw) % g.kh, j = r % g.kw;
+  const float* first_plane = x + (t.n0 * g.C_in + grp * g.cin_g() + c) * g.HW();
+  if (g.pointwise() && q0 / t.span() == (q1 - 1) / t.span()) {
+    return first_plane + (q0 / t.span()) * g.C_in * g.HW() + t.p0 + q0 % t.span();
+  }
+  for (int64_t q = q0; q < q1;) {
+    const int64_t image = q / t.span(), p = t.p0 + q % t.span(), len = std::min(q1 - q, t.span() - q % t.span());
+    im2col_row(g, first_plane + image * g.C_in * g.HW(), dst + (q - q0), i, j, p, p + len);
+    q += len;
+  }
+  return dst;
+}
+
+// Entries [q0, q1) of channel c's row of a (N, C, P) tensor over tile t's columns: a pointer into
+// the tensor within one image, else copied into dst.
+const float* tensor_piece(const float* data, int64_t C, int64_t P, const Tile& t, int64_t c, int64_t q0, int64_t q1,
+                          float* dst) {
+  const float* first = data + (t.n0 * C + c) * P + t.p0;
+  if (q0 / t.span() == (q1 - 1) / t.span()) return first + (q0 / t.span()) * C * P + q0 % t.span();
+  for (int64_t q = q0; q < q1;) {
+    const int64_t len = std::min(q1 - q, t.span() - q % t.span());
+    std::memcpy(dst + (q - q0), first + (q / t.span()) * C * P + q % t.span(), sizeof(float) * static_cast<size_t>(len));
+    q += len;
+  }
+  return dst;
+}
+
+void forward_step_packed(const ConvGeometry& g, const Tile& t, int64_t grp, const Team& team, const Workspace<float>& ws,
+                         float* y, const float* x, const float* w, const float* b) {
+  const Tile s = share_of(t, team);
+  const int64_t K = g.K(), cog = g.cout_g();
+  if (s.cols() > 0) {
+    const gemm::Strided Wg{w + grp * cog * K, K, 1};
+    const float* bias = b != nullptr ? b + grp * cog : nullptr;
+    auto row = [&](int64_t r, int64_t q0, int64_t n, float* scratch) { return column_matrix_piece(g, x, s, grp, r, q0, q0 + n, scratch); };
+    const gemm::BSource Col{gemm::BSource::Kind::kRows, row};
+    if (s.single()) {
+      gemm::sgemm(cog, s.cols(), K, Wg, Col, y + (s.n0 * g.C_out + grp * cog) * g.P() + s.p0, g.P(), false, bias);
+    } else {
+      float* out = ws.buf + column_offset(t, s);
+      gemm::sgemm(cog, s.cols(), K, Wg, Col, out, ws.ld, false, bias);
+      scatter_outputs(g, out, ws.ld, s, grp, y);
+    }
+  }
+  if (!t.single()) team.sync();  // shares change between tiles: none may overwrite a buffer another still reads
+}
+
+void backward_input_step_packed(const ConvGeometry& g, const Tile& t, int64_t grp, bool first, const Team& team,
+                                const Workspace<float>& ws, float* dx, const float* dy, const float* w) {
+  const int64_t K = g.K(), cog = g.cout_g(), cig = g.cin_g();
+  const Tile s = share_of(t, team);
+  const gemm::Strided WgT{w + grp * cog * K, 1, K};
+  auto dy_row = [&](int64_t o, int64_t q0, int64_t n, float* scratch) {
+    return tensor_piece(dy, g.C_out, g.P(), s, grp * cog + o, q0, q0 + n, scratch);
+  };
+  const gemm::BSource DY{gemm::BSource::Kind::kRows, dy_row};
+  if (t.single() && g.pointwise()) {  // each dx element is written exactly once: no zeroing, no col2im
+    if (s.cols() > 0) gemm::sgemm(cig, s.cols(), cog, WgT, DY, dx + (s.n0 * g.C_in + grp * cig) * g.HW() + s.p0, g.HW(), false);
+    return;
+  }
+  const auto [c0, c1] = team.share(cig);
+  if (first) {  // col2im accumulates: clear this thread's channels of the group in every image
+    for (int64_t n = 0; n < g.N; ++n) {
+      float* planes = dx + (n * g.C_in + grp * cig + c0) * g.HW();
+      std::fill(planes, planes + (c1 - c0) * g.HW(), 0.0f);
+    }
+  }
+  if (s.cols() > 0) gemm::sgemm(K, s.cols(), cog, WgT, DY, ws.col + column_offset(t, s), ws.ld, false);
+  team.sync();  // the tile's column gradient is complete
+  col2im(g, ws.col, ws.ld, t, grp, c0, c1, dx);
+  team.sync();  // before the next step overwrites the column buffer
+}
+
+// The weight gradient splits each tile's columns (positions) between the threads, like the
+// forward: each thread reads only its share of dy and x, and its GEMM has all of dW's columns (a
+// split of dW's columns instead gave 32-column GEMMs for a 1x1 from 64 channels, and every thread
+// packed all of dy). Thread 0 sums into dw itself, the others into their own copies of dw
+// (`Partials`), added into dw once at the end.
+struct Partials {
+  std::vector<float*> target;  // per thread: where its sums go (thread 0: dw)
+  std::vector<char> written;   // per thread and group: whether its target holds sums yet
+  int64_t groups;
+};
+
+void backward_weight_step_packed(const ConvGeometry& g, const Tile& t, int64_t grp, const Team& team,
+                                 const Workspace<float>& ws, Partials& partials, const float* dy, const float* x) {
+  const int64_t K = g.K(), cog = g.cout_g();
+  const Tile s = share_of(t, team);
+  if (s.cols() > 0) {
+    gemm::Strided DY{dy + (s.n0 * g.C_out + grp * cog) * g.P() + s.p0, g.P(), 1};
+    if (!s.single()) {  // the GEMM's left operand is one strided matrix: gather the images' rows
+      float* mine = ws.buf + column_offset(t, s);
+      gather_outputs(g, dy, s, grp, mine, ws.ld);
+      DY = {mine, ws.ld, 1};
+    }
+    auto column = [&](int64_t r, int64_t q0, int64_t kc, float* scratch) {
+      return column_matrix_piece(g, x, s, grp, r, q0, q0 + kc, scratch);
+    };
+    char& written = partials.written[team.index * partials.groups + grp];
+    gemm::sgemm(cog, K, s.cols(), DY, gemm::BSource{gemm::BSource::Kind::kColumns, column},
+                partials.target[team.index] + grp * cog * K, K, /*accumulate=*/written != 0);
+    written = 1;
+  }
+  if (!t.single()) team.sync();  // shares change between tiles: none may overwrite a buffer another still reads
+}
+
+void backward_weight_packed(const ConvGeometry& g, float* dw, const float* dy, const float* x);
+
 // One (tile, group) step of each kernel, run by every thread of `team`.
 template <class T>
 void forward_step(const ConvGeometry& g, const Tile& t, int64_t grp, const Team& team, const Workspace<T>& ws, T* y,
                   const T* x, const T* w, const T* b) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (gemm::available()) return forward_step_packed(g, t, grp, team, ws, y, x, w, b);
+  }
   const Tile s = share_of(t, team);
   const int64_t K = g.K(), cog = g.cout_g(), cig = g.cin_g(), ld = ws.ld, off = column_offset(t, s);
   const ConstMatMap<T> Wg = weight_of(g, w, grp);
@@ -296,6 +469,9 @@ void forward_step(const ConvGeometry& g, const Tile& t, int64_t grp, const Team&
 template <class T>
 void backward_input_step(const ConvGeometry& g, const Tile& t, int64_t grp, bool first, const Team& team,
                          const Workspace<T>& ws, T* dx, const T* dy, const T* w) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (gemm::available()) return backward_input_step_packed(g, t, grp, first, team, ws, dx, dy, w);
+  }
   const int64_t K = g.K(), cog = g.cout_g(), cig = g.cin_g(), ld = ws.ld;
   const Tile s = share_of(t, team);
   const ConstMatMap<T> Wg = weight_of(g, w, grp);
@@ -398,6 +574,27 @@ void run_steps(const ConvGeometry& g, Step&& step) {
   }
 }
 
+void backward_weight_packed(const ConvGeometry& g, float* dw, const float* dy, const float* x) {
+  const int threads = omp_get_max_threads();
+  const int64_t size = g.C_out * g.K(), block = g.cout_g() * g.K();
+  // Uninitialised on purpose: a copy is read only where its thread has written it.
+  std::unique_ptr<float[]> copies(threads > 1 ? new float[static_cast<size_t>((threads - 1) * size)] : nullptr);
+  Partials partials{{dw}, std::vector<char>(static_cast<size_t>(threads * g.groups), 0), g.groups};
+  for (int i = 1; i < threads; ++i) partials.target.push_back(copies.get() + (i - 1) * size);
+  run_steps<float>(g, [&](const Tile& t, int64_t grp, bool, const Team& team, const Workspace<float>& ws) {
+    backward_weight_step_packed(g, t, grp, team, ws, partials, dy, x);
+  });
+  for (int64_t grp = 0; grp < g.groups; ++grp) {
+    float* out = dw + grp * block;
+    if (!partials.written[grp]) std::fill(out, out + block, 0.0f);  // thread 0 had no columns of this group
+    for (int i = 1; i < threads; ++i) {
+      if (!partials.written[i * g.groups + grp]) continue;
+      const float* in = partials.target[i] + grp * block;
+#pragma omp parallel for simd schedule(static) if (block >= cpu::kParallelGrain)
+      for (int64_t e = 0; e < block; ++e) out[e] += in[e];
+    }
+  }
+}
 
 void conv2d_forward_cpu(const Tensor& y, const Tensor& x, const Tensor& w, const Tensor& b, Conv2dParams p) {
   const ConvGeometry g = conv_geometry(x, y, w, p);
@@ -428,6 +625,7 @@ void conv2d_backward_weight_cpu(const Tensor& dw, const Tensor& dy, const Tensor
   dispatch_floating(dw.dtype(), "conv2d_backward_weight", [&]<class T>() {
     if constexpr (std::is_same_v<T, float>) {
       if (winograd::applies_to_weight_gradient(g)) return winograd::conv2d_backward_weight(g, in_ptr<T>(dy), in_ptr<T>(x), out_ptr<T>(dw));
+      if (gemm::available()) return backward_weight_packed(g, out_ptr<T>(dw), in_ptr<T>(dy), in_ptr<T>(x));
     }
     run_steps<T>(g, [&](const Tile& t, int64_t grp, bool first, const Team& team, const Workspace<T>& ws) {
       backward_weight_step(g, t, grp, first, team, ws, out_ptr<T>(dw), in_ptr<T>(dy), in_ptr<T>(x));

@@ -1,0 +1,281 @@
+// float32 GEMM: see gemm.h for what and why. This file: packing, the micro-kernel, the loops.
+#include "ops/cpu/gemm.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+namespace gndet::cpu::gemm {
+namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+// Each thread's packing space, 64-byte aligned, made on its first GEMM: the B block (L2), one A
+// panel (L1), scratch for B's pieces (a row of the block, or 8 columns), and zeros for padding.
+struct Buffers {
+  static constexpr int64_t kBlock = kKc * kNc;
+  static constexpr int64_t kPanel = kKc * kMr;
+  static constexpr int64_t kScratch = std::max(kNc, 8 * kKc);
+  float* b_block;
+  float* a_panel;
+  float* scratch;
+  float* zeros;  // kKc zeros: the missing rows of an A panel, the missing columns of a B panel
+  Buffers() {
+    const size_t bytes = sizeof(float) * static_cast<size_t>(kBlock + kPanel + kScratch + kKc);
+    float* p = static_cast<float*>(std::aligned_alloc(64, bytes));
+    if (p == nullptr) throw std::bad_alloc();
+    b_block = p;
+    a_panel = b_block + kBlock;
+    scratch = a_panel + kPanel;
+    zeros = scratch + kScratch;
+    std::fill(zeros, zeros + kKc, 0.0f);
+  }
+  ~Buffers() { std::free(b_block); }
+  Buffers(const Buffers&) = delete;
+  Buffers& operator=(const Buffers&) = delete;
+};
+
+Buffers& thread_buffers() {
+  thread_local Buffers buffers;  // a pointer's worth of TLS: the library stays dlopen-able
+  return buffers;
+}
+
+// dst[t * dst_stride + i] = src[i][k + t] for i, t < 8: eight columns of 8 rows, transposed.
+inline void transpose8(const float* const* src, int64_t k, float* dst, int64_t dst_stride) {
+#if defined(__AVX512F__)
+  const __m256 r0 = _mm256_loadu_ps(src[0] + k), r1 = _mm256_loadu_ps(src[1] + k);
+  const __m256 r2 = _mm256_loadu_ps(src[2] + k), r3 = _mm256_loadu_ps(src[3] + k);
+  const __m256 r4 = _mm256_loadu_ps(src[4] + k), r5 = _mm256_loadu_ps(src[5] + k);
+  const __m256 r6 = _mm256_loadu_ps(src[6] + k), r7 = _mm256_loadu_ps(src[7] + k);
+  // Pairs of rows interleaved, then quadruples, then the 128-bit halves put in place.
+  const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+  const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+  const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+  const __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  const __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)), s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)), s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+  _mm256_storeu_ps(dst + 0 * dst_stride, _mm256_permute2f128_ps(s0, s4, 0x20));
+  _mm256_storeu_ps(dst + 1 * dst_stride, _mm256_permute2f128_ps(s1, s5, 0x20));
+  _mm256_storeu_ps(dst + 2 * dst_stride, _mm256_permute2f128_ps(s2, s6, 0x20));
+  _mm256_storeu_ps(dst + 3 * dst_stride, _mm256_permute2f128_ps(s3, s7, 0x20));
+  _mm256_storeu_ps(dst + 4 * dst_stride, _mm256_permute2f128_ps(s0, s4, 0x31));
+  _mm256_storeu_ps(dst + 5 * dst_stride, _mm256_permute2f128_ps(s1, s5, 0x31));
+  _mm256_storeu_ps(dst + 6 * dst_stride, _mm256_permute2f128_ps(s2, s6, 0x31));
+  _mm256_storeu_ps(dst + 7 * dst_stride, _mm256_permute2f128_ps(s3, s7, 0x31));
+#else
+  for (int t = 0; t < 8; ++t) {
+    for (int i = 0; i < 8; ++i) dst[t * dst_stride + i] = src[i][k + t];
+  }
+#endif
+}
+
+// Eight sequences (rows of A, columns of B), each contiguous over k in [0, kc), interleaved:
+// dst[k * dst_stride + i] = src[i][k].
+void interleave8(const float* const* src, int64_t kc, float* dst, int64_t dst_stride) {
+  int64_t k = 0;
+  for (; k + 8 <= kc; k += 8) transpose8(src, k, dst + k * dst_stride, dst_stride);
+  for (; k < kc; ++k) {
+    for (int i = 0; i < 8; ++i) dst[k * dst_stride + i] = src[i][k];
+  }
+}
+
+// The (kc x kMr) panel of A's rows [i0, i0 + mr) and columns [k0, k0 + kc): panel[k * kMr + i].
+void pack_a(const Strided& a, int64_t i0, int64_t mr, int64_t k0, int64_t kc, float* panel, const float* zeros) {
+  if (a.cs == 1) {  // rows contiguous: transpose 8 x 8 blocks
+    const float* rows[kMr];
+    for (int64_t i = 0; i < kMr; ++i) rows[i] = i < mr ? a.p + (i0 + i) * a.rs + k0 : zeros;
+    interleave8(rows, kc, panel, kMr);
+  } else if (a.rs == 1) {  // columns contiguous: copy kMr at a time
+    for (int64_t k = 0; k < kc; ++k) {
+      const float* src = a.p + (k0 + k) * a.cs + i0;
+      float* dst = panel + k * kMr;
+      for (int64_t i = 0; i < kMr; ++i) dst[i] = i < mr ? src[i] : 0.0f;
+    }
+  } else {
+    for (int64_t k = 0; k < kc; ++k) {
+      for (int64_t i = 0; i < kMr; ++i) panel[k * kMr + i] = i < mr ? a.p[(i0 + i) * a.rs + (k0 + k) * a.cs] : 0.0f;
+    }
+  }
+}
+
+// dst[0 .. kNr) = src[0 .. w) and zeros after.
+inline void copy_panel_row(const float* src, int64_t w, float* dst) {
+#if defined(__AVX512F__)
+  for (int v = 0; v < kNr / 16; ++v) {
+    const int64_t n = std::clamp<int64_t>(w - 16 * v, 0, 16);
+    const __mmask16 m = static_cast<__mmask16>((uint32_t{1} << n) - 1);
+    _mm512_store_ps(dst + 16 * v, _mm512_maskz_loadu_ps(m, src + 16 * v));
+  }
+#else
+  std::memcpy(dst, src, sizeof(float) * static_cast<size_t>(w));
+  std::fill(dst + w, dst + kNr, 0.0f);
+#endif
+}
+
+// B's rows [k0, k0 + kc) and columns [n0, n0 + nc) as panels of kNr columns: panel q holds
+// columns n0 + q kNr ..., element (k, j) at block[(q * kc + k) * kNr + j], zero past nc.
+void pack_b(const BSource& b, int64_t k0, int64_t kc, int64_t n0, int64_t nc, float* block, Buffers& buf) {
+  const int64_t panels = ceil_div(nc, kNr);
+  if (b.kind == BSource::Kind::kRows) {
+    for (int64_t k = 0; k < kc; ++k) {
+      const float* row = b.piece(k0 + k, n0, nc, buf.scratch);
+      for (int64_t q = 0; q < panels; ++q) copy_panel_row(row + q * kNr, std::min(kNr, nc - q * kNr), block + (q * kc + k) * kNr);
+    }
+    return;
+  }
+  for (int64_t q = 0; q < panels; ++q) {
+    for (int64_t j8 = 0; j8 < kNr; j8 += 8) {
+      const float* cols[8];
+      for (int64_t t = 0; t < 8; ++t) {
+        const int64_t n = q * kNr + j8 + t;
+        cols[t] = n < nc ? b.piece(n0 + n, k0, kc, buf.scratch + t * kKc) : buf.zeros;
+      }
+      interleave8(cols, kc, block + q * kc * kNr + j8, kNr);
+    }
+  }
+}
+
+#if defined(__AVX512F__)
+constexpr int kVectors = kNr / 16;
+static_assert(kNr % 16 == 0 && kMr == 8, "the micro-kernel holds kMr x kNr/16 vectors");
+
+// C tile (mr x nr at c, rows ldc apart) [+]= the kMr x kNr product of one A panel and one B panel.
+void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict b, float* c, int64_t ldc, int64_t mr,
+                  int64_t nr, bool load_c, const float* bias) {
+  __m512 acc[kMr][kVectors];
+#pragma GCC unroll 8
+  for (int i = 0; i < kMr; ++i) {
+#pragma GCC unroll 4
+    for (int v = 0; v < kVectors; ++v) acc[i][v] = _mm512_setzero_ps();
+  }
+  for (int64_t i = 0; i < mr; ++i) {  // the C tile is needed at the end: fetch it meanwhile
+    for (int v = 0; v < kVectors; ++v) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 16 * v), _MM_HINT_T0);
+  }
+#ifdef GEMM_UNROLL
+#pragma GCC unroll GEMM_UNROLL
+#endif
+  for (int64_t k = 0; k < kc; ++k) {
+#ifdef GEMM_PF
+    _mm_prefetch(reinterpret_cast<const char*>(b + GEMM_PF * kNr), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(b + GEMM_PF * kNr + 16), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(b + GEMM_PF * kNr + 32), _MM_HINT_T0);
+#endif
+    __m512 bv[kVectors];
+#pragma GCC unroll 4
+    for (int v = 0; v < kVectors; ++v) bv[v] = _mm512_load_ps(b + 16 * v);
+#pragma GCC unroll 8
+    for (int i = 0; i < kMr; ++i) {
+      const __m512 ai = _mm512_set1_ps(a[i]);
+#pragma GCC unroll 4
+      for (int v = 0; v < kVectors; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+    }
+    a += kMr;
+    b += kNr;
+  }
+  __mmask16 mask[kVectors];
+  for (int v = 0; v < kVectors; ++v) {
+    const int64_t w = std::clamp<int64_t>(nr - 16 * v, 0, 16);
+    mask[v] = static_cast<__mmask16>((uint32_t{1} << w) - 1);
+  }
+  for (int64_t i = 0; i < mr; ++i) {
+    float* row = c + i * ldc;
+#pragma GCC unroll 4
+    for (int v = 0; v < kVectors; ++v) {
+      __m512 x = acc[i][v];
+      if (load_c) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask[v], row + 16 * v));
+      if (bias != nullptr) x = _mm512_add_ps(x, _mm512_set1_ps(bias[i]));
+      _mm512_mask_storeu_ps(row + 16 * v, mask[v], x);
+    }
+  }
+}
+#else
+void micro_kernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t mr, int64_t nr, bool load_c,
+                  const float* bias) {
+  float acc[kMr][kNr] = {};
+  for (int64_t k = 0; k < kc; ++k) {
+    for (int64_t i = 0; i < kMr; ++i) {
+      for (int64_t j = 0; j < kNr; ++j) acc[i][j] += a[k * kMr + i] * b[k * kNr + j];
+    }
+  }
+  for (int64_t i = 0; i < mr; ++i) {
+    for (int64_t j = 0; j < nr; ++j) {
+      float x = acc[i][j];
+      if (load_c) x += c[i * ldc + j];
+      if (bias != nullptr) x += bias[i];
+      c[i * ldc + j] = x;
+    }
+  }
+}
+#endif
+
+}  // namespace
+
+bool available() {
+#if defined(__AVX512F__)
+  return true;
+#else
+  return false;
+#endif
+}
+
+void sgemm(int64_t M, int64_t N, int64_t K, const Strided& a, const BSource& b, float* c, int64_t ldc, bool accumulate,
+           const float* row_bias) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {  // an empty sum
+    for (int64_t i = 0; i < M; ++i) {
+      float* row = c + i * ldc;
+      const float add = row_bias != nullptr ? row_bias[i] : 0.0f;
+      for (int64_t j = 0; j < N; ++j) row[j] = (accumulate ? row[j] : 0.0f) + add;
+    }
+    return;
+  }
+  Buffers& buf = thread_buffers();
+  // Equal blocks, so that no block is a sliver: 1000 columns are 2 x 528, not 960 + 40.
+  const int64_t nc_max = round_up(ceil_div(N, ceil_div(N, kNc)), kNr);
+  const int64_t kc_max = ceil_div(K, ceil_div(K, kKc));
+  for (int64_t jc = 0; jc < N; jc += nc_max) {
+    const int64_t nc = std::min(nc_max, N - jc);
+    for (int64_t pc = 0; pc < K; pc += kc_max) {
+      const int64_t kc = std::min(kc_max, K - pc);
+      pack_b(b, pc, kc, jc, nc, buf.b_block, buf);
+      const bool load_c = accumulate || pc > 0;
+      for (int64_t ir = 0; ir < M; ir += kMr) {  // one A panel stays in L1 while the B panels stream from L2
+        const int64_t mr = std::min(kMr, M - ir);
+        pack_a(a, ir, mr, pc, kc, buf.a_panel, buf.zeros);
+        const float* bias = pc == 0 && row_bias != nullptr ? row_bias + ir : nullptr;
+        for (int64_t jr = 0; jr < nc; jr += kNr) {
+          micro_kernel(kc, buf.a_panel, buf.b_block + (jr / kNr) * kc * kNr, c + ir * ldc + jc + jr, ldc, mr,
+                       std::min(kNr, nc - jr), load_c, bias);
+        }
+      }
+    }
+  }
+}
+
+void sgemm(int64_t M, int64_t N, int64_t K, const Strided& a, const Strided& b, float* c, int64_t ldc, bool accumulate,
+           const float* row_bias) {
+  if (b.cs == 1) {
+    auto row = [&](int64_t k, int64_t n0, int64_t, float*) { return b.p + k * b.rs + n0; };
+    return sgemm(M, N, K, a, BSource{BSource::Kind::kRows, row}, c, ldc, accumulate, row_bias);
+  }
+  if (b.rs == 1) {
+    auto column = [&](int64_t n, int64_t k0, int64_t, float*) { return b.p + n * b.cs + k0; };
+    return sgemm(M, N, K, a, BSource{BSource::Kind::kColumns, column}, c, ldc, accumulate, row_bias);
+  }
+  auto row = [&](int64_t k, int64_t n0, int64_t n, float* scratch) {
+    for (int64_t j = 0; j < n; ++j) scratch[j] = b.p[k * b.rs + (n0 + j) * b.cs];
+    return static_cast<const float*>(scratch);
+  };
+  sgemm(M, N, K, a, BSource{BSource::Kind::kRows, row}, c, ldc, accumulate, row_bias);
+}
+
+}  // namespace gndet::cpu::gemm
