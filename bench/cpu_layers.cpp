@@ -9,7 +9,7 @@
 // Bytes count each input read once and each output written once (GN forward: x in, y out;
 // backward: dy and x in, dx out; the (N, G) statistics and (C) parameters are negligible).
 //
-//   build-layers/bench/cpu_layers [--quick] [--conv-only | --gn-only]
+//   build-layers/bench/cpu_layers [--quick] [--conv-only | --gn-only] [--only TEXT] [--demo]
 // With -march=native, GCC 12 warns that its own AVX-512 intrinsics use '__Y' uninitialised where
 // Eigen's GEMM kernels are inlined into this file: a known false positive (GCC bug 105593).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -173,8 +173,10 @@ void bench_group_norm(const Shape& shape, int64_t groups, double budget_s) {
 
 int main(int argc, char** argv) {
   bool quick = false, conv = true, gn = true, demo = false;
+  std::string only;  // --only TEXT: the convolutions whose name contains TEXT
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
+    if (a == "--only" && i + 1 < argc) only = argv[++i];
     quick = quick || a == "--quick";
     if (a == "--conv-only") gn = false;
     if (a == "--gn-only") conv = false;
@@ -235,7 +237,9 @@ int main(int argc, char** argv) {
     if (demo) {
       for (const ConvShape& s : demo_convs) bench_conv(s, gemm, peak, budget);
     } else {
-      for (const ConvShape& s : convs) bench_conv(s, gemm, peak, budget);
+      for (const ConvShape& s : convs) {
+        if (only.empty() || std::string(s.name).find(only) != std::string::npos) bench_conv(s, gemm, peak, budget);
+      }
     }
   }
   if (gn && !demo) {

@@ -53,7 +53,7 @@ class BasicBlock : public nn::UnaryModule {
   }
   Tensor forward(const Tensor& x) override {
     nn::ModuleScope scope(this);  // gndet graph: label the ops below with this block's name
-    Tensor out = relu(norm1_->forward(conv1_->forward(x)));
+    Tensor out = nn::norm_relu(*norm1_, conv1_->forward(x));
     out = norm2_->forward(conv2_->forward(out));
     return relu(out + (downsample_ ? downsample_->forward(x) : x));
   }
@@ -89,8 +89,8 @@ class Bottleneck : public nn::UnaryModule {
   }
   Tensor forward(const Tensor& x) override {
     nn::ModuleScope scope(this);
-    Tensor out = relu(norm1_->forward(conv1_->forward(x)));
-    out = relu(norm2_->forward(conv2_->forward(out)));
+    Tensor out = nn::norm_relu(*norm1_, conv1_->forward(x));
+    out = nn::norm_relu(*norm2_, conv2_->forward(out));
     out = norm3_->forward(conv3_->forward(out));
     return relu(out + (downsample_ ? downsample_->forward(x) : x));
   }
@@ -223,7 +223,7 @@ std::vector<Tensor> ResNet::forward(const Tensor& x) {
 }
 
 Tensor ResNet::stem(const Tensor& x) {
-  return max_pool2d(relu(norm1_->forward(conv1_->forward(x))), {3, 3}, {2, 2}, {1, 1});
+  return max_pool2d(nn::norm_relu(*norm1_, conv1_->forward(x)), {3, 3}, {2, 2}, {1, 1});
 }
 
 std::vector<int64_t> ResNet::out_channels() const {

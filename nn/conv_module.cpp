@@ -1,6 +1,7 @@
 #include "nn/conv_module.h"
 
 #include "nn/init.h"
+#include "nn/norm_layers.h"
 #include "ops/elementwise.h"
 
 namespace gndet::nn {
@@ -18,7 +19,7 @@ ConvModule::ConvModule(const ConvModuleOptions& o, Generator& gen) : relu_(o.rel
 Tensor ConvModule::forward(const Tensor& x) {
   ModuleScope scope(this);  // gndet graph: label the ops below with this module's name
   Tensor y = conv_->forward(x);
-  if (norm_) y = norm_->forward(y);
+  if (norm_) return relu_ ? norm_relu(*norm_, y) : norm_->forward(y);
   return relu_ ? relu(y) : y;
 }
 

@@ -1,5 +1,6 @@
 #include "nn/norm_layers.h"
 
+#include "ops/elementwise.h"
 #include "ops/norm.h"
 #include "tensor/factory.h"
 
@@ -18,6 +19,16 @@ GroupNorm::GroupNorm(int64_t num_groups, int64_t num_channels, double eps, bool 
 Tensor GroupNorm::forward(const Tensor& x) {
   ModuleScope scope(this);  // gndet graph: label the ops below with this module's name
   return group_norm(x, num_groups_, weight_, bias_, eps_);
+}
+
+Tensor GroupNorm::forward_relu(const Tensor& x) {
+  ModuleScope scope(this);
+  return group_norm_relu(x, num_groups_, weight_, bias_, eps_);
+}
+
+Tensor norm_relu(UnaryModule& norm, const Tensor& x) {
+  if (auto* gn = dynamic_cast<GroupNorm*>(&norm)) return gn->forward_relu(x);
+  return relu(norm.forward(x));
 }
 
 FrozenBatchNorm2d::FrozenBatchNorm2d(int64_t num_features, double eps) : eps_(eps) {

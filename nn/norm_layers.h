@@ -13,6 +13,8 @@ class GroupNorm : public UnaryModule {
  public:
   GroupNorm(int64_t num_groups, int64_t num_channels, double eps = 1e-5, bool affine = true);
   Tensor forward(const Tensor& x) override;
+  // relu(forward(x)), the ReLU applied as the output is written (ops/norm.h: group_norm_relu).
+  Tensor forward_relu(const Tensor& x);
   bool is_norm() const override { return true; }
   int64_t num_groups() const { return num_groups_; }
   Tensor weight() const { return weight_; }
@@ -47,6 +49,9 @@ struct NormSpec {
   // mmcv's build_norm_layer abbreviation, used in child names like "gn1", "bn1".
   std::string abbr() const { return type == NormType::GroupNorm ? "gn" : "bn"; }
 };
+
+// relu(norm(x)): fused where `norm` is a GroupNorm, else the two steps.
+Tensor norm_relu(UnaryModule& norm, const Tensor& x);
 
 // A norm layer for `channels` (GroupNorm or FrozenBatchNorm2d); NormType::None is an error.
 std::shared_ptr<UnaryModule> make_norm(const NormSpec& norm, int64_t channels);

@@ -8,6 +8,8 @@ namespace gndet {
 
 GNDET_DEFINE_KERNEL(group_norm_kernel, void(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
                                             const Tensor&, int64_t, double));
+GNDET_DEFINE_KERNEL(group_norm_relu_kernel, void(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                                 const Tensor&, const Tensor&, int64_t, double));
 GNDET_DEFINE_KERNEL(group_norm_backward_kernel, void(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
                                                      const Tensor&, const Tensor&, const Tensor&, const Tensor&, int64_t));
 GNDET_DEFINE_KERNEL(weight_standardization_kernel, void(const Tensor&, const Tensor&, double));
@@ -20,6 +22,7 @@ using autograd::Saved;
 namespace {
 
 GNDET_OP(kGroupNorm, "group_norm");
+GNDET_OP(kGroupNormRelu, "group_norm_relu");
 GNDET_OP(kWeightStandardization, "weight_standardization");
 GNDET_OP(kFrozenBatchNorm, "frozen_batch_norm");
 
@@ -50,10 +53,10 @@ Tensor channel_affine(const Tensor& x, const Tensor& scale, const Tensor& shift)
   return y;
 }
 
-}  // namespace
-
-Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight, const Tensor& bias, double eps) {
-  const char* op = "group_norm";
+// group_norm and group_norm_relu: the checks, the kernel, and the backward (through relu's mask
+// of the output first when `relu`).
+Tensor group_norm_impl(const Tensor& x, int64_t num_groups, const Tensor& weight, const Tensor& bias, double eps, bool relu) {
+  const char* op = relu ? "group_norm_relu" : "group_norm";
   check_input(op, x);
   const int64_t N = x.size(0), C = x.size(1), G = num_groups;
   GNDET_CHECK(G > 0 && C % G == 0, op, ": channels ", C, " of input ", shape_str(x.shape()),
@@ -66,14 +69,20 @@ Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight, con
   const Tensor xr = raw(x), wr = raw(weight), br = raw(bias);
   Tensor y = empty(x.shape(), x.options());
   Tensor mean = empty({N, G}, x.options()), rstd = empty({N, G}, x.options());
-  if (N > 0) group_norm_kernel(x.device(), as_ncs(y, N, C, S), mean, rstd, as_ncs(xr, N, C, S), wr, br, G, eps);
+  if (N > 0) {
+    if (relu) {
+      group_norm_relu_kernel(x.device(), as_ncs(y, N, C, S), mean, rstd, as_ncs(xr, N, C, S), wr, br, G, eps);
+    } else {
+      group_norm_kernel(x.device(), as_ncs(y, N, C, S), mean, rstd, as_ncs(xr, N, C, S), wr, br, G, eps);
+    }
+  }
 
   const bool need_x = x.requires_grad(), need_w = weight.defined() && weight.requires_grad(),
              need_b = bias.defined() && bias.requires_grad();
-  record(kGroupNorm, {x, weight, bias}, {y},
-         [sx = Saved(xr), sm = Saved(mean), sr = Saved(rstd), sw = Saved(wr), G, N, C, S, need_x, need_w,
-          need_b](const Tensors& g) {
-           const Tensor dy = g[0].contiguous();
+  record(relu ? kGroupNormRelu : kGroupNorm, {x, weight, bias}, {y},
+         [sx = Saved(xr), sm = Saved(mean), sr = Saved(rstd), sw = Saved(wr), sy = Saved(relu ? y : Tensor()), G, N, C,
+          S, need_x, need_w, need_b, relu](const Tensors& g) {
+           const Tensor dy = (relu ? relu_backward(g[0], sy.get()) : g[0]).contiguous();
            Tensors grads(3);
            if (need_x) grads[0] = empty(dy.shape(), dy.options());
            if (need_w) grads[1] = empty({C}, dy.options());
@@ -90,6 +99,17 @@ Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight, con
            return grads;
          });
   return y;
+}
+
+}  // namespace
+
+Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight, const Tensor& bias, double eps) {
+  return group_norm_impl(x, num_groups, weight, bias, eps, /*relu=*/false);
+}
+
+Tensor group_norm_relu(const Tensor& x, int64_t num_groups, const Tensor& weight, const Tensor& bias, double eps) {
+  if (x.defined() && !x.device().is_cpu()) return relu(group_norm(x, num_groups, weight, bias, eps));
+  return group_norm_impl(x, num_groups, weight, bias, eps, /*relu=*/true);
 }
 
 Tensor weight_standardization(const Tensor& w, double eps) {

@@ -23,6 +23,10 @@ namespace gndet {
 GNDET_DECLARE_KERNEL(group_norm_kernel,
                      void(const Tensor& y, const Tensor& mean, const Tensor& rstd, const Tensor& x,
                           const Tensor& weight, const Tensor& bias, int64_t groups, double eps));
+// The same with max(0, y) written instead of y (group_norm_relu); registered for the CPU only.
+GNDET_DECLARE_KERNEL(group_norm_relu_kernel,
+                     void(const Tensor& y, const Tensor& mean, const Tensor& rstd, const Tensor& x,
+                          const Tensor& weight, const Tensor& bias, int64_t groups, double eps));
 // Gradients of group_norm given dy (N, C, S). dx (N, C, S), dweight (C), dbias (C) are overwritten;
 // each may be undefined when not wanted. weight may be undefined (meaning ones).
 GNDET_DECLARE_KERNEL(group_norm_backward_kernel,
@@ -40,6 +44,10 @@ GNDET_DECLARE_KERNEL(channel_affine_kernel,
 
 // x: (N, C, *) ; weight, bias: (C) or undefined; statistics per (n, g) over C/G * spatial
 Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight, const Tensor& bias, double eps = 1e-5);
+// relu(group_norm(...)), the pair that follows most convolutions of the GN zoo. On the CPU the
+// ReLU is applied as GroupNorm writes its output (one pass over it less, and one tensor less kept
+// for the backward), elsewhere the two ops run. Same values and gradients as the two ops.
+Tensor group_norm_relu(const Tensor& x, int64_t num_groups, const Tensor& weight, const Tensor& bias, double eps = 1e-5);
 // mmcv ConvWS2d: per output channel o, w_hat = (w - mean_o) / (std_unbiased_o + eps) over (C_in/groups, kh, kw)
 Tensor weight_standardization(const Tensor& w, double eps = 1e-5);
 // y = (x - mean) * rsqrt(var + eps) * weight + bias, per channel, all four are buffers (not differentiated); x differentiable

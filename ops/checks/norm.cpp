@@ -1,4 +1,4 @@
-// Gradcheck cases for group_norm, weight_standardization and frozen_batch_norm.
+// Gradcheck cases for group_norm, group_norm_relu, weight_standardization and frozen_batch_norm.
 #include "ops/checks/check_util.h"
 #include "ops/norm.h"
 
@@ -26,6 +26,17 @@ GNDET_GRADCHECK("group_norm", "H x W == 1, G = 2 (box-head-like vectors)") { ret
 GNDET_GRADCHECK("group_norm", "input with a large mean (centring matters)") {
   return gradcheck([](T in) { return group_norm(in[0] + 50.0, 2, in[1], in[2]); },
                    {uniform({2, 4, 3}, 173), uniform({4}, 174, 0.5, 1.5), uniform({4}, 175)});
+}
+
+// group_norm_relu: the finite differences must not straddle the kink; with these seeds no output
+// lies within a step of 0 (a straddled kink would show as a FAIL). That the fused op equals
+// relu(group_norm) bit for bit is checked in tests/ops/test_norm.cpp.
+GNDET_GRADCHECK("group_norm_relu", "G = 2, affine, (2, 4, 3, 2)") {
+  return gradcheck([](T in) { return group_norm_relu(in[0], 2, in[1], in[2]); },
+                   {uniform({2, 4, 3, 2}, 176, -2.0, 2.0), uniform({4}, 177, 0.5, 1.5), uniform({4}, 178)});
+}
+GNDET_GRADCHECK("group_norm_relu", "G = 4, no affine, 3-d input") {
+  return gradcheck([](T in) { return group_norm_relu(in[0], 4, Tensor(), Tensor()); }, {uniform({3, 8, 5}, 179, -2.0, 2.0)});
 }
 
 GNDET_GRADCHECK("weight_standardization", "(4, 3, 3, 3) conv weight") {

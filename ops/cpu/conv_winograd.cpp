@@ -18,6 +18,7 @@
 #include <cstring>
 #include <omp.h>
 
+#include "ops/cpu/gemm.h"
 #include "tensor/factory.h"
 
 namespace gndet::winograd {
@@ -27,7 +28,10 @@ constexpr int kOut = 4;        // m: outputs per tile side
 constexpr int kIn = kOut + 2;  // alpha: inputs per tile side
 constexpr int kPositions = kIn * kIn;
 constexpr int kLanes = 16;       // tiles transformed together
-constexpr int64_t kChunk = 128;  // tiles per GEMM: wide enough for the GEMM, V and M stay within L2
+#ifndef WCHUNK
+#define WCHUNK 128
+#endif
+constexpr int64_t kChunk = WCHUNK;  // tiles per GEMM: wide enough for the GEMM, V and M stay within L2
 // With 32 channels each way (the demo's heads), 32-tile chunks ran 1.25x faster than 128-tile ones
 // in the weight gradient and no slower elsewhere (bench/cpu_layers --demo, GFLOP/s relative to the
 // same run's GEMM peak: 0.58-0.69 against 0.46-0.52).
@@ -262,6 +266,11 @@ void run(const Plan& p, const float* U, const float* in, const float* bias, floa
         for (int64_t l0 = 0; l0 < nt; l0 += kLanes) transform_input(p, in, c, t0, l0, nt, V, chunk);
       }
       for (int xi = 0; xi < kPositions; ++xi) {
+        if (cpu::gemm::available()) {
+          cpu::gemm::sgemm(p.O, width, p.C, {U + xi * p.O * p.C, p.C, 1}, {V + xi * p.C * chunk, chunk, 1},
+                           M + xi * p.O * chunk, chunk, /*accumulate=*/false);
+          continue;
+        }
         Eigen::Map<const RowMat> Ux(U + xi * p.O * p.C, p.O, p.C);
         Eigen::Map<const RowMat, 0, Outer> Vx(V + xi * p.C * chunk, p.C, width, Outer(chunk));
         Eigen::Map<RowMat, 0, Outer> Mx(M + xi * p.O * chunk, p.O, width, Outer(chunk));
@@ -306,6 +315,11 @@ void run_weight_gradient(const Plan& p, const float* x, const float* dy, float* 
         for (int64_t l0 = 0; l0 < nt; l0 += kLanes) transform_output_gradient(p, dy, o, t0, l0, nt, D, chunk);
       }
       for (int xi = 0; xi < kPositions; ++xi) {
+        if (cpu::gemm::available()) {  // V_xi transposed: its rows are the product's columns
+          cpu::gemm::sgemm(p.O, p.C, width, {D + xi * p.O * chunk, chunk, 1}, {V + xi * p.C * chunk, 1, chunk},
+                           dU + xi * p.O * p.C, p.C, /*accumulate=*/true);
+          continue;
+        }
         Eigen::Map<RowMat> dUx(dU + xi * p.O * p.C, p.O, p.C);
         Eigen::Map<const RowMat, 0, Outer> Dx(D + xi * p.O * chunk, p.O, width, Outer(chunk));
         Eigen::Map<const RowMat, 0, Outer> Vx(V + xi * p.C * chunk, p.C, width, Outer(chunk));

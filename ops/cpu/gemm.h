@@ -22,7 +22,7 @@
 
 namespace gndet::cpu::gemm {
 
-// True where this build has the AVX-512 micro-kernel.
+// True where this build has the AVX-512 micro-kernel (and GNDET_GEMM=eigen is not set).
 bool available();
 
 // A non-owning reference to a callable, for the B sources below (no allocation, no virtual call

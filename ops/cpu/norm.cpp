@@ -5,6 +5,7 @@
 // dy and x once for the per-channel sums and once more for dx. `omp simd reduction` lets the
 // compiler vectorise the sums without -ffast-math.
 // Parallel tasks: (n, g) blocks for the statistics and dx, channels for dweight / dbias.
+#include <algorithm>
 #include <cmath>
 #include <utility>
 #include <vector>
@@ -77,6 +78,8 @@ std::pair<double, double> centred_sums(const T* dy, const T* x, T mu, int64_t n)
   return {s_dx, s_d};
 }
 
+// relu: max(0, y) as it is written (group_norm_relu: one pass over the output less).
+template <bool kRelu>
 void group_norm_cpu(const Tensor& y, const Tensor& mean, const Tensor& rstd, const Tensor& x, const Tensor& weight,
                     const Tensor& bias, int64_t groups, double eps) {
   const int64_t N = x.size(0), C = x.size(1), S = x.size(2), G = groups, Cg = C / G, M = Cg * S;
@@ -102,8 +105,13 @@ void group_norm_cpu(const Tensor& y, const Tensor& mean, const Tensor& rstd, con
         const T b = beta ? beta[ch] : T(0);
         const T* xr = in + task * M + c * S;
         T* yr = out + task * M + c * S;
+        if constexpr (kRelu) {
 #pragma omp simd
-        for (int64_t i = 0; i < S; ++i) yr[i] = (xr[i] - mu) * a + b;
+          for (int64_t i = 0; i < S; ++i) yr[i] = std::max((xr[i] - mu) * a + b, T(0));
+        } else {
+#pragma omp simd
+          for (int64_t i = 0; i < S; ++i) yr[i] = (xr[i] - mu) * a + b;
+        }
       }
     }
   });
@@ -256,7 +264,8 @@ void channel_affine_cpu(const Tensor& y, const Tensor& x, const Tensor& scale, c
 
 }  // namespace
 
-GNDET_REGISTER_KERNEL(group_norm_kernel, CPU, group_norm_cpu);
+GNDET_REGISTER_KERNEL(group_norm_kernel, CPU, group_norm_cpu<false>);
+GNDET_REGISTER_KERNEL(group_norm_relu_kernel, CPU, group_norm_cpu<true>);
 GNDET_REGISTER_KERNEL(group_norm_backward_kernel, CPU, group_norm_backward_cpu);
 GNDET_REGISTER_KERNEL(weight_standardization_kernel, CPU, weight_standardization_cpu);
 GNDET_REGISTER_KERNEL(weight_standardization_backward_kernel, CPU, weight_standardization_backward_cpu);

@@ -121,6 +121,9 @@
   X(group_norm, Tensor, (const Tensor&, int64_t, const Tensor&, const Tensor&, double),                        \
     (arg("x"), arg("num_groups"), opt("weight"), opt("bias"), arg("eps") = 1e-5),                               \
     "GroupNorm (Wu & He): per sample, per group of channels, normalised; then weight and bias per channel")  \
+  X(group_norm_relu, Tensor, (const Tensor&, int64_t, const Tensor&, const Tensor&, double),                   \
+    (arg("x"), arg("num_groups"), opt("weight"), opt("bias"), arg("eps") = 1e-5),                               \
+    "relu(group_norm(...)) in one op: on the CPU the ReLU is applied as GroupNorm writes its output")        \
   X(frozen_batch_norm, Tensor, (const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, double), \
     (arg("x"), arg("weight"), arg("bias"), arg("running_mean"), arg("running_var"), arg("eps") = 1e-5),        \
     "batch norm with fixed statistics (Detectron's frozen BN)")                                               \

@@ -55,6 +55,9 @@ def test_group_norm_and_conv_equal_numpy():
     y = gndet.ops.group_norm(gndet.tensor(x), 3, gndet.tensor(w), gndet.tensor(b))
     # float64 on both sides; the two sum in different orders: a few ulps of O(1) values.
     np.testing.assert_allclose(y.numpy(), numpy_group_norm(x, 3, w, b), atol=1e-12)
+    yr = gndet.ops.group_norm_relu(gndet.tensor(x), 3, gndet.tensor(w), gndet.tensor(b))
+    np.testing.assert_allclose(yr.numpy(), np.maximum(numpy_group_norm(x, 3, w, b), 0), atol=1e-12)
+    assert (yr.numpy() == 0).any() and (yr.numpy() > 0).any()
     cw = rng.standard_normal((4, 6, 3, 3))
     c = gndet.ops.conv2d(gndet.tensor(x), gndet.tensor(cw), None, stride=2, padding=1)
     np.testing.assert_allclose(c.numpy(), numpy_conv2d(x, cw, 2, 1), atol=1e-12)
@@ -211,6 +214,7 @@ def test_op_against_numpy(name, op, ref):
 def test_the_table_is_covered():
     """Each op of gndet.ops is exercised by a test of this file (the table above or a named test)."""
     elsewhere = {"split", "conv2d", "conv_transpose2d", "conv_ws2d", "weight_standardization", "group_norm",
+                 "group_norm_relu",
                  "frozen_batch_norm", "max_pool2d", "upsample_nearest", "interpolate_bilinear", "nms", "batched_nms",
                  "paste_masks", "roi_align", "box_iou", "topk", "log_softmax", "smooth_l1_loss"}
     tested = {name.split(" ")[0] for name, _, _ in TABLE} | elsewhere

@@ -58,12 +58,12 @@ TEST_CASE("ops are clustered by the module that recorded them", "[apps][graph]")
   for (const auto& [name, p] : block.named_parameters()) d.leaf_names[&p.impl()] = name;
   app::GraphSummary s;
   const std::string dot = app::autograd_graph_dot({y}, d, &s);
-  CHECK(s.ops == 3);     // conv2d, group_norm, relu
+  CHECK(s.ops == 2);     // conv2d, group_norm_relu (the ReLU fused into GroupNorm on the CPU)
   CHECK(s.leaves == 3);  // conv.weight, gn.weight, gn.bias
   CHECK(dot.find("label=\"conv\"") != std::string::npos);
   CHECK(dot.find("label=\"gn\"") != std::string::npos);
-  CHECK(dot.find("group_norm\\n(1, 4, 5, 5) f32") != std::string::npos);
-  // --only gn: the conv shows as a dashed neighbour, relu (outside, consuming) too.
+  CHECK(dot.find("group_norm_relu\\n(1, 4, 5, 5) f32") != std::string::npos);
+  // --only gn: the conv shows as a dashed neighbour.
   d.only = "gn";
   const std::string only = app::autograd_graph_dot({y}, d, &s);
   CHECK(s.ops == 1);

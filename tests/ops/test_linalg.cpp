@@ -41,3 +41,24 @@ TEST_CASE("a large GEMM agrees with a naive double-precision product", "[ops]") 
   }
   CHECK(worst < 1e-4);  // float32 sums of 129 products of N(0,1) values: rounding ~ 1e-6 * sqrt(129) * |terms|
 }
+
+TEST_CASE("float32 products large enough to be split between threads agree with float64", "[ops]") {
+  // The float32 GEMM (ops/cpu/gemm.h) splits one product by columns when it has at least as many
+  // columns as rows, else by rows, in whole micro-kernel panels; batches go to threads whole. Run
+  // with OMP_NUM_THREADS=1, 2 and 3 for even and uneven splits.
+  Generator g(6);
+  struct Case {
+    int64_t B, M, K, N;
+    bool ta, tb;  // operands given transposed (column-major)
+  };
+  const Case cases[] = {{1, 100, 300, 1000, false, false}, {1, 1000, 300, 100, false, true},
+                        {1, 333, 257, 205, true, false},   {3, 70, 200, 130, true, true}};
+  for (const Case& c : cases) {
+    INFO("B " << c.B << " M " << c.M << " K " << c.K << " N " << c.N << " transposed " << c.ta << c.tb);
+    const Tensor a = c.ta ? randn({c.B, c.K, c.M}, g).transpose(1, 2) : randn({c.B, c.M, c.K}, g);
+    const Tensor b = c.tb ? randn({c.B, c.N, c.K}, g).transpose(1, 2) : randn({c.B, c.K, c.N}, g);
+    const Tensor want = bmm(a.to(kFloat64), b.to(kFloat64));
+    // float32 sums of K <= 300 products of N(0, 1) values (|sum| ~ 17): rounding ~ 300 2^-24 17 = 3e-4 at worst.
+    CHECK(test::max_abs_diff(bmm(a, b).to(kFloat64), want) < 1e-3);
+  }
+}

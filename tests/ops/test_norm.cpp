@@ -108,6 +108,28 @@ TEST_CASE("group_norm in float32 stays accurate on a large mean, and handles N =
 // rounded once. Rows with a mean well away from zero (as trained weights have) are where float
 // sums of the statistics went wrong: the mean's error moved the standardised weights near zero by
 // up to 10^4 ulps (found with bench/float32_accuracy on X-101 GN+WS).
+TEST_CASE("group_norm_relu is relu(group_norm) bit for bit, forward and backward", "[layers]") {
+  // The fused op writes max(0, y) with the same arithmetic as group_norm's y, and its backward
+  // masks dy by the output before the same GroupNorm backward: float32 results must be identical.
+  Generator gen(31);
+  for (const Shape& shape : {Shape{2, 64, 9, 7}, Shape{3, 8, 1, 1}, Shape{1, 32, 40, 40}}) {
+    INFO("shape " << shape_str(shape));
+    const int64_t C = shape[1];
+    Tensor x1 = randn(shape, gen).set_requires_grad(), w1 = rand({C}, gen).set_requires_grad(), b1 = randn({C}, gen).set_requires_grad();
+    Tensor x2 = x1.detach().clone().set_requires_grad(), w2 = w1.detach().clone().set_requires_grad(),
+           b2 = b1.detach().clone().set_requires_grad();
+    const Tensor fused = group_norm_relu(x1, 4, w1, b1), pair = relu(group_norm(x2, 4, w2, b2));
+    CHECK(fused.to_vector<float>() == pair.to_vector<float>());
+    CHECK(min(fused).item<double>() == 0.0);  // the ReLU did clip
+    const Tensor r = randn(shape, gen);
+    sum(fused * r).backward();
+    sum(pair * r).backward();
+    CHECK(x1.grad().to_vector<float>() == x2.grad().to_vector<float>());
+    CHECK(w1.grad().to_vector<float>() == w2.grad().to_vector<float>());
+    CHECK(b1.grad().to_vector<float>() == b2.grad().to_vector<float>());
+  }
+}
+
 TEST_CASE("weight_standardization in float32 is the float64 result rounded once", "[layers]") {
   Generator gen(12);
   for (const Shape& shape : {Shape{64, 64, 1, 1}, Shape{32, 4, 3, 3}, Shape{16, 512, 3, 3}}) {
