@@ -55,7 +55,7 @@ class BasicBlock : public nn::UnaryModule {
     nn::ModuleScope scope(this);  // gndet graph: label the ops below with this block's name
     Tensor out = nn::norm_relu(*norm1_, conv1_->forward(x));
     out = norm2_->forward(conv2_->forward(out));
-    return relu(out + (downsample_ ? downsample_->forward(x) : x));
+    return add_relu(out, downsample_ ? downsample_->forward(x) : x);
   }
   nn::UnaryModule& last_norm() { return *norm2_; }
 
@@ -92,7 +92,7 @@ class Bottleneck : public nn::UnaryModule {
     Tensor out = nn::norm_relu(*norm1_, conv1_->forward(x));
     out = nn::norm_relu(*norm2_, conv2_->forward(out));
     out = norm3_->forward(conv3_->forward(out));
-    return relu(out + (downsample_ ? downsample_->forward(x) : x));
+    return add_relu(out, downsample_ ? downsample_->forward(x) : x);
   }
   nn::UnaryModule& last_norm() { return *norm3_; }
 

@@ -38,6 +38,7 @@ GNDET_OP(kSqrt, "sqrt");
 GNDET_OP(kRsqrt, "rsqrt");
 GNDET_OP(kAbs, "abs");
 GNDET_OP(kRelu, "relu");
+GNDET_OP(kAddRelu, "add_relu");
 GNDET_OP(kSigmoid, "sigmoid");
 GNDET_OP(kTanh, "tanh");
 GNDET_OP(kClamp, "clamp");
@@ -245,6 +246,16 @@ Tensor abs(const Tensor& x) {
 Tensor relu(const Tensor& x) {
   Tensor y = unary_raw(UnaryOp::Relu, x);
   record(kRelu, {x}, {y}, [sy = Saved(y)](const Tensors& g) { return Tensors{relu_backward(g[0], sy.get())}; });
+  return y;
+}
+
+Tensor add_relu(const Tensor& a, const Tensor& b) {
+  require_floating(a, "add_relu");
+  Tensor y = binary_raw(BinaryOp::AddRelu, a, b, "add_relu");
+  record(kAddRelu, {a, b}, {y}, [sy = Saved(y), sa = a.shape(), sb = b.shape()](const Tensors& g) {
+    const Tensor d = relu_backward(g[0], sy.get());
+    return Tensors{sum_to(d, sa), sum_to(d, sb)};
+  });
   return y;
 }
 

@@ -83,6 +83,7 @@ Tensor sqrt(const Tensor& x);
 Tensor rsqrt(const Tensor& x);
 Tensor abs(const Tensor& x);    // gradient sign(x), 0 at 0
 Tensor relu(const Tensor& x);   // gradient 0 at 0
+Tensor add_relu(const Tensor& a, const Tensor& b);  // relu(a + b) in one pass (ResNet's residual join), broadcast
 Tensor sigmoid(const Tensor& x);
 Tensor tanh(const Tensor& x);
 // Limits to [lo, hi] (either may be infinite); the gradient passes where lo <= x <= hi.

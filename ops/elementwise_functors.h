@@ -104,6 +104,7 @@ GNDET_BINARY_FUNCTOR(Div, is_float_v, Same, x / y)
 GNDET_BINARY_FUNCTOR(Pow, is_float_v, Same, m_pow(x, y))
 GNDET_BINARY_FUNCTOR(Maximum, is_num_v, Same, (x != x || x > y) ? x : y)  // NaN propagates from x
 GNDET_BINARY_FUNCTOR(Minimum, is_num_v, Same, (x != x || x < y) ? x : y)
+GNDET_BINARY_FUNCTOR(AddRelu, is_float_v, Same, (x + y) > T(0) ? static_cast<T>(x + y) : T(0))  // relu(x + y)
 // Backward helpers: x is the incoming gradient, y the forward output.
 GNDET_BINARY_FUNCTOR(ReluGrad, is_float_v, Same, y > T(0) ? x : T(0))
 GNDET_BINARY_FUNCTOR(SigmoidGrad, is_float_v, Same, x * y * (T(1) - y))
@@ -119,7 +120,7 @@ GNDET_BINARY_FUNCTOR(LogicalOr, is_bool_v, Boolean, x || y)
 #undef GNDET_BINARY_FUNCTOR
 
 #define GNDET_BINARY_OPS(X)                                                                          \
-  X(Add) X(Sub) X(Mul) X(Div) X(Pow) X(Maximum) X(Minimum) X(ReluGrad) X(SigmoidGrad) X(TanhGrad) \
+  X(Add) X(Sub) X(Mul) X(Div) X(Pow) X(Maximum) X(Minimum) X(AddRelu) X(ReluGrad) X(SigmoidGrad) X(TanhGrad) \
   X(Eq) X(Ne) X(Lt) X(Le) X(Gt) X(Ge) X(LogicalAnd) X(LogicalOr)
 
 }  // namespace gndet::ew

@@ -68,6 +68,9 @@ GNDET_GRADCHECK("abs", "|x| away from the kink") {
 GNDET_GRADCHECK("relu", "away from the kink") {
   return gradcheck([](T in) { return relu(in[0]); }, {away_from_zero({3, 4}, 29)});
 }
+GNDET_GRADCHECK("add_relu", "relu(a + b) away from the kink, b broadcast over rows") {
+  return gradcheck([](T in) { return add_relu(in[0], in[1]); }, {away_from_zero({3, 4}, 31), uniform({4}, 32, -0.05, 0.05)});
+}
 GNDET_GRADCHECK("sigmoid", "sigmoid(x) incl. large |x|") {
   return gradcheck([](T in) { return sigmoid(in[0]); }, {uniform({3, 4}, 30, -8.0, 8.0)});
 }

@@ -368,6 +368,50 @@ void forward_step_packed(const ConvGeometry& g, const Tile& t, int64_t grp, cons
   if (!t.single()) team.sync();  // shares change between tiles: none may overwrite a buffer another still reads
 }
 
+// A transposed convolution whose kernel equals its stride (mask heads' 2 x 2 / 2 upsampling),
+// seen from the convolution it is the gradient of: every dx element gets exactly one value of the
+// column gradient, so dx needs no zeroing and col2im's additions become copies.
+bool kernel_tiles_input(const ConvGeometry& g) {
+  return g.kh == g.sh && g.kw == g.sw && g.ph == 0 && g.pw == 0 && g.dh == 1 && g.dw == 1 && g.H == g.H_out * g.sh &&
+         g.W == g.W_out * g.sw;
+}
+
+// dx planes of channels [c0, c1) of group `grp`, in the tile's images, = the column gradient
+// placed (kernel_tiles_input): row (c, i, j) of col, output column ow goes to (oh s + i, ow s + j).
+void place_columns(const ConvGeometry& g, const float* col, int64_t ld, const Tile& t, int64_t grp, int64_t c0, int64_t c1,
+                   float* dx) {
+  const int64_t khw = g.kh * g.kw;
+  for (int64_t n = t.n0; n < t.n1; ++n) {
+    for (int64_t c = c0; c < c1; ++c) {
+      float* plane = dx + (n * g.C_in + grp * g.cin_g() + c) * g.HW();
+      const float* rows = col + c * khw * ld + (n - t.n0) * t.span();
+      for (int64_t p = t.p0; p < t.p1;) {
+        const int64_t oh = p / g.W_out, ow0 = p % g.W_out, ow1 = std::min(g.W_out, ow0 + (t.p1 - p));
+        for (int64_t i = 0; i < g.kh; ++i) {
+          float* out = plane + (oh * g.sh + i) * g.W;
+          const float* src = rows + i * g.kw * ld + (p - t.p0) - ow0;  // src[j * ld + ow]
+          int64_t ow = ow0;
+#if defined(__AVX512F__)
+          if (g.kw == 2) {  // interleave the rows of j = 0 and j = 1, 16 outputs of each at a time
+            const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+            const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
+            for (; ow + 16 <= ow1; ow += 16) {
+              const __m512 a = _mm512_loadu_ps(src + ow), b = _mm512_loadu_ps(src + ld + ow);
+              _mm512_storeu_ps(out + 2 * ow, _mm512_permutex2var_ps(a, lo, b));
+              _mm512_storeu_ps(out + 2 * ow + 16, _mm512_permutex2var_ps(a, hi, b));
+            }
+          }
+#endif
+          for (; ow < ow1; ++ow) {
+            for (int64_t j = 0; j < g.kw; ++j) out[ow * g.sw + j] = src[j * ld + ow];
+          }
+        }
+        p += ow1 - ow0;
+      }
+    }
+  }
+}
+
 void backward_input_step_packed(const ConvGeometry& g, const Tile& t, int64_t grp, bool first, const Team& team,
                                 const Workspace<float>& ws, float* dx, const float* dy, const float* w) {
   const int64_t K = g.K(), cog = g.cout_g(), cig = g.cin_g();
@@ -382,7 +426,8 @@ void backward_input_step_packed(const ConvGeometry& g, const Tile& t, int64_t gr
     return;
   }
   const auto [c0, c1] = team.share(cig);
-  if (first) {  // col2im accumulates: clear this thread's channels of the group in every image
+  const bool place = kernel_tiles_input(g);
+  if (first && !place) {  // col2im accumulates: clear this thread's channels of the group in every image
     for (int64_t n = 0; n < g.N; ++n) {
       float* planes = dx + (n * g.C_in + grp * cig + c0) * g.HW();
       std::fill(planes, planes + (c1 - c0) * g.HW(), 0.0f);
@@ -390,7 +435,11 @@ void backward_input_step_packed(const ConvGeometry& g, const Tile& t, int64_t gr
   }
   if (s.cols() > 0) gemm::sgemm(K, s.cols(), cog, WgT, DY, ws.col + column_offset(t, s), ws.ld, false);
   team.sync();  // the tile's column gradient is complete
-  col2im(g, ws.col, ws.ld, t, grp, c0, c1, dx);
+  if (place) {
+    place_columns(g, ws.col, ws.ld, t, grp, c0, c1, dx);
+  } else {
+    col2im(g, ws.col, ws.ld, t, grp, c0, c1, dx);
+  }
   team.sync();  // before the next step overwrites the column buffer
 }
 

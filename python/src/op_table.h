@@ -47,6 +47,7 @@
   X(rsqrt, Tensor, (const Tensor&), (arg("x")), "1 / sqrt(x)")                                            \
   X(abs, Tensor, (const Tensor&), (arg("x")), "|x|; gradient sign(x), 0 at 0")                            \
   X(relu, Tensor, (const Tensor&), (arg("x")), "max(x, 0); gradient 0 at 0")                              \
+  X(add_relu, Tensor, (const Tensor&, const Tensor&), (arg("a"), arg("b")), "relu(a + b) in one pass, broadcast") \
   X(sigmoid, Tensor, (const Tensor&), (arg("x")), "1 / (1 + e ** -x)")                                    \
   X(tanh, Tensor, (const Tensor&), (arg("x")), "hyperbolic tangent")                                      \
   X(clamp, Tensor, (const Tensor&, double, double), (arg("x"), arg("min"), arg("max")), "x limited to [min, max]") \

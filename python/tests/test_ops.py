@@ -153,6 +153,7 @@ TABLE = [
     ("rsqrt", lambda a, b: gndet.ops.rsqrt(a), lambda a, b: 1 / np.sqrt(a)),
     ("abs", lambda a, b: gndet.ops.abs(b), lambda a, b: np.abs(b)),
     ("relu", lambda a, b: gndet.ops.relu(b), lambda a, b: np.maximum(b, 0)),
+    ("add_relu", lambda a, b: gndet.ops.add_relu(b, -a / 2), lambda a, b: np.maximum(b - a / 2, 0)),
     ("sigmoid", lambda a, b: gndet.ops.sigmoid(b), lambda a, b: 1 / (1 + np.exp(-b))),
     ("tanh", lambda a, b: gndet.ops.tanh(b), lambda a, b: np.tanh(b)),
     ("clamp", lambda a, b: gndet.ops.clamp(b, -0.5, 0.7), lambda a, b: np.clip(b, -0.5, 0.7)),

@@ -106,6 +106,8 @@ std::vector<ConvCase> kernel_path_cases() {
       {2, 16, 24, 24, 16, 3, 3, {1, 1}, {1, 1}, {1, 1}, 2},       // 2 groups, large enough to run in parallel
       {1, 3, 21, 100, 8, 7, 7, {2, 2}, {3, 3}},                   // stem-like on wide rows: the stride-2 gather
       {2, 16, 10, 70, 8, 1, 1, {2, 2}},                            // 1x1 stride 2 on wide rows
+      {2, 8, 20, 40, 6, 2, 2, {2, 2}},                             // kernel = stride: dx placed, not summed
+      {6, 8, 14, 14, 8, 2, 2, {2, 2}},                             // the same over batched small images
   };
 }
 

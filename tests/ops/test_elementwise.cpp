@@ -2,7 +2,9 @@
 #include <cmath>
 
 #include "ops/elementwise.h"
+#include "ops/reduce.h"
 #include "tensor/factory.h"
+#include "tensor/random.h"
 #include "tests/support.h"
 
 using namespace gndet;
@@ -75,4 +77,19 @@ TEST_CASE("elementwise errors name the op, dtypes and shapes", "[ops][errors]") 
   CHECK_THROWS_WITH(exp(zeros({2}, kInt64)), Catch::Contains("exp: expected a float32 or float64 tensor, got int64"));
   CHECK_THROWS_WITH(where(zeros({2}), zeros({2}), zeros({2})), Catch::Contains("where: condition must be bool"));
   CHECK_THROWS_WITH(clamp(zeros({2}), 1, 0), Catch::Contains("clamp: lower bound 1 exceeds upper bound 0"));
+}
+
+TEST_CASE("add_relu is relu(a + b) bit for bit, broadcast, forward and backward", "[ops]") {
+  Generator gen(41);
+  Tensor a1 = randn({4, 5, 33}, gen).set_requires_grad(), b1 = randn({5, 1}, gen).set_requires_grad();
+  Tensor a2 = a1.detach().clone().set_requires_grad(), b2 = b1.detach().clone().set_requires_grad();
+  const Tensor fused = add_relu(a1, b1), pair = relu(a2 + b2);
+  CHECK(fused.to_vector<float>() == pair.to_vector<float>());
+  CHECK(min(fused).item<double>() == 0.0);  // some were clipped
+  const Tensor r = randn(fused.shape(), gen);
+  sum(fused * r).backward();
+  sum(pair * r).backward();
+  CHECK(a1.grad().to_vector<float>() == a2.grad().to_vector<float>());
+  CHECK(b1.grad().to_vector<float>() == b2.grad().to_vector<float>());
+  CHECK_THROWS_WITH(add_relu(from_data<int64_t>({1}, {1}), from_data<int64_t>({1}, {1})), Catch::Contains("add_relu"));
 }
