@@ -112,6 +112,9 @@ def abs(x: gndet._core.Tensor) -> gndet._core.Tensor:
 def relu(x: gndet._core.Tensor) -> gndet._core.Tensor:
     """max(x, 0); gradient 0 at 0"""
 
+def add_relu(a: gndet._core.Tensor, b: gndet._core.Tensor) -> gndet._core.Tensor:
+    """relu(a + b) in one pass, broadcast"""
+
 def sigmoid(x: gndet._core.Tensor) -> gndet._core.Tensor:
     """1 / (1 + e ** -x)"""
 
@@ -255,6 +258,11 @@ def weight_standardization(weight: gndet._core.Tensor, eps: float = ...) -> gnde
 def group_norm(x: gndet._core.Tensor, num_groups: int, weight: gndet._core.Tensor | None = ..., bias: gndet._core.Tensor | None = ..., eps: float = ...) -> gndet._core.Tensor:
     """
     GroupNorm (Wu & He): per sample, per group of channels, normalised; then weight and bias per channel
+    """
+
+def group_norm_relu(x: gndet._core.Tensor, num_groups: int, weight: gndet._core.Tensor | None = ..., bias: gndet._core.Tensor | None = ..., eps: float = ...) -> gndet._core.Tensor:
+    """
+    relu(group_norm(...)) in one op: on the CPU the ReLU is applied as GroupNorm writes its output
     """
 
 def frozen_batch_norm(x: gndet._core.Tensor, weight: gndet._core.Tensor, bias: gndet._core.Tensor, running_mean: gndet._core.Tensor, running_var: gndet._core.Tensor, eps: float = ...) -> gndet._core.Tensor:
