@@ -28,10 +28,7 @@ constexpr int kOut = 4;        // m: outputs per tile side
 constexpr int kIn = kOut + 2;  // alpha: inputs per tile side
 constexpr int kPositions = kIn * kIn;
 constexpr int kLanes = 16;       // tiles transformed together
-#ifndef WCHUNK
-#define WCHUNK 128
-#endif
-constexpr int64_t kChunk = WCHUNK;  // tiles per GEMM: wide enough for the GEMM, V and M stay within L2
+constexpr int64_t kChunk = 128;  // tiles per GEMM: wide enough for the GEMM, V and M stay within L2
 // With 32 channels each way (the demo's heads), 32-tile chunks ran 1.25x faster than 128-tile ones
 // in the weight gradient and no slower elsewhere (bench/cpu_layers --demo, GFLOP/s relative to the
 // same run's GEMM peak: 0.58-0.69 against 0.46-0.52).

@@ -161,15 +161,7 @@ void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict
   for (int64_t i = 0; i < mr; ++i) {  // the C tile is needed at the end: fetch it meanwhile
     for (int v = 0; v < kVectors; ++v) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 16 * v), _MM_HINT_T0);
   }
-#ifdef GEMM_UNROLL
-#pragma GCC unroll GEMM_UNROLL
-#endif
-  for (int64_t k = 0; k < kc; ++k) {
-#ifdef GEMM_PF
-    _mm_prefetch(reinterpret_cast<const char*>(b + GEMM_PF * kNr), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(b + GEMM_PF * kNr + 16), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(b + GEMM_PF * kNr + 32), _MM_HINT_T0);
-#endif
+  for (int64_t k = 0; k < kc; ++k) {  // (software prefetches of B and unrolling measured no faster)
     __m512 bv[kVectors];
 #pragma GCC unroll 4
     for (int v = 0; v < kVectors; ++v) bv[v] = _mm512_load_ps(b + 16 * v);
