@@ -1,4 +1,6 @@
-// CPU convolution by im2col + Eigen GEMM.
+// CPU convolution by im2col + GEMM: for float32, our own GEMM (gemm.h) with im2col done while it
+// packs its operand (the `_packed` steps below); for float64 and builds without AVX-512, Eigen
+// over a column buffer.
 //
 // Per group, a convolution is the product Y_g (C_out/G, P) = W_g (C_out/G, K) * col (K, P) where
 // col holds, for every output position, the K = C_in/G * kh * kw input values its kernel sees.
@@ -18,8 +20,10 @@
 //   forward          by output columns: each thread im2cols and multiplies its own columns;
 //   input gradient   by columns for the GEMM into the shared column buffer, then by input
 //                    channel for col2im (channels own disjoint dx planes: no races);
-//   weight gradient  by rows of the column matrix (K), i.e. by columns of dW: each thread
-//                    im2cols its rows and owns its dW columns across all tiles.
+//   weight gradient  Eigen: by rows of the column matrix (K), i.e. by columns of dW: each thread
+//                    im2cols its rows and owns its dW columns across all tiles; gemm.h: by
+//                    output columns like the forward, each thread summing into its own dW
+//                    (backward_weight_packed adds them up at the end).
 // Grouped convolutions with at least as many groups as threads (ResNeXt) give whole groups to
 // threads instead, each with its own buffers and no synchronisation at all.
 //
@@ -475,8 +479,6 @@ void backward_weight_step_packed(const ConvGeometry& g, const Tile& t, int64_t g
   }
   if (!t.single()) team.sync();  // shares change between tiles: none may overwrite a buffer another still reads
 }
-
-void backward_weight_packed(const ConvGeometry& g, float* dw, const float* dy, const float* x);
 
 // One (tile, group) step of each kernel, run by every thread of `team`.
 template <class T>

@@ -44,7 +44,7 @@ struct Buffers {
 };
 
 Buffers& thread_buffers() {
-  thread_local Buffers buffers;  // a pointer's worth of TLS: the library stays dlopen-able
+  thread_local Buffers buffers;  // a few pointers of TLS, the arrays on the heap: the library stays dlopen-able
   return buffers;
 }
 
