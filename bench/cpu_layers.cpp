@@ -10,6 +10,7 @@
 // backward: dy and x in, dx out; the (N, G) statistics and (C) parameters are negligible).
 //
 //   build-layers/bench/cpu_layers [--quick] [--conv-only | --gn-only] [--only TEXT] [--demo]
+// (--only TEXT: the convolutions and GroupNorm shapes whose printed name contains TEXT)
 // With -march=native, GCC 12 warns that its own AVX-512 intrinsics use '__Y' uninitialised where
 // Eigen's GEMM kernels are inlined into this file: a known false positive (GCC bug 105593).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -173,7 +174,7 @@ void bench_group_norm(const Shape& shape, int64_t groups, double budget_s) {
 
 int main(int argc, char** argv) {
   bool quick = false, conv = true, gn = true, demo = false;
-  std::string only;  // --only TEXT: the convolutions whose name contains TEXT
+  std::string only;  // --only TEXT: the rows whose printed name contains TEXT
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--only" && i + 1 < argc) only = argv[++i];
@@ -245,8 +246,15 @@ int main(int argc, char** argv) {
   if (gn && !demo) {
     std::printf("\n%-36s %6s  %14s  %14s  %6s\n", "group_norm float32", "MB", "forward", "backward", "memcpy");
     std::printf("%-36s %6s  %14s  %14s  %6s\n", "", "", "GB/s (xmemcpy)", "GB/s (xmemcpy)", "GB/s");
-    const Shape gn_shapes[] = {{2, 256, 56, 56}, {2, 256, 100, 152}, {64, 256, 14, 14}, {2, 64, 200, 304}};
-    for (const Shape& s : gn_shapes) bench_group_norm(s, 32, budget);
+    // The backbone's and the heads' GroupNorms on one 800 x 1344 image (the stem's, layer1's inner
+    // and outer ones, layer2's and layer3's outputs, an FPN level, the box head's four convs on 512
+    // RoIs of a training step, the mask head on 100 detections), then the earlier tables' shapes.
+    const Shape gn_shapes[] = {{1, 64, 400, 672}, {1, 64, 200, 336}, {1, 256, 200, 336}, {1, 512, 100, 168},
+                               {1, 1024, 50, 84}, {1, 256, 100, 168}, {512, 256, 7, 7},  {100, 256, 14, 14},
+                               {2, 256, 56, 56},  {2, 256, 100, 152}, {64, 256, 14, 14}, {2, 64, 200, 304}};
+    for (const Shape& s : gn_shapes) {
+      if (only.empty() || (shape_str(s) + " G 32").find(only) != std::string::npos) bench_group_norm(s, 32, budget);
+    }
   }
   return 0;
 }

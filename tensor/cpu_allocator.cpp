@@ -6,9 +6,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
-#include <list>
+#include <map>
 #include <mutex>
+#include <set>
 #include <string>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -71,16 +73,16 @@ class CachingCpuAllocator final : public Allocator {
     std::vector<Block> released;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      auto it = free_.find(size);
-      if (it != free_.end() && !it->second.empty()) {
-        const auto block = it->second.back();
-        it->second.pop_back();
-        void* p = block->ptr;
-        lru_.erase(block);
-        cached_ -= static_cast<int64_t>(size);
+      // Best fit: the smallest cached block that holds the request (the newest of its size); a
+      // larger one is split, its tail staying cached.
+      const auto fit = by_size_.lower_bound({size, 0, nullptr});
+      if (fit != by_size_.end()) {
+        const Block b = take(free_.find(std::get<2>(*fit)));
+        if (b.size > size) put({b.ptr + size, b.size - size, b.mapping, b.stamp});
+        live_[b.ptr] = b.mapping;
         ++hits_;
         count_allocated(static_cast<int64_t>(size));
-        return p;
+        return b.ptr;
       }
       ++misses_;
       // The high-water rule: a miss first gives back cached blocks, oldest first, until live +
@@ -93,48 +95,65 @@ class CachingCpuAllocator final : public Allocator {
       evict_until(high_water_ + kCacheSlack - live, &released);
     }
     // The largest evicted block becomes the new one: mremap keeps its pages, which are resident
-    // already, so the new tensor is not page-faulted in (only growth beyond them is).
-    void* p = nullptr;
+    // already, so the new tensor is not page-faulted in (only growth beyond them is). mremap may
+    // refuse (a block merged across what the kernel keeps as two mappings): then a fresh mapping.
+    char* p = nullptr;
     if (!released.empty()) {
       const auto largest = std::max_element(released.begin(), released.end(),
                                             [](const Block& a, const Block& b) { return a.size < b.size; });
       void* q = mremap(largest->ptr, largest->size, size, MREMAP_MAYMOVE);
       if (q != MAP_FAILED) {
-        p = q;
+        p = static_cast<char*>(q);
         released.erase(largest);
       }
     }
     release(released);
-    if (p == nullptr) p = try_map_block(size);
+    if (p == nullptr) p = static_cast<char*>(try_map_block(size));
     if (p == nullptr) {
       trim(0);  // the kernel may lack exactly what the cache holds: give it all back, retry once
-      p = try_map_block(size);
+      p = static_cast<char*>(try_map_block(size));
       if (p == nullptr) GNDET_FAIL("out of host memory allocating ", nbytes, " bytes");
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      live_[p] = ++mappings_;
     }
     count_allocated(static_cast<int64_t>(size));
     return p;
   }
 
-  void deallocate(void* p, size_t nbytes) override {
-    if (p == nullptr) return;
+  void deallocate(void* ptr, size_t nbytes) override {
+    if (ptr == nullptr) return;
     if (nbytes < kMinCached || heap_only_) {
-      std::free(p);
+      std::free(ptr);
       count_allocated(-static_cast<int64_t>(nbytes));
       return;
     }
+    char* const p = static_cast<char*>(ptr);
     const size_t size = cpu_cache_size_class(nbytes);
     std::vector<Block> released;
     {
       std::lock_guard<std::mutex> lock(mu_);
       count_allocated(-static_cast<int64_t>(size));
-      if (static_cast<int64_t>(size) > limit_) {
-        released.push_back({p, size});
-      } else {
-        evict_until(limit_ - static_cast<int64_t>(size), &released);
-        lru_.push_back({p, size});
-        free_[size].push_back(std::prev(lru_.end()));
-        cached_ += static_cast<int64_t>(size);
+      const auto live = live_.find(p);
+      if (live == live_.end()) {  // a double free or a foreign pointer: memory is corrupt, stop here
+        std::fprintf(stderr, "gndet: CPU allocator asked to free %p (%zu bytes), which it did not hand out\n", ptr, nbytes);
+        std::abort();
       }
+      Block b{p, size, live->second, ++clock_};
+      live_.erase(live);
+      // Merge with cached neighbours carved from the same mapping: one block again, so that a
+      // large request finds it whole.
+      const auto next = free_.find(b.ptr + b.size);
+      if (next != free_.end() && next->second.mapping == b.mapping) b.size += take(next).size;
+      auto prev = free_.lower_bound(b.ptr);
+      if (prev != free_.begin() && (--prev)->second.mapping == b.mapping && prev->first + prev->second.size == b.ptr) {
+        const Block before = take(prev);
+        b.ptr = before.ptr;
+        b.size += before.size;
+      }
+      put(b);
+      evict_until(limit_, &released);
     }
     release(released);
   }
@@ -158,11 +177,13 @@ class CachingCpuAllocator final : public Allocator {
   }
 
  private:
+  // A page-aligned range of some mapping: cached (in free_) or live (its start in live_).
   struct Block {
-    void* ptr;
+    char* ptr;
     size_t size;
+    uint64_t mapping;  // which mmap it was carved from: only pieces of one are merged
+    uint64_t stamp;    // when it was cached (a split tail keeps its block's): eviction order
   };
-  using Lru = std::list<Block>;
 
   // Small blocks bypass the mutex, so the counts are atomics; the peak rises by compare-and-swap.
   void count_allocated(int64_t delta) {
@@ -172,27 +193,35 @@ class CachingCpuAllocator final : public Allocator {
     }
   }
 
-  // Outside the lock: munmap can take a while.
+  // Outside the lock: munmap can take a while. Any page-aligned range may be unmapped, so a
+  // piece of a mapping goes back on its own.
   static void release(const std::vector<Block>& blocks) {
     for (const Block& b : blocks) munmap(b.ptr, b.size);
+  }
+
+  // The three indexes of the cached blocks: by address (neighbours to merge), by size (best fit;
+  // the newest first among equal sizes, its pages the likeliest to be in cache) and by age.
+  void put(const Block& b) {
+    free_.emplace(b.ptr, b);
+    by_size_.emplace(b.size, ~b.stamp, b.ptr);
+    by_age_.emplace(b.stamp, b.ptr);
+    cached_ += static_cast<int64_t>(b.size);
+  }
+  Block take(std::map<char*, Block>::iterator it) {
+    const Block b = it->second;
+    free_.erase(it);
+    by_size_.erase({b.size, ~b.stamp, b.ptr});
+    by_age_.erase({b.stamp, b.ptr});
+    cached_ -= static_cast<int64_t>(b.size);
+    return b;
   }
 
   // Takes the least recently cached blocks out of the cache (into *released) until at most
   // `target` bytes stay cached.
   void evict_until(int64_t target, std::vector<Block>* released) {
-    while (cached_ > target && !lru_.empty()) {
-      const Lru::iterator oldest = lru_.begin();
-      std::vector<Lru::iterator>& same = free_[oldest->size];
-      for (size_t i = 0; i < same.size(); ++i) {
-        if (same[i] == oldest) {
-          same.erase(same.begin() + static_cast<std::ptrdiff_t>(i));
-          break;
-        }
-      }
-      released->push_back(*oldest);
-      cached_ -= static_cast<int64_t>(oldest->size);
+    while (cached_ > target && !by_age_.empty()) {
+      released->push_back(take(free_.find(by_age_.begin()->second)));
       ++releases_;
-      lru_.erase(oldest);
     }
   }
 
@@ -203,9 +232,12 @@ class CachingCpuAllocator final : public Allocator {
   const bool heap_only_;
   int64_t cached_ = 0, hits_ = 0, misses_ = 0, releases_ = 0;
   int64_t high_water_ = 0;  // the most bytes live tensors have held (at a miss), for the rule above
+  uint64_t clock_ = 0, mappings_ = 0;
   std::atomic<int64_t> allocated_{0}, peak_allocated_{0};
-  Lru lru_;                                                // oldest first
-  std::unordered_map<size_t, std::vector<Lru::iterator>> free_;  // by size class, newest last
+  std::map<char*, Block> free_;
+  std::set<std::tuple<size_t, uint64_t, char*>> by_size_;
+  std::set<std::pair<uint64_t, char*>> by_age_;
+  std::unordered_map<char*, uint64_t> live_;  // live large blocks: their mapping
 };
 
 CachingCpuAllocator& the_allocator() {

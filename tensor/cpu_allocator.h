@@ -8,16 +8,22 @@
 // next tensor of the same size class removes nearly all of it (bench/results/cpu_vs_pytorch.md).
 //
 //  - Blocks of at least kMinCached bytes are rounded up to a size class (16 classes per power of
-//    two: at most 6.25% larger than asked), mapped with mmap and, when freed, kept for a request
-//    of the same class. Smaller blocks go straight to malloc / free, which reuses them well.
+//    two: at most 6.25% larger than asked), mapped with mmap and, when freed, kept. A request is
+//    served by the smallest cached block that holds it (best fit, the most recently freed among
+//    equals); a larger one is split, its tail staying cached, and a freed block merges with the
+//    cached pieces next to it that were carved from the same mapping. (Keeping blocks only for
+//    requests of their own class, R-50 Mask R-CNN inference mapped 70 new blocks per image and
+//    training 173 per iteration, each page-faulted in again; split and merged, 0 and 1:
+//    bench/results/cpu_vs_mmdet.md.) Smaller blocks go straight to malloc / free.
 //  - The high-water rule bounds the cache: a request the cache cannot serve first unmaps cached
 //    blocks, least recently cached first, until live + cached + new bytes fit under the peak of
 //    live bytes so far plus kCacheSlack. Resident large blocks thus never exceed what the tensors
-//    needed at their peak by more than the slack (a training iteration of R-50 Mask R-CNN: 4.2 GiB
+//    needed at their peak by more than the slack (a training iteration of R-50 Mask R-CNN: 4.3 GiB
 //    max RSS, was 5.1 GiB with a 1 GiB cache on glibc's heap; bench/results/cpu_vs_pytorch.md).
 //    The slack spares steps whose sizes vary (RoI counts) from remapping blocks all the time: with
 //    none, the demo's training faulted 1.5 M pages per epoch, with it 0.34 M. The largest block
 //    given back is mremap'd into the new one, so its resident pages are reused, not faulted in.
+//    Any page-aligned piece of a mapping can be unmapped on its own, so every cached block can go.
 //  - GNDET_CPU_CACHE_MB caps the cache further (default: no cap): a free that would exceed it
 //    first unmaps the least recently cached blocks. 0 at start turns mapping and caching off for
 //    the process: every block then comes from malloc, where AddressSanitizer sees it. When the
@@ -34,8 +40,8 @@ namespace gndet {
 struct CpuCacheStats {
   int64_t cached_bytes = 0;  // in freed blocks kept for reuse
   int64_t limit_bytes = 0;   // the most the cache may hold
-  int64_t hits = 0;          // allocations served from the cache
-  int64_t misses = 0;        // cacheable allocations that went to the C heap
+  int64_t hits = 0;          // allocations served from the cache (whole blocks or split ones)
+  int64_t misses = 0;        // cacheable allocations that needed a new mapping
   int64_t releases = 0;      // cached blocks given back to make room
   // Bytes held by live CPU tensors (every size, cached classes counted at their class size), and
   // the most they reached since the start or the last reset_cpu_peak_memory(): what a step needs,
@@ -53,8 +59,6 @@ CpuCacheStats cpu_cache_stats();
 void cpu_empty_cache();
 // bytes >= 0; lowering it below what is cached releases blocks at once.
 void set_cpu_cache_limit(int64_t bytes);
-// Starts peak_allocated_bytes again from what is allocated now.
-void reset_cpu_peak_memory();
 // Starts peak_allocated_bytes again from what is allocated now.
 void reset_cpu_peak_memory();
 

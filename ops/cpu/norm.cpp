@@ -1,14 +1,30 @@
 // CPU GroupNorm, weight standardisation and per-channel affine.
 //
-// GroupNorm runs one task per (n, g): the group's block of C/G * S contiguous values is read for
-// its statistics and then again, usually still in cache (L2), for the output; the backward reads
-// dy and x once for the per-channel sums and once more for dx. `omp simd reduction` lets the
-// compiler vectorise the sums without -ffast-math.
-// Parallel tasks: (n, g) blocks for the statistics and dx, channels for dweight / dbias.
+// GroupNorm reads its input twice: once for a group's statistics, once more for the output (the
+// backward: dy and x for the per-channel sums, then again for dx). The second pass is cheap only
+// while the group is still in the core's L2, so there are two ways to run it:
+//  - groups of up to kSmallGroupBytes: one task per (n, g), each thread walking whole groups;
+//  - larger ones (the backbone's first stages at the zoo's 800 x 1344: layer1's and the stem's
+//    groups are 2.1 MB, more than a 2 MB L2 holds next to the output) go one group at a time,
+//    its slabs shared between the threads: each thread reads its slabs for the statistics,
+//    the threads meet, and each writes the output of the same slabs, still in its own L2.
+// Both ways compute the same numbers, bit for bit, whatever the thread count: statistics are
+// always per slab of kSlab values, merged in slab order. `omp simd reduction` lets the compiler
+// vectorise the sums without -ffast-math.
+// GCC 12 warns that its own AVX-512 intrinsics (_mm512_setzero_ps and friends) use '__Y'
+// uninitialised: a known false positive (GCC bug 105593).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <type_traits>
 #include <utility>
 #include <vector>
+
+#include <omp.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include "ops/norm.h"
 #include "ops/kernel_util.h"
@@ -17,7 +33,6 @@
 namespace gndet {
 namespace {
 
-
 // Sums run over chunks of kChunk values that stay in L1: inside a chunk in the input type with
 // `omp simd` lanes (float SSE / AVX vectors at full width; converting every float to double
 // costs this memory-bound kernel a factor ~3 in SSE builds), across chunks in double.
@@ -25,57 +40,179 @@ namespace {
 // deviations, not the mean (a mean of 1000 with a spread of 0.01 still gives ~1e-9 relative
 // error in the variance); the variance is two-pass per chunk, and chunks merge by Chan et al.'s
 // pairwise formula in double: nothing like E[x^2] - E[x]^2 ever cancels.
-constexpr int64_t kChunk = 256;
+constexpr int64_t kChunk = 1024;
+// Slabs: the unit of work the threads share in a large group (a multiple of kChunk: 32 KB of
+// float), and the unit whose statistics merge, in order, into a group's.
+constexpr int64_t kSlab = 8192;
+// Above this a group is shared between the threads (see the top): half of L2, leaving room for
+// the output written meanwhile.
+constexpr int64_t kSmallGroupBytes = int64_t{1} << 20;
+
+int64_t slab_count(int64_t n) { return (n + kSlab - 1) / kSlab; }
 
 struct Moments {
   double mean = 0.0, m2 = 0.0;  // m2: sum of squared deviations from the mean
   int64_t count = 0;
 };
 
+// Chan et al.: the moments of the union of two disjoint sets of values.
+void merge_into(Moments& acc, const Moments& b) {
+  if (b.count == 0) return;
+  const int64_t total = acc.count + b.count;
+  const double delta = b.mean - acc.mean;
+  acc.mean += delta * static_cast<double>(b.count) / static_cast<double>(total);
+  acc.m2 += b.m2 + delta * delta * static_cast<double>(acc.count) * static_cast<double>(b.count) / static_cast<double>(total);
+  acc.count = total;
+}
+
+// sum f(i) (and sum g(i)) for i in [0, len), len <= kChunk: W running sums each, W apart, then
+// added pairwise down to 16 and in order after that. One running sum would make every add wait
+// for the previous one (a chain of len / 16 adds of 4 cycles each with AVX-512: most of this
+// memory-bound kernel's time on L3-resident tensors, bench/cpu_layers); 64 of them give the
+// compiler 4 independent vectors. Below 256 values (the heads' 7 x 7 and 14 x 14 RoI channels)
+// 16 sums, one vector, cost less. The order depends on len only: the same in every build.
+// (Written as lanes rather than `omp simd reduction`, which GCC 12 left scalar here.)
+template <int W, class T, class F>
+void add_lanes(T* lane, int64_t len, F f) {
+  int64_t i = 0;
+  for (; i + W <= len; i += W) {
+#pragma omp simd
+    for (int64_t j = 0; j < W; ++j) lane[j] += f(i + j);
+  }
+  for (int64_t j = 0; i + j < len; ++j) lane[j] += f(i + j);
+}
+
+template <int W, class T>
+T fold_lanes(T* lane) {
+  for (int64_t w = W / 2; w >= 16; w /= 2) {
+#pragma omp simd
+    for (int64_t j = 0; j < w; ++j) lane[j] += lane[j + w];
+  }
+  T s = 0;
+  for (int64_t j = 0; j < 16; ++j) s += lane[j];
+  return s;
+}
+
+constexpr int64_t kMinWide = 256;
+
+template <class T, class F>
+T lane_sum(int64_t len, F f) {
+  if (len < kMinWide) {
+    T lane[16] = {};
+    add_lanes<16>(lane, len, f);
+    return fold_lanes<16>(lane);
+  }
+  T lane[64] = {};
+  add_lanes<64>(lane, len, f);
+  return fold_lanes<64>(lane);
+}
+
+template <class T, class F, class G>
+std::pair<T, T> lane_sums(int64_t len, F f, G g) {
+  if (len < kMinWide) {
+    T la[16] = {}, lb[16] = {};
+    add_lanes<16>(la, len, f);
+    add_lanes<16>(lb, len, g);
+    return {fold_lanes<16>(la), fold_lanes<16>(lb)};
+  }
+  T la[64] = {}, lb[64] = {};
+  int64_t i = 0;
+  for (; i + 64 <= len; i += 64) {
+#pragma omp simd
+    for (int64_t j = 0; j < 64; ++j) {
+      la[j] += f(i + j);
+      lb[j] += g(i + j);
+    }
+  }
+  for (int64_t j = 0; i + j < len; ++j) {
+    la[j] += f(i + j);
+    lb[j] += g(i + j);
+  }
+  return {fold_lanes<64>(la), fold_lanes<64>(lb)};
+}
+
+// The moments of n <= kSlab values (one slab), chunk by chunk.
 template <class T>
-Moments moments(const T* x, int64_t n) {
+Moments slab_moments(const T* x, int64_t n) {
   Moments acc;
   for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
     const int64_t len = std::min(kChunk, n - c0);
     const T* p = x + c0;
     const T shift = p[0];
-    T s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int64_t i = 0; i < len; ++i) s += p[i] - shift;
+    const T s = lane_sum<T>(len, [&](int64_t i) { return p[i] - shift; });
     const double m = static_cast<double>(shift) + static_cast<double>(s) / static_cast<double>(len);
     const T mt = static_cast<T>(m);
-    T q = 0;
-#pragma omp simd reduction(+ : q)
-    for (int64_t i = 0; i < len; ++i) q += (p[i] - mt) * (p[i] - mt);
+    const T q = lane_sum<T>(len, [&](int64_t i) { return (p[i] - mt) * (p[i] - mt); });
     // q is about mt; about the chunk mean m it is smaller by len * (m - mt)^2.
     const double q_m = static_cast<double>(q) - static_cast<double>(len) * (m - mt) * (m - mt);
-    const int64_t total = acc.count + len;
-    const double delta = m - acc.mean;
-    acc.mean += delta * static_cast<double>(len) / static_cast<double>(total);
-    acc.m2 += q_m + delta * delta * static_cast<double>(acc.count) * static_cast<double>(len) / static_cast<double>(total);
-    acc.count = total;
+    merge_into(acc, {m, q_m, len});
   }
   return acc;
 }
 
-// sum(dy * (x - mu)) and sum(dy) over n values.
-template <class T>
-std::pair<double, double> centred_sums(const T* dy, const T* x, T mu, int64_t n) {
-  double s_dx = 0.0, s_d = 0.0;
-  for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
-    const int64_t len = std::min(kChunk, n - c0);
-    const T* g = dy + c0;
-    const T* v = x + c0;
-    T a = 0, b = 0;
-#pragma omp simd reduction(+ : a, b)
-    for (int64_t i = 0; i < len; ++i) {
-      a += g[i] * (v[i] - mu);
-      b += g[i];
+// A group's (mean, rstd) from its moments; float values use the float mean, as the output does.
+struct GroupStats {
+  double mean, rstd;
+};
+GroupStats group_stats(const Moments& m, int64_t M, double eps) {
+  const double var = M > 0 ? m.m2 / static_cast<double>(M) : 0.0;
+  return {m.mean, 1.0 / std::sqrt(var + eps)};
+}
+
+// Outputs of at least this many bytes are written with streaming stores (AVX-512 float):
+// bypassing the caches saves reading each output line in before overwriting it, and a tensor this
+// large would leave the caches before the next layer reads it anyway. (bench/cpu_layers: the
+// backbone's 69 MB GroupNorms at 0.66 of memcpy with cached stores, see bench/results/cpu_layers.md.)
+// Rows (channels) shorter than kStreamRowBytes are mostly partial lines, written element by
+// element: the RoI heads' 7 x 7 channels ran at half speed streamed.
+constexpr int64_t kStreamBytes = int64_t{32} << 20, kStreamRowBytes = 4096;
+
+// y = (x - mean) * rstd * gamma + beta (then max(0, y) with kRelu) for the values [p0, p1) of
+// group `task`, whose channels are S values each. `stream`: see kStreamBytes (same values).
+template <bool kRelu, class T>
+void normalize_range(T* out, const T* in, const T* gamma, const T* beta, int64_t task, int64_t g, int64_t Cg,
+                     int64_t S, GroupStats st, int64_t p0, int64_t p1, bool stream) {
+  const int64_t M = Cg * S;
+  const T mu = static_cast<T>(st.mean);
+  for (int64_t p = p0, c = p0 / S; p < p1; ++c) {
+    const int64_t end = std::min(p1, (c + 1) * S);
+    const int64_t ch = g * Cg + c;
+    const T a = static_cast<T>(st.rstd * (gamma ? static_cast<double>(gamma[ch]) : 1.0));
+    const T b = beta ? beta[ch] : T(0);
+    const T* xr = in + task * M + p;
+    T* yr = out + task * M + p;
+    const int64_t len = end - p;
+    int64_t i = 0;
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) {
+      if (stream) {
+        // Plain stores up to a 64-byte boundary, then whole lines streamed: the same sub, mul, add
+        // (and max) in the same order as the loop below, so the same values.
+        for (; i < len && reinterpret_cast<uintptr_t>(yr + i) % 64 != 0; ++i) {
+          const float v = (xr[i] - mu) * a + b;
+          yr[i] = kRelu ? std::max(v, 0.0f) : v;
+        }
+        const __m512 vmu = _mm512_set1_ps(mu), va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b), zero = _mm512_setzero_ps();
+        for (; i + 16 <= len; i += 16) {
+          __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(xr + i), vmu), va), vb);
+          if constexpr (kRelu) v = _mm512_max_ps(zero, v);  // NaN and -0 pass through, as std::max(v, 0)
+          _mm512_stream_ps(yr + i, v);
+        }
+      }
     }
-    s_dx += a;
-    s_d += b;
+#endif
+    if constexpr (kRelu) {
+#pragma omp simd
+      for (int64_t j = i; j < len; ++j) yr[j] = std::max((xr[j] - mu) * a + b, T(0));
+    } else {
+#pragma omp simd
+      for (int64_t j = i; j < len; ++j) yr[j] = (xr[j] - mu) * a + b;
+    }
+    p = end;
   }
-  return {s_dx, s_d};
+#if defined(__AVX512F__)
+  if (stream) _mm_sfence();  // streamed lines are ordered before whatever this thread does next
+#endif
 }
 
 // relu: max(0, y) as it is written (group_norm_relu: one pass over the output less).
@@ -90,31 +227,61 @@ void group_norm_cpu(const Tensor& y, const Tensor& mean, const Tensor& rstd, con
     T* out = out_ptr<T>(y);
     T* mean_out = out_ptr<T>(mean);
     T* rstd_out = out_ptr<T>(rstd);
+    const int64_t slabs = slab_count(M);
+    const bool stream = N * C * S * static_cast<int64_t>(sizeof(T)) >= kStreamBytes && S * static_cast<int64_t>(sizeof(T)) >= kStreamRowBytes;
+    auto save = [&](int64_t task, GroupStats st) {
+      mean_out[task] = static_cast<T>(st.mean);
+      rstd_out[task] = static_cast<T>(st.rstd);
+    };
+    if (M * static_cast<int64_t>(sizeof(T)) <= kSmallGroupBytes || omp_get_max_threads() == 1) {
 #pragma omp parallel for schedule(static) if (N * C * S >= cpu::kParallelGrain)
-    for (int64_t task = 0; task < N * G; ++task) {
-      const int64_t g = task % G;
-      const Moments m = moments(in + task * M, M);
-      const double var = M > 0 ? m.m2 / static_cast<double>(M) : 0.0;
-      const double r = 1.0 / std::sqrt(var + eps);
-      mean_out[task] = static_cast<T>(m.mean);
-      rstd_out[task] = static_cast<T>(r);
-      const T mu = static_cast<T>(m.mean);
-      for (int64_t c = 0; c < Cg; ++c) {
-        const int64_t ch = g * Cg + c;
-        const T a = static_cast<T>(r * (gamma ? static_cast<double>(gamma[ch]) : 1.0));
-        const T b = beta ? beta[ch] : T(0);
-        const T* xr = in + task * M + c * S;
-        T* yr = out + task * M + c * S;
-        if constexpr (kRelu) {
-#pragma omp simd
-          for (int64_t i = 0; i < S; ++i) yr[i] = std::max((xr[i] - mu) * a + b, T(0));
-        } else {
-#pragma omp simd
-          for (int64_t i = 0; i < S; ++i) yr[i] = (xr[i] - mu) * a + b;
+      for (int64_t task = 0; task < N * G; ++task) {
+        Moments m;
+        for (int64_t s = 0; s < slabs; ++s) merge_into(m, slab_moments(in + task * M + s * kSlab, std::min(kSlab, M - s * kSlab)));
+        const GroupStats st = group_stats(m, M, eps);
+        save(task, st);
+        normalize_range<kRelu>(out, in, gamma, beta, task, task % G, Cg, S, st, 0, M, stream);
+      }
+      return;
+    }
+    // One group at a time, its slabs shared. The slab moments are kept for two groups: a thread
+    // that has finished group t's output may already fill group t+1's while another still merges
+    // t's; the barrier ending t+1's statistics keeps it from reaching t+2's.
+    std::vector<Moments> parts(static_cast<size_t>(2 * slabs));
+#pragma omp parallel
+    {
+      for (int64_t task = 0; task < N * G; ++task) {
+        Moments* part = parts.data() + (task % 2) * slabs;
+        // Both loops: schedule(static) over the same count, so each thread gets the same slabs in
+        // the second as in the first (OpenMP guarantees this), where it just read them.
+#pragma omp for schedule(static)
+        for (int64_t s = 0; s < slabs; ++s) part[s] = slab_moments(in + task * M + s * kSlab, std::min(kSlab, M - s * kSlab));
+        Moments m;
+        for (int64_t s = 0; s < slabs; ++s) merge_into(m, part[s]);
+        const GroupStats st = group_stats(m, M, eps);
+        if (omp_get_thread_num() == 0) save(task, st);
+#pragma omp for schedule(static) nowait
+        for (int64_t s = 0; s < slabs; ++s) {
+          normalize_range<kRelu>(out, in, gamma, beta, task, task % G, Cg, S, st, s * kSlab, std::min(M, (s + 1) * kSlab), stream);
         }
       }
     }
   });
+}
+
+// sum(dy * (x - mu)) and sum(dy) over n <= kSlab values of one channel.
+template <class T>
+std::pair<double, double> centred_sums(const T* dy, const T* x, T mu, int64_t n) {
+  double s_dx = 0.0, s_d = 0.0;
+  for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
+    const int64_t len = std::min(kChunk, n - c0);
+    const T* g = dy + c0;
+    const T* v = x + c0;
+    const auto [a, b] = lane_sums<T>(len, [&](int64_t i) { return g[i] * (v[i] - mu); }, [&](int64_t i) { return g[i]; });
+    s_dx += a;
+    s_d += b;
+  }
+  return {s_dx, s_d};
 }
 
 // With x_hat = (x - mean) * rstd over a group of M values, dy_hat = dy * gamma:
@@ -123,6 +290,8 @@ void group_norm_cpu(const Tensor& y, const Tensor& mean, const Tensor& rstd, con
 //   c3 = -rstd / M * sum_c gamma[c] * db[c],     db[c] = sum_s dy
 //   dgamma[c] = sum_n ds[n, c] * rstd[n, g(c)],  dbeta[c] = sum_n db[n, c]
 // Centring x before the products keeps float inputs with a large mean accurate.
+// The per-channel sums are taken per piece of a channel (kSlab values) and added in piece order,
+// by one thread or shared, as in the forward.
 void group_norm_backward_cpu(const Tensor& dx, const Tensor& dweight, const Tensor& dbias, const Tensor& dy,
                              const Tensor& x, const Tensor& mean, const Tensor& rstd, const Tensor& weight,
                              int64_t groups) {
@@ -135,33 +304,79 @@ void group_norm_backward_cpu(const Tensor& dx, const Tensor& dweight, const Tens
     const T* mu_in = in_ptr<T>(mean);
     const T* rstd_in = in_ptr<T>(rstd);
     T* gx = out_ptr<T>(dx);
-#pragma omp parallel for schedule(static) if (N * C * S >= cpu::kParallelGrain)
-    for (int64_t task = 0; task < N * G; ++task) {
+    const int64_t pieces = slab_count(S), items = Cg * pieces;  // a group's work: (channel, piece)
+    // Piece k of channel c of group `task`: kSlab values from k * kSlab.
+    auto piece_sums = [&](int64_t task, int64_t c, int64_t k) {
+      const int64_t off = task * M + c * S + k * kSlab;
+      return centred_sums(grad + off, in + off, mu_in[task], std::min(kSlab, S - k * kSlab));
+    };
+    auto finish_sums = [&](int64_t task, const std::pair<double, double>* part, bool store, double* c2, double* c3) {
       const int64_t n = task / G, g = task % G;
-      const double mu = mu_in[task], r = rstd_in[task];
+      const double r = rstd_in[task];
       double sum_gamma_ds = 0.0, sum_gamma_db = 0.0;
       for (int64_t c = 0; c < Cg; ++c) {
+        double s_dx = 0.0, s_d = 0.0;
+        for (int64_t k = 0; k < pieces; ++k) {
+          s_dx += part[c * pieces + k].first;
+          s_d += part[c * pieces + k].second;
+        }
         const int64_t ch = g * Cg + c;
-        const auto [s_dx, s_d] = centred_sums(grad + task * M + c * S, in + task * M + c * S, static_cast<T>(mu), S);
-        ds[n * C + ch] = s_dx;
-        db[n * C + ch] = s_d;
+        if (store) {
+          ds[n * C + ch] = s_dx;
+          db[n * C + ch] = s_d;
+        }
         const double gm = gamma ? static_cast<double>(gamma[ch]) : 1.0;
         sum_gamma_ds += gm * s_dx;
         sum_gamma_db += gm * s_d;
       }
-      if (gx == nullptr) continue;
       const double inv_m = 1.0 / static_cast<double>(M);
-      const T c2 = static_cast<T>(-r * r * r * inv_m * sum_gamma_ds);
-      const T c3 = static_cast<T>(-r * inv_m * sum_gamma_db);
-      const T mu_t = static_cast<T>(mu);
-      for (int64_t c = 0; c < Cg; ++c) {
-        const int64_t ch = g * Cg + c;
-        const T c1 = static_cast<T>(r * (gamma ? static_cast<double>(gamma[ch]) : 1.0));
-        const T* xr = in + task * M + c * S;
-        const T* gr = grad + task * M + c * S;
-        T* o = gx + task * M + c * S;
+      *c2 = -r * r * r * inv_m * sum_gamma_ds;
+      *c3 = -r * inv_m * sum_gamma_db;
+    };
+    auto write_dx = [&](int64_t task, int64_t c, int64_t k, T c2, T c3) {
+      const int64_t off = task * M + c * S + k * kSlab, len = std::min(kSlab, S - k * kSlab);
+      const int64_t ch = task % G * Cg + c;
+      const T c1 = static_cast<T>(static_cast<double>(rstd_in[task]) * (gamma ? static_cast<double>(gamma[ch]) : 1.0));
+      const T mu_t = mu_in[task];
+      const T* xr = in + off;
+      const T* gr = grad + off;
+      T* o = gx + off;
 #pragma omp simd
-        for (int64_t i = 0; i < S; ++i) o[i] = c1 * gr[i] + c2 * (xr[i] - mu_t) + c3;
+      for (int64_t i = 0; i < len; ++i) o[i] = c1 * gr[i] + c2 * (xr[i] - mu_t) + c3;
+    };
+    if (M * static_cast<int64_t>(sizeof(T)) <= kSmallGroupBytes || omp_get_max_threads() == 1) {
+#pragma omp parallel if (N * C * S >= cpu::kParallelGrain)
+      {
+        std::vector<std::pair<double, double>> part(static_cast<size_t>(items));
+#pragma omp for schedule(static)
+        for (int64_t task = 0; task < N * G; ++task) {
+          for (int64_t c = 0; c < Cg; ++c) {
+            for (int64_t k = 0; k < pieces; ++k) part[c * pieces + k] = piece_sums(task, c, k);
+          }
+          double c2 = 0.0, c3 = 0.0;
+          finish_sums(task, part.data(), true, &c2, &c3);
+          if (gx == nullptr) continue;
+          for (int64_t c = 0; c < Cg; ++c) {
+            for (int64_t k = 0; k < pieces; ++k) write_dx(task, c, k, static_cast<T>(c2), static_cast<T>(c3));
+          }
+        }
+      }
+    } else {
+      // Shared groups, as in the forward (two groups' piece sums kept, same static schedules).
+      std::vector<std::pair<double, double>> parts(static_cast<size_t>(2 * items));
+#pragma omp parallel
+      {
+        for (int64_t task = 0; task < N * G; ++task) {
+          std::pair<double, double>* part = parts.data() + (task % 2) * items;
+#pragma omp for schedule(static)
+          for (int64_t i = 0; i < items; ++i) part[i] = piece_sums(task, i / pieces, i % pieces);
+          // Every thread takes (c2, c3) from the same sums in the same order; one stores ds / db.
+          double c2 = 0.0, c3 = 0.0;
+          finish_sums(task, part, omp_get_thread_num() == 0, &c2, &c3);
+          if (gx == nullptr) continue;
+#pragma omp for schedule(static) nowait
+          for (int64_t i = 0; i < items; ++i) write_dx(task, i / pieces, i % pieces, static_cast<T>(c2), static_cast<T>(c3));
+        }
       }
     }
     T* dgamma = out_ptr<T>(dweight);

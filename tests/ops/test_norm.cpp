@@ -4,6 +4,8 @@
 #include <cmath>
 #include <vector>
 
+#include <omp.h>
+
 #include "ops/elementwise.h"
 #include "ops/norm.h"
 #include "ops/reduce.h"
@@ -74,7 +76,7 @@ TEST_CASE("group_norm in float32 stays accurate on a large mean, and handles N =
 
   // The statistics themselves, on a spread of 0.01 around 1000: float32 sums of the raw values
   // would be off in the third digit; the kernel's shifted chunks keep rstd to float precision
-  // (stored as float32: 6e-8 relative; 1e-5 leaves room for the 256-value float chunks).
+  // (stored as float32: 6e-8 relative; 1e-5 leaves room for the 1024-value float chunks).
   const Tensor tight = (randn({2, 8, 400}, gen, kFloat64) * 0.01 + 1000.0).to(kFloat32);
   Tensor y = empty({2, 8, 400}), mean = empty({2, 2}), rstd = empty({2, 2});
   group_norm_kernel(kCPU, y, mean, rstd, tight, Tensor(), Tensor(), 2, 0.0);
@@ -102,6 +104,58 @@ TEST_CASE("group_norm in float32 stays accurate on a large mean, and handles N =
   CHECK(y_empty.shape() == Shape{0, 4, 3, 3});
   sum(y_empty).backward();
   CHECK(w.grad().to_vector<float>() == V{0, 0, 0, 0});
+}
+
+// Restores the OpenMP thread count when a test that changes it ends (or fails).
+struct ThreadCountGuard {
+  int saved = omp_get_max_threads();
+  ~ThreadCountGuard() { omp_set_num_threads(saved); }
+};
+
+TEST_CASE("group_norm's large groups: shared between threads, streamed, the same numbers bit for bit", "[layers]") {
+  // ops/cpu/norm.cpp runs a group above 1 MB with its slabs shared between the threads, and
+  // writes outputs of 32 MB and more with streaming stores; statistics are merged per slab in
+  // slab order either way. So: the same bits with 1 and 2 threads (one path each), the same bits
+  // for the first sample alone (16 MB: not streamed) as inside the streamed pair, and close to the
+  // definition in double.
+  ThreadCountGuard guard;
+  Generator gen(31);
+  const int64_t C = 8, S = 524291;  // S odd: rows start off the 64-byte lines, as in real layers
+  const Tensor x = randn({2, C, S}, gen, kFloat32) * 3.0f + 0.5f;
+  const Tensor w = randn({C}, gen, kFloat32), b = randn({C}, gen, kFloat32), dy = randn({2, C, S}, gen, kFloat32);
+  for (const int64_t G : {int64_t{2}, int64_t{8}}) {  // groups of 8 MB and of 2 MB
+    CAPTURE(G);
+    auto run = [&](const Tensor& in, const Tensor& grad, bool relu) {
+      Tensor y = empty(in.shape()), mean = empty({in.size(0), G}), rstd = empty({in.size(0), G});
+      if (relu) {
+        group_norm_relu_kernel(kCPU, y, mean, rstd, in, w, b, G, 1e-5);
+      } else {
+        group_norm_kernel(kCPU, y, mean, rstd, in, w, b, G, 1e-5);
+      }
+      Tensor dx = empty(in.shape()), dw = empty({C}), db = empty({C});
+      group_norm_backward_kernel(kCPU, dx, dw, db, grad, in, mean, rstd, w, G);
+      return std::vector<Tensor>{y, mean, rstd, dx, dw, db};
+    };
+    omp_set_num_threads(2);
+    const std::vector<Tensor> two = run(x, dy, false);
+    omp_set_num_threads(1);
+    const std::vector<Tensor> one = run(x, dy, false);
+    omp_set_num_threads(2);
+    for (size_t i = 0; i < two.size(); ++i) CHECK(test::max_abs_diff(two[i], one[i]) == 0.0);
+
+    const Tensor x0 = x.slice(0, 0, 1).contiguous(), dy0 = dy.slice(0, 0, 1).contiguous();
+    const std::vector<Tensor> first = run(x0, dy0, false);
+    CHECK(test::max_abs_diff(first[0], two[0].slice(0, 0, 1)) == 0.0);  // y
+    CHECK(test::max_abs_diff(first[3], two[3].slice(0, 0, 1)) == 0.0);  // dx
+    // group_norm_relu streamed: max(0, y) of the same y.
+    const Tensor relu_y = run(x, dy, true)[0];
+    CHECK(test::max_abs_diff(relu_y, relu(two[0])) == 0.0);
+
+    // Against the definition in double: float32 rounding of normalised values of order 1 (the
+    // statistics are merged in double; 1e-5 is ~100 float ulps at 1).
+    const VD ref = naive_group_norm(x0.to_vector<double>(), 1, C, S, G, w.to_vector<double>(), b.to_vector<double>(), 1e-5);
+    CHECK(test::max_abs_diff(first[0].to_vector<double>(), ref) < 1e-5);
+  }
 }
 
 // WS feeds every product of its convolution, so its float32 output should be the exact value
