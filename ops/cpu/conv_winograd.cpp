@@ -28,7 +28,12 @@ constexpr int kOut = 4;        // m: outputs per tile side
 constexpr int kIn = kOut + 2;  // alpha: inputs per tile side
 constexpr int kPositions = kIn * kIn;
 constexpr int kLanes = 16;       // tiles transformed together
-constexpr int64_t kChunk = 128;  // tiles per GEMM: wide enough for the GEMM, V and M stay within L2
+// Tiles per GEMM. Each chunk packs the GEMMs' A operands again (the 36 transformed kernels in the
+// forward and input gradient), and in the weight gradient sweeps the thread's (36, C_out, C_in)
+// sums once more (9.4 MB at 256 channels): 256-tile chunks beat 128 at 256 channels in 5 of 6
+// alternated rounds of bench/cpu_layers per layer, the weight gradient of layer3's 3x3 by 0.70 ->
+// 1.0 of the fp32 peak, the box head's 0.92 -> 1.04 (2026-12-06, bench/results/cpu_layers.md).
+constexpr int64_t kChunk = 256;
 // With 32 channels each way (the demo's heads), 32-tile chunks ran 1.25x faster than 128-tile ones
 // in the weight gradient and no slower elsewhere (bench/cpu_layers --demo, GFLOP/s relative to the
 // same run's GEMM peak: 0.58-0.69 against 0.46-0.52).
