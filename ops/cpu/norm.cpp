@@ -107,19 +107,12 @@ T lane_sum(int64_t len, F f) {
   return fold_lanes<64>(lane);
 }
 
-template <class T, class F, class G>
-std::pair<T, T> lane_sums(int64_t len, F f, G g) {
-  if (len < kMinWide) {
-    T la[16] = {}, lb[16] = {};
-    add_lanes<16>(la, len, f);
-    add_lanes<16>(lb, len, g);
-    return {fold_lanes<16>(la), fold_lanes<16>(lb)};
-  }
-  T la[64] = {}, lb[64] = {};
+template <int W, class T, class F, class G>
+void add_lanes(T* la, T* lb, int64_t len, F f, G g) {
   int64_t i = 0;
-  for (; i + 64 <= len; i += 64) {
+  for (; i + W <= len; i += W) {
 #pragma omp simd
-    for (int64_t j = 0; j < 64; ++j) {
+    for (int64_t j = 0; j < W; ++j) {
       la[j] += f(i + j);
       lb[j] += g(i + j);
     }
@@ -128,6 +121,17 @@ std::pair<T, T> lane_sums(int64_t len, F f, G g) {
     la[j] += f(i + j);
     lb[j] += g(i + j);
   }
+}
+
+template <class T, class F, class G>
+std::pair<T, T> lane_sums(int64_t len, F f, G g) {
+  if (len < kMinWide) {
+    T la[16] = {}, lb[16] = {};
+    add_lanes<16>(la, lb, len, f, g);
+    return {fold_lanes<16>(la), fold_lanes<16>(lb)};
+  }
+  T la[64] = {}, lb[64] = {};
+  add_lanes<64>(la, lb, len, f, g);
   return {fold_lanes<64>(la), fold_lanes<64>(lb)};
 }
 
@@ -233,7 +237,7 @@ void group_norm_cpu(const Tensor& y, const Tensor& mean, const Tensor& rstd, con
       mean_out[task] = static_cast<T>(st.mean);
       rstd_out[task] = static_cast<T>(st.rstd);
     };
-    if (M * static_cast<int64_t>(sizeof(T)) <= kSmallGroupBytes || omp_get_max_threads() == 1) {
+    if (M * static_cast<int64_t>(sizeof(T)) <= kSmallGroupBytes) {
 #pragma omp parallel for schedule(static) if (N * C * S >= cpu::kParallelGrain)
       for (int64_t task = 0; task < N * G; ++task) {
         Moments m;
@@ -272,6 +276,15 @@ void group_norm_cpu(const Tensor& y, const Tensor& mean, const Tensor& rstd, con
 // sum(dy * (x - mu)) and sum(dy) over n <= kSlab values of one channel.
 template <class T>
 std::pair<double, double> centred_sums(const T* dy, const T* x, T mu, int64_t n) {
+  if (n < kMinWide) {  // a RoI head's 7 x 7 or 14 x 14 channel: one vector of sums, no lanes to fold
+    T a = 0, b = 0;
+#pragma omp simd reduction(+ : a, b)
+    for (int64_t i = 0; i < n; ++i) {
+      a += dy[i] * (x[i] - mu);
+      b += dy[i];
+    }
+    return {a, b};
+  }
   double s_dx = 0.0, s_d = 0.0;
   for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
     const int64_t len = std::min(kChunk, n - c0);
@@ -333,9 +346,9 @@ void group_norm_backward_cpu(const Tensor& dx, const Tensor& dweight, const Tens
       *c2 = -r * r * r * inv_m * sum_gamma_ds;
       *c3 = -r * inv_m * sum_gamma_db;
     };
-    auto write_dx = [&](int64_t task, int64_t c, int64_t k, T c2, T c3) {
+    auto write_dx = [&](int64_t task, int64_t g, int64_t c, int64_t k, T c2, T c3) {
       const int64_t off = task * M + c * S + k * kSlab, len = std::min(kSlab, S - k * kSlab);
-      const int64_t ch = task % G * Cg + c;
+      const int64_t ch = g * Cg + c;
       const T c1 = static_cast<T>(static_cast<double>(rstd_in[task]) * (gamma ? static_cast<double>(gamma[ch]) : 1.0));
       const T mu_t = mu_in[task];
       const T* xr = in + off;
@@ -344,21 +357,42 @@ void group_norm_backward_cpu(const Tensor& dx, const Tensor& dweight, const Tens
 #pragma omp simd
       for (int64_t i = 0; i < len; ++i) o[i] = c1 * gr[i] + c2 * (xr[i] - mu_t) + c3;
     };
-    if (M * static_cast<int64_t>(sizeof(T)) <= kSmallGroupBytes || omp_get_max_threads() == 1) {
-#pragma omp parallel if (N * C * S >= cpu::kParallelGrain)
-      {
-        std::vector<std::pair<double, double>> part(static_cast<size_t>(items));
-#pragma omp for schedule(static)
-        for (int64_t task = 0; task < N * G; ++task) {
-          for (int64_t c = 0; c < Cg; ++c) {
-            for (int64_t k = 0; k < pieces; ++k) part[c * pieces + k] = piece_sums(task, c, k);
+    if (M * static_cast<int64_t>(sizeof(T)) <= kSmallGroupBytes) {
+      // Written out rather than through the lambdas above: with the RoI heads' 49-value channels
+      // the calls are most of the work, and this loop ran 1.25x faster (bench/cpu_layers,
+      // (512, 256, 7, 7): 0.50 -> 0.63 of memcpy). The same sums in the same order.
+#pragma omp parallel for schedule(static) if (N * C * S >= cpu::kParallelGrain)
+      for (int64_t task = 0; task < N * G; ++task) {
+        const int64_t n = task / G, g = task % G;
+        const double r = rstd_in[task];
+        const T mu = mu_in[task];
+        double sum_gamma_ds = 0.0, sum_gamma_db = 0.0;
+        for (int64_t c = 0; c < Cg; ++c) {
+          const int64_t ch = g * Cg + c, off = task * M + c * S;
+          double s_dx = 0.0, s_d = 0.0;
+          for (int64_t k = 0; k < pieces; ++k) {
+            const auto [a, b] = centred_sums(grad + off + k * kSlab, in + off + k * kSlab, mu, std::min(kSlab, S - k * kSlab));
+            s_dx += a;
+            s_d += b;
           }
-          double c2 = 0.0, c3 = 0.0;
-          finish_sums(task, part.data(), true, &c2, &c3);
-          if (gx == nullptr) continue;
-          for (int64_t c = 0; c < Cg; ++c) {
-            for (int64_t k = 0; k < pieces; ++k) write_dx(task, c, k, static_cast<T>(c2), static_cast<T>(c3));
-          }
+          ds[n * C + ch] = s_dx;
+          db[n * C + ch] = s_d;
+          const double gm = gamma ? static_cast<double>(gamma[ch]) : 1.0;
+          sum_gamma_ds += gm * s_dx;
+          sum_gamma_db += gm * s_d;
+        }
+        if (gx == nullptr) continue;
+        const double inv_m = 1.0 / static_cast<double>(M);
+        const T c2 = static_cast<T>(-r * r * r * inv_m * sum_gamma_ds);
+        const T c3 = static_cast<T>(-r * inv_m * sum_gamma_db);
+        for (int64_t c = 0; c < Cg; ++c) {
+          const int64_t ch = g * Cg + c, off = task * M + c * S;
+          const T c1 = static_cast<T>(r * (gamma ? static_cast<double>(gamma[ch]) : 1.0));
+          const T* xr = in + off;
+          const T* gr = grad + off;
+          T* o = gx + off;
+#pragma omp simd
+          for (int64_t i = 0; i < S; ++i) o[i] = c1 * gr[i] + c2 * (xr[i] - mu) + c3;
         }
       }
     } else {
@@ -375,7 +409,7 @@ void group_norm_backward_cpu(const Tensor& dx, const Tensor& dweight, const Tens
           finish_sums(task, part, omp_get_thread_num() == 0, &c2, &c3);
           if (gx == nullptr) continue;
 #pragma omp for schedule(static) nowait
-          for (int64_t i = 0; i < items; ++i) write_dx(task, i / pieces, i % pieces, static_cast<T>(c2), static_cast<T>(c3));
+          for (int64_t i = 0; i < items; ++i) write_dx(task, task % G, i / pieces, i % pieces, static_cast<T>(c2), static_cast<T>(c3));
         }
       }
     }
