@@ -28,12 +28,12 @@ constexpr int kOut = 4;        // m: outputs per tile side
 constexpr int kIn = kOut + 2;  // alpha: inputs per tile side
 constexpr int kPositions = kIn * kIn;
 constexpr int kLanes = 16;       // tiles transformed together
-// Tiles per GEMM. Each chunk packs the GEMMs' A operands again (the 36 transformed kernels in the
-// forward and input gradient), and in the weight gradient sweeps the thread's (36, C_out, C_in)
-// sums once more (9.4 MB at 256 channels): 256-tile chunks beat 128 at 256 channels in 5 of 6
-// alternated rounds of bench/cpu_layers per layer, the weight gradient of layer3's 3x3 by 0.70 ->
-// 1.0 of the fp32 peak, the box head's 0.92 -> 1.04 (2026-12-06, bench/results/cpu_layers.md).
-constexpr int64_t kChunk = 256;
+// Tiles per GEMM. 256 beat 128 in bench/cpu_layers (the weight gradient sweeps its per-thread
+// (36, C_out, C_in) sums once per chunk, and the forward packs the kernels once per chunk) but lost
+// in the whole model: training iterations were 1-7% slower in 5 of 5 alternated pairs
+// (2026-12-06, bench/results/cpu_layers.md), likely the twice larger V / M scratch (9.4 MB per
+// thread at 256 channels) competing with the layers' own data for L3.
+constexpr int64_t kChunk = 128;
 // With 32 channels each way (the demo's heads), 32-tile chunks ran 1.25x faster than 128-tile ones
 // in the weight gradient and no slower elsewhere (bench/cpu_layers --demo, GFLOP/s relative to the
 // same run's GEMM peak: 0.58-0.69 against 0.46-0.52).

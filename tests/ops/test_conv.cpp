@@ -247,7 +247,7 @@ TEST_CASE("conv errors name the op, the shapes and what was expected", "[layers]
 // direct convolution, so it is checked against the double-precision naive loop, kernel by kernel,
 // with outputs poisoned first: sizes that are not multiples of 4 (partial edge tiles), paddings 0, 1
 // and 2, several images, a bias, a chunk of tiles that ends inside a group of 16 lanes, and both
-// chunk sizes (few channels: 32 tiles; more: 256).
+// chunk sizes (few channels: 32 tiles; more: 128).
 TEST_CASE("conv2d by Winograd F(4x4, 3x3) agrees with the double reference", "[layers]") {
   if (!winograd::enabled()) return test::skip("GNDET_WINOGRAD=0 turns Winograd off");
   const ConvCase cases[] = {
@@ -255,8 +255,8 @@ TEST_CASE("conv2d by Winograd F(4x4, 3x3) agrees with the double reference", "[l
       {3, 20, 17, 23, 16, 3, 3, {1, 1}, {0, 0}},   // valid convolution: 15 x 21 outputs
       {1, 32, 30, 33, 17, 3, 3, {1, 1}, {2, 2}},   // padding 2 grows the map: input gradient pads 0
       {70, 16, 7, 7, 16, 3, 3, {1, 1}, {1, 1}},    // RoI-head-like: many 7x7 maps, 4 tiles each
-      // More than 64 channels in all: chunks of up to 256 tiles, not 32 (605 tiles: chunks of 256,
-      // 256 and 93, so one thread sums two of them, the last ending inside a lane group).
+      // More than 64 channels in all: chunks of up to 128 tiles, not 32 (605 tiles: four chunks of
+      // 128 and one of 93, so each thread sums several, the last ending inside a lane group).
       {5, 40, 42, 42, 36, 3, 3, {1, 1}, {1, 1}},
   };
   for (const ConvCase& c : cases) {
