@@ -8,9 +8,12 @@
 //    groups are 2.1 MB, more than a 2 MB L2 holds next to the output) go one group at a time,
 //    its slabs shared between the threads: each thread reads its slabs for the statistics,
 //    the threads meet, and each writes the output of the same slabs, still in its own L2.
-// Both ways compute the same numbers, bit for bit, whatever the thread count: statistics are
-// always per slab of kSlab values, merged in slab order. `omp simd reduction` lets the compiler
-// vectorise the sums without -ffast-math.
+//    (On its own this measured no faster on this project's VM, bench/results/cpu_layers.md: the
+//    second read was not the cost there; it keeps that read off the L3 that cores share.)
+// Which way depends on the group's size only, and both compute the same numbers: statistics are
+// always per slab of kSlab values, merged in slab order, so one thread and two give the same bits.
+// What did pay for the large layers: outputs of kStreamBytes and more written with streaming
+// stores (0.62-0.66 -> 0.90-1.05 of memcpy), and the sums in many lanes (see lane_sum).
 // GCC 12 warns that its own AVX-512 intrinsics (_mm512_setzero_ps and friends) use '__Y'
 // uninitialised: a known false positive (GCC bug 105593).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -176,6 +179,7 @@ constexpr int64_t kStreamBytes = int64_t{32} << 20, kStreamRowBytes = 4096;
 template <bool kRelu, class T>
 void normalize_range(T* out, const T* in, const T* gamma, const T* beta, int64_t task, int64_t g, int64_t Cg,
                      int64_t S, GroupStats st, int64_t p0, int64_t p1, bool stream) {
+  if (p0 >= p1) return;  // also S == 0: (N, C, 0, W) inputs have nothing to write
   const int64_t M = Cg * S;
   const T mu = static_cast<T>(st.mean);
   for (int64_t p = p0, c = p0 / S; p < p1; ++c) {

@@ -98,6 +98,15 @@ TEST_CASE("group_norm in float32 stays accurate on a large mean, and handles N =
   CHECK(test::max_abs_diff(x64.grad(), x32.grad()) < 1e-4);
   CHECK(test::max_abs_diff(w64.grad(), w32.grad()) < 1e-4);
 
+  // Empty maps with samples (N > 0, no positions): nothing to normalise, no division by the map size.
+  Tensor no_positions = zeros({2, 4, 0, 3}).set_requires_grad();
+  Tensor w0 = ones({4}).set_requires_grad();
+  const Tensor y_none = group_norm_relu(no_positions, 2, w0, zeros({4}));
+  CHECK(y_none.shape() == Shape{2, 4, 0, 3});
+  sum(y_none).backward();
+  CHECK(no_positions.grad().shape() == Shape{2, 4, 0, 3});
+  CHECK(w0.grad().to_vector<float>() == V{0, 0, 0, 0});
+
   Tensor empty_x = zeros({0, 4, 3, 3}).set_requires_grad();
   Tensor w = ones({4}).set_requires_grad();
   const Tensor y_empty = group_norm(empty_x, 2, w, Tensor());
