@@ -72,9 +72,9 @@ void merge_into(Moments& acc, const Moments& b) {
 // added pairwise down to 16 and in order after that. One running sum would make every add wait
 // for the previous one (a chain of len / 16 adds of 4 cycles each with AVX-512: most of this
 // memory-bound kernel's time on L3-resident tensors, bench/cpu_layers); 64 of them give the
-// compiler 4 independent vectors. Below 256 values (the heads' 7 x 7 and 14 x 14 RoI channels)
-// 16 sums, one vector, cost less. The order depends on len only: the same in every build.
-// (Written as lanes rather than `omp simd reduction`, which GCC 12 left scalar here.)
+// compiler 4 independent vectors. Below 256 values (a small group, a chunk's remainder) 16 sums,
+// one vector, cost less. The order depends on len only: the same in every build. (Lanes, not
+// `omp simd reduction` over these lambdas: GCC 12 left that scalar.)
 template <int W, class T, class F>
 void add_lanes(T* lane, int64_t len, F f) {
   int64_t i = 0;
