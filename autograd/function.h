@@ -57,8 +57,10 @@ void record(const OpDef& op, const Tensors& inputs, const Tensors& outputs, Func
 
 // Sums two gradients of one tensor (the engine's only arithmetic). autograd sits below ops/, so
 // ops/elementwise.cpp registers its add here at load time, the way tensor/backend.h receives the
-// CUDA backend: the engine never includes ops/.
-using GradientSum = Tensor (*)(const Tensor& a, const Tensor& b);
+// CUDA backend: the engine never includes ops/. With into_a the engine promises that nothing
+// else can see a's memory, and the sum may be written there (a += b, the same values as a + b)
+// instead of into a new tensor.
+using GradientSum = Tensor (*)(const Tensor& a, const Tensor& b, bool into_a);
 void register_gradient_sum(GradientSum sum);
 
 }  // namespace gndet::autograd

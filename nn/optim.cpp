@@ -5,6 +5,7 @@
 
 #include "tensor/grad_mode.h"
 #include "ops/elementwise.h"
+#include "ops/optim_step.h"
 #include "ops/reduce.h"
 
 namespace gndet::nn {
@@ -52,24 +53,18 @@ SGD::SGD(std::vector<ParamGroup> groups, const SGDOptions& options) : groups_(st
 void SGD::step() {
   autograd::NoGradGuard no_grad;
   for (const ParamGroup& group : groups_) {
-    const double lr = options_.lr * group.lr_mult;
-    const double wd = options_.weight_decay * group.decay_mult;
+    const SgdStep update{.lr = options_.lr * group.lr_mult,
+                         .momentum = options_.momentum,
+                         .weight_decay = options_.weight_decay * group.decay_mult,
+                         .nesterov = options_.nesterov};
     for (const NamedParameter& p : group.params) {
       const Tensor g = p.tensor.grad();
       if (!g.defined()) continue;
-      Tensor d_p = wd != 0.0 ? g + p.tensor * wd : g;
-      if (options_.momentum != 0.0) {
-        auto it = momentum_.find(p.name);
-        if (it == momentum_.end()) {
-          it = momentum_.emplace(p.name, d_p.clone()).first;
-        } else {
-          mul_(it->second, options_.momentum);
-          add_(it->second, d_p);
-        }
-        d_p = options_.nesterov ? d_p + it->second * options_.momentum : it->second;
-      }
       Tensor param = p.tensor;
-      add_(param, d_p, -lr);
+      const auto it = momentum_.find(p.name);
+      Tensor buf = it != momentum_.end() ? it->second : Tensor();
+      sgd_step_(param, g, buf, update);  // with momentum, an undefined buf becomes the new buffer
+      if (options_.momentum != 0.0 && it == momentum_.end()) momentum_.emplace(p.name, buf);
     }
   }
 }

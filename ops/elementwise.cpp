@@ -358,7 +358,14 @@ Tensor& mul_(Tensor& x, double s) {
 
 // The autograd engine sums the gradients that meet at one tensor with this add (autograd/function.h).
 [[maybe_unused]] const bool kGradientSumRegistered = [] {
-  autograd::register_gradient_sum([](const Tensor& a, const Tensor& b) { return add(a, b); });
+  autograd::register_gradient_sum([](const Tensor& a, const Tensor& b, bool into_a) {
+    if (into_a && a.shape() == b.shape() && a.dtype() == b.dtype() && a.device() == b.device() &&
+        a.is_contiguous() && !a.requires_grad()) {
+      Tensor sum = a;
+      return add_(sum, b);
+    }
+    return add(a, b);
+  });
   return true;
 }();
 

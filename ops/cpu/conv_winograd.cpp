@@ -34,6 +34,9 @@ constexpr int kLanes = 16;       // tiles transformed together
 // (2026-12-06, bench/results/cpu_layers.md), likely the twice larger V / M scratch (9.4 MB per
 // thread at 256 channels) competing with the layers' own data for L3.
 constexpr int64_t kChunk = 128;
+// The weight gradient's chunks are shared by the threads (run_weight_gradient): 256 tiles, 128 per
+// thread on this project's 2 cores, the same scratch in all as the forward's two 128-tile chunks.
+constexpr int64_t kChunkWeightGradient = 256;
 // With 32 channels each way (the demo's heads), 32-tile chunks ran 1.25x faster than 128-tile ones
 // in the weight gradient and no slower elsewhere (bench/cpu_layers --demo, GFLOP/s relative to the
 // same run's GEMM peak: 0.58-0.69 against 0.46-0.52).
@@ -45,8 +48,9 @@ constexpr int64_t kSmallChannels = 64;  // C_in + C_out at or below which kSmall
 // saved multiplications (bench/cpu_layers: a 14x14 map of 2 images, 32 tiles, ran at 0.7x direct).
 constexpr int64_t kMinChannels = 16;
 constexpr int64_t kMinTiles = 64;
-// The weight gradient also zeroes, sums and transforms back one (36, C_out, C_in) buffer per
-// thread: ResNet's layer4 3x3 (512 channels, 77 tiles) ran at 0.6x direct, FPN's P4 (273) at 1.25x.
+// The weight gradient also sums and transforms back a (36, C_out, C_in) buffer (one per thread
+// when this was measured): ResNet's layer4 3x3 (512 channels, 77 tiles) ran at 0.6x direct, FPN's
+// P4 (273) at 1.25x.
 constexpr int64_t kMinTilesWeightGradient = 256;
 
 int64_t output_tiles(const ConvGeometry& g) {
@@ -112,11 +116,18 @@ inline void output_adjoint_1d(const float* in, int64_t is, float* out, int64_t o
 constexpr double G[kIn][3] = {{1.0 / 4, 0, 0},           {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
                               {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6},   {0, 0, 1}};
 
-// U (36, O, C) = G k G^T for every kernel k (O, C, 3, 3), in double, rounded once. Vectorised over
-// blocks of input channels: done once per call, it must cost little next to the GEMMs.
-Tensor transform_kernels(const float* k, int64_t O, int64_t C, bool adjoint) {
+// U_xi (O, C) = G k G^T for every kernel k (O, C, 3, 3), in double, rounded once, 36 of them: as
+// (36, O, C) for Eigen, or (packed) each U_xi already in gemm.h's A panels, since every chunk of
+// tiles multiplies by the same U_xi (packing them per chunk cost the forward ~10%, see run()).
+// Vectorised over blocks of input channels: done once per call, it must cost little next to the GEMMs.
+int64_t kernels_size(int64_t O, int64_t C, bool packed) {
+  return packed ? cpu::gemm::packed_a_size(O, C) : O * C;
+}
+Tensor transform_kernels(const float* k, int64_t O, int64_t C, bool adjoint, bool packed) {
   constexpr int kBlock = 16;
-  Tensor U = empty({kPositions, O, C});  // from the host-block cache: no page faults
+  const int64_t per_xi = kernels_size(O, C, packed);
+  // From the host-block cache: no page faults. Packed rows past O stay zero.
+  Tensor U = packed && O % cpu::gemm::kMr != 0 ? zeros({kPositions * per_xi}) : empty({kPositions * per_xi});
   float* u = U.data<float>();
 #pragma omp parallel for schedule(static) if (O * C >= 4096)
   for (int64_t o = 0; o < O; ++o) {
@@ -144,7 +155,12 @@ Tensor transform_kernels(const float* k, int64_t O, int64_t C, bool adjoint) {
           alignas(64) float v[kBlock];
 #pragma omp simd
           for (int l = 0; l < kBlock; ++l) v[l] = static_cast<float>(t[a][0][l] * G[b][0] + t[a][1][l] * G[b][1] + t[a][2][l] * G[b][2]);
-          std::memcpy(u + ((a * kIn + b) * O + o) * C + c0, v, static_cast<size_t>(n) * sizeof(float));
+          float* u_xi = u + (a * kIn + b) * per_xi;
+          if (packed) {
+            for (int64_t l = 0; l < n; ++l) u_xi[cpu::gemm::packed_a_index(o, c0 + l, C)] = v[l];
+          } else {
+            std::memcpy(u_xi + o * C + c0, v, static_cast<size_t>(n) * sizeof(float));
+          }
         }
       }
     }
@@ -251,6 +267,7 @@ int64_t chunk_size(const Plan& p) {
   return std::max<int64_t>(kLanes, (chunk + kLanes - 1) / kLanes * kLanes);
 }
 
+// U from transform_kernels, packed when cpu::gemm::available().
 void run(const Plan& p, const float* U, const float* in, const float* bias, float* out) {
   const int64_t tiles = p.tiles(), chunk = chunk_size(p);
   const int64_t chunks = (tiles + chunk - 1) / chunk;
@@ -269,8 +286,8 @@ void run(const Plan& p, const float* U, const float* in, const float* bias, floa
       }
       for (int xi = 0; xi < kPositions; ++xi) {
         if (cpu::gemm::available()) {
-          cpu::gemm::sgemm(p.O, width, p.C, {U + xi * p.O * p.C, p.C, 1}, {V + xi * p.C * chunk, chunk, 1},
-                           M + xi * p.O * chunk, chunk, /*accumulate=*/false);
+          cpu::gemm::sgemm(p.O, width, p.C, cpu::gemm::PackedA{U + xi * kernels_size(p.O, p.C, true)},
+                           {V + xi * p.C * chunk, chunk, 1}, M + xi * p.O * chunk, chunk, /*accumulate=*/false);
           continue;
         }
         Eigen::Map<const RowMat> Ux(U + xi * p.O * p.C, p.O, p.C);
@@ -289,57 +306,65 @@ void run(const Plan& p, const float* U, const float* in, const float* bias, floa
 
 // dw (O, C, 3, 3) = the weight gradient of the convolution `p` of x, for its output gradient dy.
 // y = A^T [U . V] A is linear in U, so dU_xi (O, C) = sum over tiles of D_xi (O, T) V_xi (C, T)^T,
-// with D = A dy A^T per tile (transform_output_gradient), and dw = G^T dU G. Each thread sums its
-// chunks into its own dU; the threads' sums are added and transformed back in double.
+// with D = A dy A^T per tile (transform_output_gradient), and dw = G^T dU G, in double.
+//
+// The threads share each chunk of tiles: they transform it together (by channels), then split
+// the 36 products by xi, each thread adding into its own xi's rows of the one dU. Summing per
+// thread over its own chunks instead (as the forward splits its work) made every thread sweep a
+// whole (36, O, C) dU, 9.4 MB at 256 channels, once per chunk of 128 tiles: the box head's weight
+// gradient ran at 0.66 of its forward's rate. Here a thread sweeps half of dU per chunk of twice
+// the tiles, and no per-thread sums are added up at the end. Each dU_xi sums the chunks in order
+// whichever thread owns it, so the result does not depend on the thread count.
 void run_weight_gradient(const Plan& p, const float* x, const float* dy, float* dw) {
-  const int64_t tiles = p.tiles(), chunk = chunk_size(p);
-  const int64_t chunks = (tiles + chunk - 1) / chunk;
-  const int threads = chunks > 1 ? omp_get_max_threads() : 1;
+  const int64_t tiles = p.tiles();
+  const int64_t most = p.C + p.O <= kSmallChannels ? kSmallChunk : kChunkWeightGradient;
+  const int64_t chunks = (tiles + most - 1) / most;
+  const int64_t chunk = ((tiles + chunks - 1) / chunks + kLanes - 1) / kLanes * kLanes;  // equal chunks, whole lane groups
   const int64_t u_size = kPositions * p.O * p.C;
-  const Tensor partial = zeros({threads, u_size});
   const int64_t v_size = kPositions * p.C * chunk, d_size = kPositions * p.O * chunk;
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
-    const Tensor scratch = empty({v_size + d_size});
-    float* V = scratch.data<float>();
-    float* D = V + v_size;
-    float* dU = partial.data<float>() + omp_get_thread_num() * u_size;
-    // Static: which chunks a thread sums, and in what order, depends on the thread count only,
-    // so that training stays deterministic run after run.
+  // Not zeroed: the first chunk writes the sums, later ones add (the same values: 0 + s == s).
+  const Tensor dU_all = empty({u_size});
+  const Tensor scratch = empty({v_size + d_size});
+  float* dU = dU_all.data<float>();
+  float* V = scratch.data<float>();
+  float* D = V + v_size;
+#pragma omp parallel
+  for (int64_t ci = 0; ci < chunks; ++ci) {
+    const int64_t t0 = ci * chunk, nt = std::min(chunk, tiles - t0);
+    const int64_t width = (nt + kLanes - 1) / kLanes * kLanes;  // dead lanes are zero in V and D
+#pragma omp for schedule(static) nowait
+    for (int64_t c = 0; c < p.C; ++c) {
+      for (int64_t l0 = 0; l0 < nt; l0 += kLanes) transform_input(p, x, c, t0, l0, nt, V, chunk);
+    }
 #pragma omp for schedule(static)
-    for (int64_t ci = 0; ci < chunks; ++ci) {
-      const int64_t t0 = ci * chunk, nt = std::min(chunk, tiles - t0);
-      const int64_t width = (nt + kLanes - 1) / kLanes * kLanes;  // dead lanes are zero in V and D
-      for (int64_t c = 0; c < p.C; ++c) {
-        for (int64_t l0 = 0; l0 < nt; l0 += kLanes) transform_input(p, x, c, t0, l0, nt, V, chunk);
+    for (int64_t o = 0; o < p.O; ++o) {
+      for (int64_t l0 = 0; l0 < nt; l0 += kLanes) transform_output_gradient(p, dy, o, t0, l0, nt, D, chunk);
+    }
+    // The barrier above: the chunk is transformed. The one below: the products have read it
+    // before the next chunk's transforms overwrite it.
+#pragma omp for schedule(static)
+    for (int xi = 0; xi < kPositions; ++xi) {
+      if (cpu::gemm::available()) {  // V_xi transposed: its rows are the product's columns
+        cpu::gemm::sgemm(p.O, p.C, width, {D + xi * p.O * chunk, chunk, 1}, {V + xi * p.C * chunk, 1, chunk},
+                         dU + xi * p.O * p.C, p.C, /*accumulate=*/ci > 0);
+        continue;
       }
-      for (int64_t o = 0; o < p.O; ++o) {
-        for (int64_t l0 = 0; l0 < nt; l0 += kLanes) transform_output_gradient(p, dy, o, t0, l0, nt, D, chunk);
-      }
-      for (int xi = 0; xi < kPositions; ++xi) {
-        if (cpu::gemm::available()) {  // V_xi transposed: its rows are the product's columns
-          cpu::gemm::sgemm(p.O, p.C, width, {D + xi * p.O * chunk, chunk, 1}, {V + xi * p.C * chunk, 1, chunk},
-                           dU + xi * p.O * p.C, p.C, /*accumulate=*/true);
-          continue;
-        }
-        Eigen::Map<RowMat> dUx(dU + xi * p.O * p.C, p.O, p.C);
-        Eigen::Map<const RowMat, 0, Outer> Dx(D + xi * p.O * chunk, p.O, width, Outer(chunk));
-        Eigen::Map<const RowMat, 0, Outer> Vx(V + xi * p.C * chunk, p.C, width, Outer(chunk));
+      Eigen::Map<RowMat> dUx(dU + xi * p.O * p.C, p.O, p.C);
+      Eigen::Map<const RowMat, 0, Outer> Dx(D + xi * p.O * chunk, p.O, width, Outer(chunk));
+      Eigen::Map<const RowMat, 0, Outer> Vx(V + xi * p.C * chunk, p.C, width, Outer(chunk));
+      if (ci == 0) {
+        dUx.noalias() = Dx * Vx.transpose();
+      } else {
         dUx.noalias() += Dx * Vx.transpose();
       }
     }
   }
-  const float* sums = partial.data<float>();
 #pragma omp parallel for schedule(static) if (p.O * p.C >= 4096)
   for (int64_t o = 0; o < p.O; ++o) {
     for (int64_t c = 0; c < p.C; ++c) {
       double u[kIn][kIn];
       for (int a = 0; a < kIn; ++a) {
-        for (int b = 0; b < kIn; ++b) {
-          double v = 0.0;
-          for (int th = 0; th < threads; ++th) v += sums[th * u_size + ((a * kIn + b) * p.O + o) * p.C + c];
-          u[a][b] = v;
-        }
+        for (int b = 0; b < kIn; ++b) u[a][b] = dU[((a * kIn + b) * p.O + o) * p.C + c];
       }
       for (int i = 0; i < 3; ++i) {
         double t[kIn];  // row i of G^T u
@@ -378,7 +403,7 @@ bool applies_to_weight_gradient(const ConvGeometry& g) { return applies(g) && ou
 
 void conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const float* b, float* y) {
   const Plan p{g.N, g.C_in, g.H, g.W, g.C_out, g.H_out, g.W_out, g.ph, g.pw};
-  const Tensor U = transform_kernels(w, g.C_out, g.C_in, false);
+  const Tensor U = transform_kernels(w, g.C_out, g.C_in, false, cpu::gemm::available());
   run(p, U.data<float>(), x, b, y);
 }
 
@@ -389,7 +414,7 @@ void conv2d_backward_weight(const ConvGeometry& g, const float* dy, const float*
 
 void conv2d_backward_input(const ConvGeometry& g, const float* dy, const float* w, float* dx) {
   const Plan p{g.N, g.C_out, g.H_out, g.W_out, g.C_in, g.H, g.W, 2 - g.ph, 2 - g.pw};
-  const Tensor U = transform_kernels(w, g.C_in, g.C_out, true);
+  const Tensor U = transform_kernels(w, g.C_in, g.C_out, true, cpu::gemm::available());
   run(p, U.data<float>(), dy, nullptr, dx);
 }
 

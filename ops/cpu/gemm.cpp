@@ -210,23 +210,9 @@ void micro_kernel(int64_t kc, const float* a, const float* b, float* c, int64_t 
 }
 #endif
 
-}  // namespace
-
-bool available() {
-#if defined(__AVX512F__)
-  // GNDET_GEMM=eigen sends the callers back to Eigen: for side-by-side benchmarks in one build.
-  static const bool eigen = [] {
-    const char* v = std::getenv("GNDET_GEMM");
-    return v != nullptr && std::string_view(v) == "eigen";
-  }();
-  return !eigen;
-#else
-  return false;
-#endif
-}
-
-void sgemm(int64_t M, int64_t N, int64_t K, const Strided& a, const BSource& b, float* c, int64_t ldc, bool accumulate,
-           const float* row_bias) {
+template <class APanel>
+void run_sgemm(int64_t M, int64_t N, int64_t K, APanel a_panel, const BSource& b, float* c, int64_t ldc,
+               bool accumulate, const float* row_bias) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {  // an empty sum
     for (int64_t i = 0; i < M; ++i) {
@@ -248,10 +234,10 @@ void sgemm(int64_t M, int64_t N, int64_t K, const Strided& a, const BSource& b, 
       const bool load_c = accumulate || pc > 0;
       for (int64_t ir = 0; ir < M; ir += kMr) {  // one A panel stays in L1 while the B panels stream from L2
         const int64_t mr = std::min(kMr, M - ir);
-        pack_a(a, ir, mr, pc, kc, buf.a_panel, buf.zeros);
+        const float* panel = a_panel(ir, mr, pc, kc, buf);
         const float* bias = pc == 0 && row_bias != nullptr ? row_bias + ir : nullptr;
         for (int64_t jr = 0; jr < nc; jr += kNr) {
-          micro_kernel(kc, buf.a_panel, buf.b_block + (jr / kNr) * kc * kNr, c + ir * ldc + jc + jr, ldc, mr,
+          micro_kernel(kc, panel, buf.b_block + (jr / kNr) * kc * kNr, c + ir * ldc + jc + jr, ldc, mr,
                        std::min(kNr, nc - jr), load_c, bias);
         }
       }
@@ -259,21 +245,61 @@ void sgemm(int64_t M, int64_t N, int64_t K, const Strided& a, const BSource& b, 
   }
 }
 
-void sgemm(int64_t M, int64_t N, int64_t K, const Strided& a, const Strided& b, float* c, int64_t ldc, bool accumulate,
-           const float* row_bias) {
+// B in memory as a BSource: rows when they are contiguous, else columns, else element by element.
+template <class F>
+void with_b_source(const Strided& b, F&& f) {
   if (b.cs == 1) {
     auto row = [&](int64_t k, int64_t n0, int64_t, float*) { return b.p + k * b.rs + n0; };
-    return sgemm(M, N, K, a, BSource{BSource::Kind::kRows, row}, c, ldc, accumulate, row_bias);
+    return f(BSource{BSource::Kind::kRows, row});
   }
   if (b.rs == 1) {
     auto column = [&](int64_t n, int64_t k0, int64_t, float*) { return b.p + n * b.cs + k0; };
-    return sgemm(M, N, K, a, BSource{BSource::Kind::kColumns, column}, c, ldc, accumulate, row_bias);
+    return f(BSource{BSource::Kind::kColumns, column});
   }
   auto row = [&](int64_t k, int64_t n0, int64_t n, float* scratch) {
     for (int64_t j = 0; j < n; ++j) scratch[j] = b.p[k * b.rs + (n0 + j) * b.cs];
     return static_cast<const float*>(scratch);
   };
-  sgemm(M, N, K, a, BSource{BSource::Kind::kRows, row}, c, ldc, accumulate, row_bias);
+  f(BSource{BSource::Kind::kRows, row});
+}
+
+}  // namespace
+
+bool available() {
+#if defined(__AVX512F__)
+  // GNDET_GEMM=eigen sends the callers back to Eigen: for side-by-side benchmarks in one build.
+  static const bool eigen = [] {
+    const char* v = std::getenv("GNDET_GEMM");
+    return v != nullptr && std::string_view(v) == "eigen";
+  }();
+  return !eigen;
+#else
+  return false;
+#endif
+}
+
+// The loops of both entry points: a_panel(ir, mr, pc, kc) returns the (kc x kMr) panel of A's rows
+// [ir, ir + mr) and columns [pc, pc + kc), packed on the spot or already packed.
+void sgemm(int64_t M, int64_t N, int64_t K, const Strided& a, const BSource& b, float* c, int64_t ldc, bool accumulate,
+           const float* row_bias) {
+  auto pack = [&](int64_t ir, int64_t mr, int64_t pc, int64_t kc, Buffers& buf) -> const float* {
+    pack_a(a, ir, mr, pc, kc, buf.a_panel, buf.zeros);
+    return buf.a_panel;
+  };
+  run_sgemm(M, N, K, pack, b, c, ldc, accumulate, row_bias);
+}
+
+void sgemm(int64_t M, int64_t N, int64_t K, const Strided& a, const Strided& b, float* c, int64_t ldc, bool accumulate,
+           const float* row_bias) {
+  with_b_source(b, [&](const BSource& source) { sgemm(M, N, K, a, source, c, ldc, accumulate, row_bias); });
+}
+
+void sgemm(int64_t M, int64_t N, int64_t K, const PackedA& a, const Strided& b, float* c, int64_t ldc, bool accumulate) {
+  // Panel ir's columns [pc, pc + kc) are contiguous in the packed layout: no copy at all.
+  auto packed = [&](int64_t ir, int64_t, int64_t pc, int64_t kc, Buffers&) -> const float* {
+    return a.p + packed_a_index(ir, pc, K);
+  };
+  with_b_source(b, [&](const BSource& source) { run_sgemm(M, N, K, packed, source, c, ldc, accumulate, nullptr); });
 }
 
 }  // namespace gndet::cpu::gemm

@@ -67,6 +67,14 @@ void sgemm(int64_t M, int64_t N, int64_t K, const Strided& a, const BSource& b, 
 void sgemm(int64_t M, int64_t N, int64_t K, const Strided& a, const Strided& b, float* c, int64_t ldc, bool accumulate,
            const float* row_bias = nullptr);
 
+// A already in the micro-kernel's panels, for an A that many products share (Winograd's
+// transformed kernels, one per chunk of tiles): element (i, k) at p[((i / kMr) * K + k) * kMr + i % kMr],
+// rows up to M rounded up to kMr present (zeros past M). packed_a_index says where (i, k) goes.
+struct PackedA {
+  const float* p;
+};
+void sgemm(int64_t M, int64_t N, int64_t K, const PackedA& a, const Strided& b, float* c, int64_t ldc, bool accumulate);
+
 // Blocking (see above). kNr is three AVX-512 vectors.
 inline constexpr int64_t kMr = 8;
 inline constexpr int64_t kNr = 48;
@@ -75,5 +83,8 @@ inline constexpr int64_t kNr = 48;
 // 256 x 960 was within the run-to-run noise (~5%) of the best of 128 to 512 deep, 480 to 1920 wide.
 inline constexpr int64_t kKc = 256;
 inline constexpr int64_t kNc = 960;
+
+inline int64_t packed_a_index(int64_t i, int64_t k, int64_t K) { return ((i / kMr) * K + k) * kMr + i % kMr; }
+inline int64_t packed_a_size(int64_t M, int64_t K) { return (M + kMr - 1) / kMr * kMr * K; }
 
 }  // namespace gndet::cpu::gemm

@@ -34,6 +34,32 @@ TEST_CASE("gradients accumulate across two backward calls", "[autograd]") {
   CHECK(x.grad().to_vector<double>() == std::vector<double>{1, 1});
 }
 
+TEST_CASE("gradients are summed in place only where nothing else can see them", "[autograd]") {
+  // A leaf's gradient that only the leaf holds takes the next backward's sum in its own memory.
+  Tensor x = from_data<double>({1, -2, 3}).set_requires_grad();
+  sum(x * 2.0).backward();
+  const void* first = x.grad().raw_data();
+  sum(x * x).backward();  // 2 + 2x
+  CHECK(x.grad().to_vector<double>() == std::vector<double>{4, -2, 8});
+  CHECK(x.grad().raw_data() == first);
+
+  // A gradient the caller holds, or a view of it, never changes under them: the sum is new.
+  const Tensor held = x.grad();
+  const Tensor view = x.grad().narrow(0, 1, 2);
+  sum(x).backward();
+  CHECK(held.to_vector<double>() == std::vector<double>{4, -2, 8});
+  CHECK(view.to_vector<double>() == std::vector<double>{-2, 8});
+  CHECK(x.grad().to_vector<double>() == std::vector<double>{5, -1, 9});
+  CHECK(!x.grad().shares_storage(held));
+
+  // Inside one backward: x feeds add's two inputs, which hand one tensor to both paths, and a
+  // product; the sums are right whichever of them may be written in place.
+  Tensor y = from_data<double>({0.5, -1.5}).set_requires_grad();
+  Tensor s = y + y;
+  sum(s * y + s).backward();  // d/dy (2y^2 + 2y) = 4y + 2
+  CHECK(y.grad().to_vector<double>() == std::vector<double>{4.0, -4.0});
+}
+
 TEST_CASE("broadcasting backward reduces to each input's shape", "[autograd]") {
   Tensor a = ones({2, 3}, kFloat64).set_requires_grad();
   Tensor b = from_data<double>({1, 2, 3}).set_requires_grad();     // (3) broadcast over rows

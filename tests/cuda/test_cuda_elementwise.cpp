@@ -5,6 +5,7 @@
 // float64 1e-13 relative for the same reason; integers and bools exact.
 #include "tensor/grad_mode.h"
 #include "ops/elementwise.h"
+#include "ops/optim_step.h"
 #include "ops/reduce.h"
 #include "tensor/strided.h"
 #include "tests/cuda/parity.h"
@@ -216,4 +217,36 @@ TEST_CASE("cuda parity: in-place add_ and mul_ on strided views", "[cuda][elemen
   mul_(dv, 1.25);
   // One multiply-add and one multiply per element: 1e-6 relative.
   check_close(d, h, 1e-6, 1e-6);
+}
+
+TEST_CASE("cuda parity: the fused SGD update, first and later steps, with and without momentum", "[cuda][elementwise][optim]") {
+  GNDET_REQUIRE_CUDA();
+  autograd::NoGradGuard no_grad;
+  for (const DType dtype : {kFloat32, kFloat64}) {
+    for (const bool nesterov : {false, true}) {
+      INFO(dtype_name(dtype) << ", nesterov " << nesterov);
+      Tensor p_cpu = test::random_nonzero({3, 1000}, 61, dtype);  // 3000 values: several blocks
+      Tensor p_gpu = p_cpu.to(gpu());
+      // The first step writes the buffer without reading it: both start poisoned.
+      Tensor buf_cpu = test::poisoned({3, 1000}, TensorOptions(dtype));
+      Tensor buf_gpu = test::poisoned({3, 1000}, TensorOptions(dtype, gpu()));
+      for (int it = 0; it < 3; ++it) {
+        const Tensor g = test::random_nonzero({3, 1000}, 62 + it, dtype);
+        const SgdStep step{.lr = 0.1, .momentum = 0.9, .weight_decay = 1e-2, .nesterov = nesterov, .first = it == 0};
+        sgd_step_(p_cpu, g, buf_cpu, step);
+        sgd_step_(p_gpu, g.to(gpu()), buf_gpu, step);
+      }
+      // Without momentum the buffer is neither read nor written.
+      Tensor none_cpu, none_gpu;
+      const Tensor g = test::random_nonzero({3, 1000}, 70, dtype);
+      sgd_step_(p_cpu, g, none_cpu, {.lr = 0.05, .weight_decay = 1e-3});
+      sgd_step_(p_gpu, g.to(gpu()), none_gpu, {.lr = 0.05, .weight_decay = 1e-3});
+      CHECK((!none_cpu.defined() && !none_gpu.defined()));
+      // A few products and sums per step, which nvcc may fuse into FMAs (the CPU build keeps
+      // them apart): a few ulp after four steps, 1e-6 / 1e-14 relative.
+      const double tol = dtype == kFloat32 ? 1e-6 : 1e-14;
+      check_close(buf_gpu, buf_cpu, tol, tol, "momentum buffer");
+      check_close(p_gpu, p_cpu, tol, tol, "parameter");
+    }
+  }
 }

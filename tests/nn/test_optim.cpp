@@ -6,6 +6,10 @@
 #include "nn/layers.h"
 #include "nn/lr_schedule.h"
 #include "nn/optim.h"
+#include "ops/elementwise.h"
+#include "ops/optim_step.h"
+#include "tensor/grad_mode.h"
+#include "tensor/random.h"
 #include "tensor/factory.h"
 #include "tests/support.h"
 
@@ -46,6 +50,63 @@ TEST_CASE("SGD with momentum and weight decay matches a hand-computed two-step e
   q.set_grad(from_data<double>({2.0}));
   nesterov.step();
   check_close(q.to_vector<double>(), {1.0 - 0.1 * 3.8});
+}
+
+TEST_CASE("SGD's one-pass update equals the unfused ops bit for bit, over several steps", "[nn]") {
+  // The definition written as separate ops (the code before the fused kernel): each product and
+  // sum rounds to float32 at the same place, so the fused kernel must agree exactly.
+  struct Unfused {
+    Tensor p, buf;
+    void step(const Tensor& g, double lr, double momentum, double wd, bool nesterov) {
+      autograd::NoGradGuard no_grad;
+      Tensor d = wd != 0.0 ? g + p * wd : g;
+      if (momentum != 0.0) {
+        if (!buf.defined()) {
+          buf = d.clone();
+        } else {
+          mul_(buf, momentum);
+          add_(buf, d);
+        }
+        d = nesterov ? d + buf * momentum : buf;
+      }
+      add_(p, d, -lr);
+    }
+  };
+  Generator gen(7);
+  for (const auto& [momentum, wd, nesterov] : {std::tuple{0.9, 1e-4, false}, std::tuple{0.9, 0.0, false},
+                                               std::tuple{0.8, 5e-3, true}, std::tuple{0.0, 1e-4, false}}) {
+    INFO("momentum " << momentum << ", weight decay " << wd << ", nesterov " << nesterov);
+    const Tensor start = randn({70001}, gen);  // odd: a vector loop's tail; above the parallel grain
+    Tensor fused = start.clone().set_requires_grad();
+    Unfused ref{start.clone(), Tensor()};
+    nn::SGD opt({{{{"w", fused}}, 1.0, 0.5}}, {.lr = 0.02, .momentum = momentum, .weight_decay = wd, .nesterov = nesterov});
+    for (int it = 0; it < 3; ++it) {
+      const Tensor g = randn({70001}, gen);
+      fused.set_grad(g);
+      opt.step();
+      ref.step(g, 0.02, momentum, wd * 0.5, nesterov);
+      REQUIRE(fused.detach().to_vector<float>() == ref.p.to_vector<float>());
+      if (momentum != 0.0) REQUIRE(opt.momentum_buffers().at("w").to_vector<float>() == ref.buf.to_vector<float>());
+    }
+    CHECK(opt.momentum_buffers().size() == (momentum != 0.0 ? 1u : 0u));
+  }
+}
+
+TEST_CASE("sgd_step_ updates views through copies and names mismatched gradients", "[nn][errors]") {
+  autograd::NoGradGuard no_grad;
+  Tensor base = from_data<double>({1, 2, 3, 4, 5, 6}, {2, 3});
+  Tensor view = base.t();  // (3, 2), not contiguous
+  Tensor buf;
+  sgd_step_(view, from_data<double>({1, 1, 1, 1, 1, 1}, {3, 2}), buf, {.lr = 0.5, .momentum = 0.9});
+  CHECK(base.to_vector<double>() == std::vector<double>{0.5, 1.5, 2.5, 3.5, 4.5, 5.5});
+  CHECK(buf.to_vector<double>() == std::vector<double>{1, 1, 1, 1, 1, 1});  // first step: buf = g
+  CHECK_THROWS_WITH(sgd_step_(view, from_data<double>({1, 1}), buf, {.lr = 0.5}),
+                    Catch::Contains("the gradient ((2) float64 on cpu) does not match the parameter ((3, 2)"));
+  Tensor wrong_buf = from_data<double>({0.0});
+  CHECK_THROWS_WITH(sgd_step_(view, from_data<double>({1, 1, 1, 1, 1, 1}, {3, 2}), wrong_buf, {.lr = 0.5, .momentum = 0.9}),
+                    Catch::Contains("the momentum buffer ((1) float64 on cpu) does not match the parameter"));
+  Tensor ints = from_data<int64_t>({1});
+  CHECK_THROWS_WITH(sgd_step_(ints, ints, buf, {}), Catch::Contains("expected a float32 or float64 parameter"));
 }
 
 TEST_CASE("parameter groups follow paramwise rules; each group has its lr and decay", "[nn]") {

@@ -4,6 +4,8 @@
 // groups, dilation, strides, an empty batch). Run it with OMP_NUM_THREADS=1, 2 and 3 to cover
 // the serial path, even and uneven splits of the work between threads.
 #include <cmath>
+
+#include <omp.h>
 #include <vector>
 
 #include "ops/conv.h"
@@ -256,7 +258,8 @@ TEST_CASE("conv2d by Winograd F(4x4, 3x3) agrees with the double reference", "[l
       {1, 32, 30, 33, 17, 3, 3, {1, 1}, {2, 2}},   // padding 2 grows the map: input gradient pads 0
       {70, 16, 7, 7, 16, 3, 3, {1, 1}, {1, 1}},    // RoI-head-like: many 7x7 maps, 4 tiles each
       // More than 64 channels in all: chunks of up to 128 tiles, not 32 (605 tiles: four chunks of
-      // 128 and one of 93, so each thread sums several, the last ending inside a lane group).
+      // 128 and one of 93, the last ending inside a lane group); the weight gradient's shared chunks
+      // of up to 256: three of 208, 208 and 189, summed one after the other.
       {5, 40, 42, 42, 36, 3, 3, {1, 1}, {1, 1}},
   };
   for (const ConvCase& c : cases) {
@@ -289,11 +292,17 @@ TEST_CASE("conv2d by Winograd F(4x4, 3x3) agrees with the double reference", "[l
     // 2.6e-6 of the largest, bounded at 1e-5 of it.
     const double dw_scale = test::max_abs_diff(VD(ref.dw.size(), 0.0), ref.dw);
     CHECK(test::max_abs_diff(dw.to_vector<double>(), ref.dw) < 1e-5 * dw_scale);
-    // Threads sum fixed sets of tiles in a fixed order: the same call gives the same bits (training
-    // is deterministic run after run).
+    // Each of the 36 sums adds the chunks in order, whichever thread owns it: the same call gives
+    // the same bits (training is deterministic run after run), and so does one thread.
     Tensor dw_again = full(w.shape(), std::nan(""));
     winograd::conv2d_backward_weight(g, r32.data<float>(), x32.data<float>(), dw_again.data<float>());
     CHECK(dw_again.to_vector<float>() == dw.to_vector<float>());
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    Tensor dw_one = full(w.shape(), std::nan(""));
+    winograd::conv2d_backward_weight(g, r32.data<float>(), x32.data<float>(), dw_one.data<float>());
+    omp_set_num_threads(threads);
+    CHECK(dw_one.to_vector<float>() == dw.to_vector<float>());
   }
 }
 
