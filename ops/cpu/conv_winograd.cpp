@@ -17,6 +17,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <omp.h>
+#include <vector>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include "ops/cpu/gemm.h"
 #include "tensor/factory.h"
@@ -28,20 +32,17 @@ constexpr int kOut = 4;        // m: outputs per tile side
 constexpr int kIn = kOut + 2;  // alpha: inputs per tile side
 constexpr int kPositions = kIn * kIn;
 constexpr int kLanes = 16;       // tiles transformed together
-// Tiles per GEMM. 256 beat 128 in bench/cpu_layers (the weight gradient sweeps its per-thread
-// (36, C_out, C_in) sums once per chunk, and the forward packs the kernels once per chunk) but lost
-// in the whole model: training iterations were 1-7% slower in 5 of 5 alternated pairs
-// (2026-12-06, bench/results/cpu_layers.md), likely the twice larger V / M scratch (9.4 MB per
-// thread at 256 channels) competing with the layers' own data for L3.
-constexpr int64_t kChunk = 128;
-// The weight gradient's chunks are shared by the threads (run_weight_gradient): 256 tiles, 128 per
-// thread on this project's 2 cores, the same scratch in all as the forward's two 128-tile chunks.
-constexpr int64_t kChunkWeightGradient = 256;
+// Tiles per chunk, shared by the threads (run, run_weight_gradient): 256, 128 per thread on this
+// project's 2 cores. (When each thread had chunks of its own, 256 tiles beat 128 in bench/cpu_layers
+// but lost in the whole model, training 1-7% slower in 5 of 5 alternated pairs, 2026-12-06: likely
+// the twice larger scratch per thread competing with the layers' own data for L3. Shared, the
+// scratch in all is what two threads' 128-tile chunks had.)
+constexpr int64_t kChunkShared = 256;
 // With 32 channels each way (the demo's heads), 32-tile chunks ran 1.25x faster than 128-tile ones
 // in the weight gradient and no slower elsewhere (bench/cpu_layers --demo, GFLOP/s relative to the
 // same run's GEMM peak: 0.58-0.69 against 0.46-0.52).
 // At 64 channels each way it made no difference (ResNet's layer1 3x3: 1.05-1.15 against 1.11-1.16),
-// so the zoo's convolutions keep kChunk.
+// so the zoo's convolutions keep kChunkShared. (Measured when each thread had chunks of its own.)
 constexpr int64_t kSmallChunk = 32;
 constexpr int64_t kSmallChannels = 64;  // C_in + C_out at or below which kSmallChunk applies
 // Below these the transforms (the kernels' above all, once per call) and narrow GEMMs outweigh the
@@ -52,6 +53,8 @@ constexpr int64_t kMinTiles = 64;
 // when this was measured): ResNet's layer4 3x3 (512 channels, 77 tiles) ran at 0.6x direct, FPN's
 // P4 (273) at 1.25x.
 constexpr int64_t kMinTilesWeightGradient = 256;
+// Tiles are located by int32 offsets (LaneGroup); larger tensors (8 GB) take direct convolution.
+constexpr int64_t kMaxElements = int64_t{1} << 31;
 
 int64_t output_tiles(const ConvGeometry& g) {
   return g.N * ((g.H_out + kOut - 1) / kOut) * ((g.W_out + kOut - 1) / kOut);
@@ -168,40 +171,81 @@ Tensor transform_kernels(const float* k, int64_t O, int64_t C, bool adjoint, boo
   return U;
 }
 
-// Where tile t lies: image n, top-left input position (y0, x0) (may be negative: padding).
-struct TileAt {
-  int64_t n, y0, x0, oy, ox;
+// Where the 16 tiles of one lane group lie, worked out once per chunk and used for every channel
+// (locating a tile takes three divisions: per tile and channel they were a visible share of the
+// transforms). Offsets are from channel 0's plane of image 0, in elements (int32: applies()
+// keeps tensors below 2^31 elements). A dead lane (past the chunk's last tile) has its positions
+// far outside the map, so that every bound check fails and it reads and writes nothing.
+struct LaneGroup {
+  alignas(64) int32_t in_off[kLanes];   // n C H W + y0 W + x0: the input window's top-left
+  alignas(64) int32_t y0[kLanes];       // the window's top-left row and column (negative: padding)
+  alignas(64) int32_t x0[kLanes];
+  alignas(64) int32_t out_off[kLanes];  // n O Ho Wo + oy Wo + ox: the tile's first output
+  alignas(64) int32_t oy[kLanes];
+  alignas(64) int32_t ox[kLanes];
 };
-TileAt locate(const Plan& p, int64_t t) {
-  const int64_t per_image = p.tile_rows() * p.tile_cols();
-  const int64_t n = t / per_image, r = (t % per_image) / p.tile_cols(), c = t % p.tile_cols();
-  return {n, r * kOut - p.ph, c * kOut - p.pw, r * kOut, c * kOut};
-}
+constexpr int32_t kFarOutside = -(int32_t{1} << 24);
 
-// V[., c, l0 .. l0+16) for channel c of tiles t0+l0 .. (fewer at the chunk's end: zero lanes).
-void transform_input(const Plan& p, const float* in, int64_t c, int64_t t0, int64_t l0, int64_t nt, float* V,
-                     int64_t ldv) {
-  alignas(64) float d[kIn][kIn][kLanes];
-  alignas(64) float t[kIn][kIn][kLanes];
-  for (int l = 0; l < kLanes; ++l) {
-    if (l0 + l >= nt) {
-      for (int i = 0; i < kIn; ++i) {
-        for (int j = 0; j < kIn; ++j) d[i][j][l] = 0.0f;
-      }
+// The lane groups of tiles [t0, t0 + nt).
+void locate_lanes(const Plan& p, int64_t t0, int64_t nt, std::vector<LaneGroup>& groups) {
+  groups.resize(static_cast<size_t>((nt + kLanes - 1) / kLanes));
+  const int64_t per_image = p.tile_rows() * p.tile_cols();
+  for (int64_t k = 0; k < static_cast<int64_t>(groups.size()) * kLanes; ++k) {
+    LaneGroup& g = groups[static_cast<size_t>(k / kLanes)];
+    const int64_t l = k % kLanes;
+    if (k >= nt) {
+      g.in_off[l] = g.out_off[l] = 0;
+      g.y0[l] = g.x0[l] = g.oy[l] = g.ox[l] = kFarOutside;
       continue;
     }
-    const TileAt at = locate(p, t0 + l0 + l);
-    const float* plane = in + (at.n * p.C + c) * p.H * p.W;
-    const bool inside = at.y0 >= 0 && at.x0 >= 0 && at.y0 + kIn <= p.H && at.x0 + kIn <= p.W;
-    for (int i = 0; i < kIn; ++i) {
-      const int64_t y = at.y0 + i;
-      const float* row = plane + y * p.W;
-      for (int j = 0; j < kIn; ++j) {
-        const int64_t x = at.x0 + j;
-        d[i][j][l] = inside || (y >= 0 && y < p.H && x >= 0 && x < p.W) ? row[x] : 0.0f;
+    const int64_t t = t0 + k, n = t / per_image, r = (t % per_image) / p.tile_cols(), c = t % p.tile_cols();
+    const int64_t y0 = r * kOut - p.ph, x0 = c * kOut - p.pw, oy = r * kOut, ox = c * kOut;
+    g.y0[l] = static_cast<int32_t>(y0);
+    g.x0[l] = static_cast<int32_t>(x0);
+    g.in_off[l] = static_cast<int32_t>(n * p.C * p.H * p.W + y0 * p.W + x0);
+    g.oy[l] = static_cast<int32_t>(oy);
+    g.ox[l] = static_cast<int32_t>(ox);
+    g.out_off[l] = static_cast<int32_t>(n * p.O * p.Ho * p.Wo + oy * p.Wo + ox);
+  }
+}
+
+// d[i][j][lane] = the (rows x cols) window at each lane's (off, y, x) in `plane`, rows ld apart,
+// zero outside [0, H) x [0, W) (padding, edge tiles, dead lanes). AVX-512: one masked gather per
+// (i, j) instead of 16 scalar loads and their bound checks.
+template <int kRows, int kCols>
+void gather_windows(const float* plane, const int32_t* off, const int32_t* y, const int32_t* x, int64_t H, int64_t W,
+                    int64_t ld, float (*d)[kCols][kLanes]) {
+#if defined(__AVX512F__)
+  const __m512i voff = _mm512_load_si512(off), vy = _mm512_load_si512(y), vx = _mm512_load_si512(x);
+  const __m512i vH = _mm512_set1_epi32(static_cast<int32_t>(H)), vW = _mm512_set1_epi32(static_cast<int32_t>(W));
+  for (int i = 0; i < kRows; ++i) {
+    // Unsigned compares: a negative row or column is a huge unsigned one, so one compare checks both ends.
+    const __mmask16 row_ok = _mm512_cmplt_epu32_mask(_mm512_add_epi32(vy, _mm512_set1_epi32(i)), vH);
+    const __m512i row = _mm512_add_epi32(voff, _mm512_set1_epi32(static_cast<int32_t>(i * ld)));
+    for (int j = 0; j < kCols; ++j) {
+      const __mmask16 ok = _mm512_mask_cmplt_epu32_mask(row_ok, _mm512_add_epi32(vx, _mm512_set1_epi32(j)), vW);
+      const __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), ok, _mm512_add_epi32(row, _mm512_set1_epi32(j)), plane, 4);
+      _mm512_store_ps(d[i][j], v);
+    }
+  }
+#else
+  for (int l = 0; l < kLanes; ++l) {
+    for (int i = 0; i < kRows; ++i) {
+      for (int j = 0; j < kCols; ++j) {
+        const int64_t yy = int64_t{y[l]} + i, xx = int64_t{x[l]} + j;
+        d[i][j][l] = yy >= 0 && yy < H && xx >= 0 && xx < W ? plane[off[l] + i * ld + j] : 0.0f;
       }
     }
   }
+#endif
+}
+
+// V[., c, l0 .. l0+16) for channel c of the lane group's tiles (dead lanes: zeros).
+void transform_input(const Plan& p, const float* in, int64_t c, const LaneGroup& lanes, int64_t l0, float* V,
+                     int64_t ldv) {
+  alignas(64) float d[kIn][kIn][kLanes];
+  alignas(64) float t[kIn][kIn][kLanes];
+  gather_windows<kIn, kIn>(in + c * p.H * p.W, lanes.in_off, lanes.y0, lanes.x0, p.H, p.W, p.W, d);
   for (int j = 0; j < kIn; ++j) input_1d(&d[0][j][0], kIn * kLanes, &t[0][j][0], kIn * kLanes);  // columns
   for (int i = 0; i < kIn; ++i) {
     alignas(64) float v[kIn][kLanes];
@@ -210,8 +254,9 @@ void transform_input(const Plan& p, const float* in, int64_t c, int64_t t0, int6
   }
 }
 
-// The 4x4 outputs of channel o for tiles t0+l0 .. from M[., o, l0 .. l0+16), plus the bias.
-void transform_output(const Plan& p, const float* M, int64_t ldm, int64_t o, int64_t t0, int64_t l0, int64_t nt,
+// The 4x4 outputs of channel o for the lane group's tiles from M[., o, l0 .. l0+16), plus the
+// bias; outputs past the map's edge (and dead lanes) are not written.
+void transform_output(const Plan& p, const float* M, int64_t ldm, int64_t o, const LaneGroup& lanes, int64_t l0,
                       float bias, float* out) {
   alignas(64) float m[kIn][kIn][kLanes];
   alignas(64) float t[kOut][kIn][kLanes];
@@ -221,35 +266,38 @@ void transform_output(const Plan& p, const float* M, int64_t ldm, int64_t o, int
   }
   for (int j = 0; j < kIn; ++j) output_1d(&m[0][j][0], kIn * kLanes, &t[0][j][0], kIn * kLanes);
   for (int i = 0; i < kOut; ++i) output_1d(&t[i][0][0], kLanes, &y[i][0][0], kLanes);
-  const int64_t lanes = std::min<int64_t>(kLanes, nt - l0);
-  for (int l = 0; l < lanes; ++l) {
-    const TileAt at = locate(p, t0 + l0 + l);
-    float* plane = out + (at.n * p.O + o) * p.Ho * p.Wo;
-    const int64_t rows = std::min<int64_t>(kOut, p.Ho - at.oy), cols = std::min<int64_t>(kOut, p.Wo - at.ox);
-    for (int64_t i = 0; i < rows; ++i) {
-      float* row = plane + (at.oy + i) * p.Wo + at.ox;
-      for (int64_t j = 0; j < cols; ++j) row[j] = y[i][j][l] + bias;
+  float* plane = out + o * p.Ho * p.Wo;
+#if defined(__AVX512F__)
+  const __m512i voff = _mm512_load_si512(lanes.out_off), vy = _mm512_load_si512(lanes.oy), vx = _mm512_load_si512(lanes.ox);
+  const __m512i vH = _mm512_set1_epi32(static_cast<int32_t>(p.Ho)), vW = _mm512_set1_epi32(static_cast<int32_t>(p.Wo));
+  const __m512 vb = _mm512_set1_ps(bias);
+  for (int i = 0; i < kOut; ++i) {
+    const __mmask16 row_ok = _mm512_cmplt_epu32_mask(_mm512_add_epi32(vy, _mm512_set1_epi32(i)), vH);
+    const __m512i row = _mm512_add_epi32(voff, _mm512_set1_epi32(static_cast<int32_t>(i * p.Wo)));
+    for (int j = 0; j < kOut; ++j) {
+      const __mmask16 ok = _mm512_mask_cmplt_epu32_mask(row_ok, _mm512_add_epi32(vx, _mm512_set1_epi32(j)), vW);
+      _mm512_mask_i32scatter_ps(plane, ok, _mm512_add_epi32(row, _mm512_set1_epi32(j)),
+                                _mm512_add_ps(_mm512_load_ps(y[i][j]), vb), 4);
     }
   }
+#else
+  for (int l = 0; l < kLanes; ++l) {
+    if (lanes.oy[l] < 0) continue;  // dead lane
+    const int64_t rows = std::min<int64_t>(kOut, p.Ho - lanes.oy[l]), cols = std::min<int64_t>(kOut, p.Wo - lanes.ox[l]);
+    for (int64_t i = 0; i < rows; ++i) {
+      for (int64_t j = 0; j < cols; ++j) plane[lanes.out_off[l] + i * p.Wo + j] = y[i][j][l] + bias;
+    }
+  }
+#endif
 }
 
-// D[., o, l0 .. l0+16) = A dy A^T for channel o of the output gradient of tiles t0+l0 ..: the
-// adjoint of transform_output (outputs beyond the map's edge have no gradient: zeros).
-void transform_output_gradient(const Plan& p, const float* dy, int64_t o, int64_t t0, int64_t l0, int64_t nt, float* D,
+// D[., o, l0 .. l0+16) = A dy A^T for channel o of the output gradient of the lane group's
+// tiles: the adjoint of transform_output (outputs beyond the map's edge have no gradient: zeros).
+void transform_output_gradient(const Plan& p, const float* dy, int64_t o, const LaneGroup& lanes, int64_t l0, float* D,
                                int64_t ldd) {
   alignas(64) float d[kOut][kOut][kLanes];
   alignas(64) float t[kIn][kOut][kLanes];
-  for (int l = 0; l < kLanes; ++l) {
-    const bool live = l0 + l < nt;
-    const TileAt at = live ? locate(p, t0 + l0 + l) : TileAt{};
-    const float* plane = dy + (at.n * p.O + o) * p.Ho * p.Wo;
-    for (int i = 0; i < kOut; ++i) {
-      for (int j = 0; j < kOut; ++j) {
-        const bool inside = live && at.oy + i < p.Ho && at.ox + j < p.Wo;
-        d[i][j][l] = inside ? plane[(at.oy + i) * p.Wo + at.ox + j] : 0.0f;
-      }
-    }
-  }
+  gather_windows<kOut, kOut>(dy + o * p.Ho * p.Wo, lanes.out_off, lanes.oy, lanes.ox, p.Ho, p.Wo, p.Wo, d);
   for (int j = 0; j < kOut; ++j) output_adjoint_1d(&d[0][j][0], kOut * kLanes, &t[0][j][0], kOut * kLanes);
   for (int i = 0; i < kIn; ++i) {
     alignas(64) float v[kIn][kLanes];
@@ -258,32 +306,40 @@ void transform_output_gradient(const Plan& p, const float* dy, int64_t o, int64_
   }
 }
 
-// Chunks of at most kChunk tiles (kSmallChunk with few channels), a multiple of kLanes, and at
-// least one per thread.
-int64_t chunk_size(const Plan& p) {
-  const int64_t tiles = p.tiles(), threads = omp_get_max_threads();
-  const int64_t most = p.C + p.O <= kSmallChannels ? kSmallChunk : kChunk;
-  const int64_t chunk = std::min(most, (tiles + threads - 1) / threads);
-  return std::max<int64_t>(kLanes, (chunk + kLanes - 1) / kLanes * kLanes);
+// Chunks of at most `most` tiles, of equal sizes in whole lane groups.
+int64_t chunk_size(int64_t tiles, int64_t most) {
+  const int64_t chunks = (tiles + most - 1) / most;
+  return ((tiles + chunks - 1) / chunks + kLanes - 1) / kLanes * kLanes;
 }
 
-// U from transform_kernels, packed when cpu::gemm::available().
+// out = the convolution of `in` by the kernels U (transform_kernels, packed when
+// cpu::gemm::available()), plus the bias. Like the weight gradient below, the threads share each
+// chunk of tiles: they transform its input by channels, split the 36 products by xi and transform
+// the outputs back by channels, meeting in between. Each product then multiplies its U_xi by twice
+// the tiles that a thread's own chunk of 128 had (the forward read all of U, 9.4 MB at 256
+// channels, per chunk), and a map of 273 tiles splits evenly instead of 2 chunks to 1.
 void run(const Plan& p, const float* U, const float* in, const float* bias, float* out) {
-  const int64_t tiles = p.tiles(), chunk = chunk_size(p);
+  const int64_t tiles = p.tiles();
+  const int64_t chunk = chunk_size(tiles, p.C + p.O <= kSmallChannels ? kSmallChunk : kChunkShared);
   const int64_t chunks = (tiles + chunk - 1) / chunk;
   const int64_t v_size = kPositions * p.C * chunk, m_size = kPositions * p.O * chunk;
-#pragma omp parallel if (chunks > 1)
+  const Tensor scratch = empty({v_size + m_size});
+  float* V = scratch.data<float>();
+  float* M = V + v_size;
+#pragma omp parallel
   {
-    const Tensor scratch = empty({v_size + m_size});
-    float* V = scratch.data<float>();
-    float* M = V + v_size;
-#pragma omp for schedule(dynamic)
+    std::vector<LaneGroup> lanes;  // each thread locates the chunk's tiles for itself
     for (int64_t ci = 0; ci < chunks; ++ci) {
       const int64_t t0 = ci * chunk, nt = std::min(chunk, tiles - t0);
       const int64_t width = (nt + kLanes - 1) / kLanes * kLanes;  // the GEMMs' columns: whole lane groups
+      locate_lanes(p, t0, nt, lanes);
+      // Each barrier (the end of an omp for) orders one phase's writes before the next one's reads,
+      // the last one the output transforms' reads of M before the next chunk's products write it.
+#pragma omp for schedule(static)
       for (int64_t c = 0; c < p.C; ++c) {
-        for (int64_t l0 = 0; l0 < nt; l0 += kLanes) transform_input(p, in, c, t0, l0, nt, V, chunk);
+        for (int64_t l0 = 0; l0 < nt; l0 += kLanes) transform_input(p, in, c, lanes[l0 / kLanes], l0, V, chunk);
       }
+#pragma omp for schedule(static)
       for (int xi = 0; xi < kPositions; ++xi) {
         if (cpu::gemm::available()) {
           cpu::gemm::sgemm(p.O, width, p.C, cpu::gemm::PackedA{U + xi * kernels_size(p.O, p.C, true)},
@@ -295,9 +351,10 @@ void run(const Plan& p, const float* U, const float* in, const float* bias, floa
         Eigen::Map<RowMat, 0, Outer> Mx(M + xi * p.O * chunk, p.O, width, Outer(chunk));
         Mx.noalias() = Ux * Vx;
       }
+#pragma omp for schedule(static)
       for (int64_t o = 0; o < p.O; ++o) {
         for (int64_t l0 = 0; l0 < nt; l0 += kLanes) {
-          transform_output(p, M, chunk, o, t0, l0, nt, bias != nullptr ? bias[o] : 0.0f, out);
+          transform_output(p, M, chunk, o, lanes[l0 / kLanes], l0, bias != nullptr ? bias[o] : 0.0f, out);
         }
       }
     }
@@ -317,9 +374,8 @@ void run(const Plan& p, const float* U, const float* in, const float* bias, floa
 // whichever thread owns it, so the result does not depend on the thread count.
 void run_weight_gradient(const Plan& p, const float* x, const float* dy, float* dw) {
   const int64_t tiles = p.tiles();
-  const int64_t most = p.C + p.O <= kSmallChannels ? kSmallChunk : kChunkWeightGradient;
-  const int64_t chunks = (tiles + most - 1) / most;
-  const int64_t chunk = ((tiles + chunks - 1) / chunks + kLanes - 1) / kLanes * kLanes;  // equal chunks, whole lane groups
+  const int64_t chunk = chunk_size(tiles, p.C + p.O <= kSmallChannels ? kSmallChunk : kChunkShared);
+  const int64_t chunks = (tiles + chunk - 1) / chunk;
   const int64_t u_size = kPositions * p.O * p.C;
   const int64_t v_size = kPositions * p.C * chunk, d_size = kPositions * p.O * chunk;
   // Not zeroed: the first chunk writes the sums, later ones add (the same values: 0 + s == s).
@@ -329,33 +385,37 @@ void run_weight_gradient(const Plan& p, const float* x, const float* dy, float* 
   float* V = scratch.data<float>();
   float* D = V + v_size;
 #pragma omp parallel
-  for (int64_t ci = 0; ci < chunks; ++ci) {
-    const int64_t t0 = ci * chunk, nt = std::min(chunk, tiles - t0);
-    const int64_t width = (nt + kLanes - 1) / kLanes * kLanes;  // dead lanes are zero in V and D
+  {
+    std::vector<LaneGroup> lanes;  // each thread locates the chunk's tiles for itself: no barrier
+    for (int64_t ci = 0; ci < chunks; ++ci) {
+      const int64_t t0 = ci * chunk, nt = std::min(chunk, tiles - t0);
+      const int64_t width = (nt + kLanes - 1) / kLanes * kLanes;  // dead lanes are zero in V and D
+      locate_lanes(p, t0, nt, lanes);
 #pragma omp for schedule(static) nowait
-    for (int64_t c = 0; c < p.C; ++c) {
-      for (int64_t l0 = 0; l0 < nt; l0 += kLanes) transform_input(p, x, c, t0, l0, nt, V, chunk);
-    }
-#pragma omp for schedule(static)
-    for (int64_t o = 0; o < p.O; ++o) {
-      for (int64_t l0 = 0; l0 < nt; l0 += kLanes) transform_output_gradient(p, dy, o, t0, l0, nt, D, chunk);
-    }
-    // The barrier above: the chunk is transformed. The one below: the products have read it
-    // before the next chunk's transforms overwrite it.
-#pragma omp for schedule(static)
-    for (int xi = 0; xi < kPositions; ++xi) {
-      if (cpu::gemm::available()) {  // V_xi transposed: its rows are the product's columns
-        cpu::gemm::sgemm(p.O, p.C, width, {D + xi * p.O * chunk, chunk, 1}, {V + xi * p.C * chunk, 1, chunk},
-                         dU + xi * p.O * p.C, p.C, /*accumulate=*/ci > 0);
-        continue;
+      for (int64_t c = 0; c < p.C; ++c) {
+        for (int64_t l0 = 0; l0 < nt; l0 += kLanes) transform_input(p, x, c, lanes[l0 / kLanes], l0, V, chunk);
       }
-      Eigen::Map<RowMat> dUx(dU + xi * p.O * p.C, p.O, p.C);
-      Eigen::Map<const RowMat, 0, Outer> Dx(D + xi * p.O * chunk, p.O, width, Outer(chunk));
-      Eigen::Map<const RowMat, 0, Outer> Vx(V + xi * p.C * chunk, p.C, width, Outer(chunk));
-      if (ci == 0) {
-        dUx.noalias() = Dx * Vx.transpose();
-      } else {
-        dUx.noalias() += Dx * Vx.transpose();
+#pragma omp for schedule(static)
+      for (int64_t o = 0; o < p.O; ++o) {
+        for (int64_t l0 = 0; l0 < nt; l0 += kLanes) transform_output_gradient(p, dy, o, lanes[l0 / kLanes], l0, D, chunk);
+      }
+      // The barrier above: the chunk is transformed. The one below: the products have read it
+      // before the next chunk's transforms overwrite it.
+#pragma omp for schedule(static)
+      for (int xi = 0; xi < kPositions; ++xi) {
+        if (cpu::gemm::available()) {  // V_xi transposed: its rows are the product's columns
+          cpu::gemm::sgemm(p.O, p.C, width, {D + xi * p.O * chunk, chunk, 1}, {V + xi * p.C * chunk, 1, chunk},
+                           dU + xi * p.O * p.C, p.C, /*accumulate=*/ci > 0);
+          continue;
+        }
+        Eigen::Map<RowMat> dUx(dU + xi * p.O * p.C, p.O, p.C);
+        Eigen::Map<const RowMat, 0, Outer> Dx(D + xi * p.O * chunk, p.O, width, Outer(chunk));
+        Eigen::Map<const RowMat, 0, Outer> Vx(V + xi * p.C * chunk, p.C, width, Outer(chunk));
+        if (ci == 0) {
+          dUx.noalias() = Dx * Vx.transpose();
+        } else {
+          dUx.noalias() += Dx * Vx.transpose();
+        }
       }
     }
   }
@@ -396,7 +456,8 @@ bool applies(const ConvGeometry& g) {
   return enabled() && g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 && g.groups == 1 &&
          g.ph >= 0 && g.ph <= 2 && g.pw >= 0 && g.pw <= 2 && g.C_in >= kMinChannels && g.C_out >= kMinChannels &&
          g.H_out == g.H + 2 * g.ph - 2 && g.W_out == g.W + 2 * g.pw - 2 && g.H_out > 0 && g.W_out > 0 &&
-         output_tiles(g) >= kMinTiles;
+         output_tiles(g) >= kMinTiles && g.N * g.C_in * g.H * g.W < kMaxElements &&
+         g.N * g.C_out * g.H_out * g.W_out < kMaxElements;
 }
 
 bool applies_to_weight_gradient(const ConvGeometry& g) { return applies(g) && output_tiles(g) >= kMinTilesWeightGradient; }

@@ -249,7 +249,7 @@ TEST_CASE("conv errors name the op, the shapes and what was expected", "[layers]
 // direct convolution, so it is checked against the double-precision naive loop, kernel by kernel,
 // with outputs poisoned first: sizes that are not multiples of 4 (partial edge tiles), paddings 0, 1
 // and 2, several images, a bias, a chunk of tiles that ends inside a group of 16 lanes, and both
-// chunk sizes (few channels: 32 tiles; more: 128).
+// chunk sizes (few channels: 32 tiles; more: 256).
 TEST_CASE("conv2d by Winograd F(4x4, 3x3) agrees with the double reference", "[layers]") {
   if (!winograd::enabled()) return test::skip("GNDET_WINOGRAD=0 turns Winograd off");
   const ConvCase cases[] = {
@@ -257,9 +257,8 @@ TEST_CASE("conv2d by Winograd F(4x4, 3x3) agrees with the double reference", "[l
       {3, 20, 17, 23, 16, 3, 3, {1, 1}, {0, 0}},   // valid convolution: 15 x 21 outputs
       {1, 32, 30, 33, 17, 3, 3, {1, 1}, {2, 2}},   // padding 2 grows the map: input gradient pads 0
       {70, 16, 7, 7, 16, 3, 3, {1, 1}, {1, 1}},    // RoI-head-like: many 7x7 maps, 4 tiles each
-      // More than 64 channels in all: chunks of up to 128 tiles, not 32 (605 tiles: four chunks of
-      // 128 and one of 93, the last ending inside a lane group); the weight gradient's shared chunks
-      // of up to 256: three of 208, 208 and 189, summed one after the other.
+      // More than 64 channels in all: chunks of up to 256 tiles, not 32 (605 tiles: three of 208,
+      // 208 and 189, the last ending inside a lane group; the weight gradient sums them in order).
       {5, 40, 42, 42, 36, 3, 3, {1, 1}, {1, 1}},
   };
   for (const ConvCase& c : cases) {
@@ -297,12 +296,18 @@ TEST_CASE("conv2d by Winograd F(4x4, 3x3) agrees with the double reference", "[l
     Tensor dw_again = full(w.shape(), std::nan(""));
     winograd::conv2d_backward_weight(g, r32.data<float>(), x32.data<float>(), dw_again.data<float>());
     CHECK(dw_again.to_vector<float>() == dw.to_vector<float>());
+    // The forward and input gradient too: every product is one thread's whatever the count.
     const int threads = omp_get_max_threads();
     omp_set_num_threads(1);
     Tensor dw_one = full(w.shape(), std::nan(""));
     winograd::conv2d_backward_weight(g, r32.data<float>(), x32.data<float>(), dw_one.data<float>());
+    Tensor y_one = full(y.shape(), std::nan("")), dx_one = full(dx.shape(), std::nan(""));
+    conv2d_forward_kernel(kCPU, y_one, x32, w.to(kFloat32), b.to(kFloat32), p);
+    conv2d_backward_input_kernel(kCPU, dx_one, r32, w.to(kFloat32), p);
     omp_set_num_threads(threads);
     CHECK(dw_one.to_vector<float>() == dw.to_vector<float>());
+    CHECK(y_one.to_vector<float>() == y.to_vector<float>());
+    CHECK(dx_one.to_vector<float>() == dx.to_vector<float>());
   }
 }
 
