@@ -121,7 +121,8 @@ constexpr double G[kIn][3] = {{1.0 / 4, 0, 0},           {-1.0 / 6, -1.0 / 6, -1
 
 // U_xi (O, C) = G k G^T for every kernel k (O, C, 3, 3), in double, rounded once, 36 of them: as
 // (36, O, C) for Eigen, or (packed) each U_xi already in gemm.h's A panels, since every chunk of
-// tiles multiplies by the same U_xi (packing them per chunk cost the forward ~10%, see run()).
+// tiles multiplies by the same U_xi (sgemm's packing fell from 8.9% to 3.6% of a box-head benchmark's
+// perf samples, bench/results/cpu_layers.md).
 // Vectorised over blocks of input channels: done once per call, it must cost little next to the GEMMs.
 int64_t kernels_size(int64_t O, int64_t C, bool packed) {
   return packed ? cpu::gemm::packed_a_size(O, C) : O * C;
