@@ -224,6 +224,15 @@ int main(int argc, char** argv) {
         {"box head 3x3 (512,256,7,7)->256", 512, 256, 7, 7, 256, 3, 1, 1, 1},
         {"mask head 3x3 (64,256,14,14)->256", 64, 256, 14, 14, 256, 3, 1, 1, 1},
         {"resnext 3x3 g32 (2,128,56,56)->128", 2, 128, 56, 56, 128, 3, 1, 1, 32},
+        // ResNeXt-101 32x4d's grouped 3x3s on one 800 x 1344 image (4, 8, 16, 32 channels per
+        // group in layers 1-4; each layer's first block strided).
+        {"resnext l1 3x3 g32 (1,128,200,336)", 1, 128, 200, 336, 128, 3, 1, 1, 32},
+        {"resnext l2 3x3/2 g32 (1,256,200,336)", 1, 256, 200, 336, 256, 3, 2, 1, 32},
+        {"resnext l2 3x3 g32 (1,256,100,168)", 1, 256, 100, 168, 256, 3, 1, 1, 32},
+        {"resnext l3 3x3/2 g32 (1,512,100,168)", 1, 512, 100, 168, 512, 3, 2, 1, 32},
+        {"resnext l3 3x3 g32 (1,512,50,84)", 1, 512, 50, 84, 512, 3, 1, 1, 32},
+        {"resnext l4 3x3/2 g32 (1,1024,50,84)", 1, 1024, 50, 84, 1024, 3, 2, 1, 32},
+        {"resnext l4 3x3 g32 (1,1024,25,42)", 1, 1024, 25, 42, 1024, 3, 1, 1, 32},
     };
     // The demo's model (configs/shapes: ResNet-18 at 1/4 width, 4 images of 128 x 128, 32-channel
     // heads on 4 x 64 sampled RoIs): small convolutions, where overheads and threading decide.

@@ -48,6 +48,7 @@
 
 #include "ops/conv.h"
 #include "ops/conv_geometry.h"
+#include "ops/cpu/conv_grouped.h"
 #include "ops/cpu/conv_winograd.h"
 #include "ops/cpu/gemm.h"
 #include "ops/kernel_util.h"
@@ -652,6 +653,7 @@ void conv2d_forward_cpu(const Tensor& y, const Tensor& x, const Tensor& w, const
   dispatch_floating(x.dtype(), "conv2d", [&]<class T>() {
     if constexpr (std::is_same_v<T, float>) {
       if (winograd::applies(g)) return winograd::conv2d_forward(g, in_ptr<T>(x), in_ptr<T>(w), in_ptr<T>(b), out_ptr<T>(y));
+      if (grouped::applies(g)) return grouped::conv2d_forward(g, in_ptr<T>(x), in_ptr<T>(w), in_ptr<T>(b), out_ptr<T>(y));
     }
     run_steps<T>(g, [&](const Tile& t, int64_t grp, bool, const Team& team, const Workspace<T>& ws) {
       forward_step(g, t, grp, team, ws, out_ptr<T>(y), in_ptr<T>(x), in_ptr<T>(w), in_ptr<T>(b));
@@ -664,6 +666,7 @@ void conv2d_backward_input_cpu(const Tensor& dx, const Tensor& dy, const Tensor&
   dispatch_floating(dx.dtype(), "conv2d_backward_input", [&]<class T>() {
     if constexpr (std::is_same_v<T, float>) {
       if (winograd::applies(g)) return winograd::conv2d_backward_input(g, in_ptr<T>(dy), in_ptr<T>(w), out_ptr<T>(dx));
+      if (grouped::applies(g)) return grouped::conv2d_backward_input(g, in_ptr<T>(dy), in_ptr<T>(w), out_ptr<T>(dx));
     }
     run_steps<T>(g, [&](const Tile& t, int64_t grp, bool first, const Team& team, const Workspace<T>& ws) {
       backward_input_step(g, t, grp, first, team, ws, out_ptr<T>(dx), in_ptr<T>(dy), in_ptr<T>(w));
@@ -676,6 +679,7 @@ void conv2d_backward_weight_cpu(const Tensor& dw, const Tensor& dy, const Tensor
   dispatch_floating(dw.dtype(), "conv2d_backward_weight", [&]<class T>() {
     if constexpr (std::is_same_v<T, float>) {
       if (winograd::applies_to_weight_gradient(g)) return winograd::conv2d_backward_weight(g, in_ptr<T>(dy), in_ptr<T>(x), out_ptr<T>(dw));
+      if (grouped::applies_to_weight_gradient(g)) return grouped::conv2d_backward_weight(g, in_ptr<T>(dy), in_ptr<T>(x), out_ptr<T>(dw));
       if (gemm::available()) return backward_weight_packed(g, out_ptr<T>(dw), in_ptr<T>(dy), in_ptr<T>(x));
     }
     run_steps<T>(g, [&](const Tile& t, int64_t grp, bool first, const Team& team, const Workspace<T>& ws) {

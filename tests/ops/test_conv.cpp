@@ -10,6 +10,7 @@
 
 #include "ops/conv.h"
 #include "ops/conv_geometry.h"
+#include "ops/cpu/conv_grouped.h"
 #include "ops/cpu/conv_winograd.h"
 #include "ops/elementwise.h"
 #include "ops/reduce.h"
@@ -328,4 +329,87 @@ TEST_CASE("conv2d keeps direct convolution where Winograd does not pay or does n
   CHECK_FALSE(winograd::applies_to_weight_gradient(geometry(1, 512, 40, 3, 1, 1)));  // 100 tiles
   CHECK(winograd::applies_to_weight_gradient(geometry(1, 256, 84, 3, 1, 1)));        // 441 tiles
 
+}
+
+// Grouped 3x3 convolutions with 4-64 channels per group (ResNeXt's) take the direct kernels of
+// ops/cpu/conv_grouped.h in float32, forward and both gradients, through the conv2d kernels. Against
+// the double loop with outputs poisoned first, over what their blocking and bands must get right:
+// widths that end inside a 16-lane vector and runs of 1-8 vectors, strides 1 and 2 (each way
+// alone too), paddings 0-2, odd and even widths under stride 2 (its input gradient interleaves two
+// column phases), bands of rows that split the map (many channels, or long rows), 4 to 64 channels
+// per group each way, a bias, several images.
+TEST_CASE("grouped 3x3 conv2d by the direct kernels agrees with the double reference", "[layers]") {
+  const ConvGeometry resnext{1, 128, 50, 50, 128, 50, 50, 3, 3, 1, 1, 1, 1, 1, 1, 32};
+  if (!grouped::applies(resnext)) {
+    return test::skip("built without AVX-512, or GNDET_GROUPED_DIRECT=0: grouped convs take im2col + GEMM");
+  }
+  const ConvCase cases[] = {
+      {2, 16, 13, 37, 16, 3, 3, {1, 1}, {1, 1}, {1, 1}, 4},    // 4 per group, 37 = 2 vectors + 5
+      {1, 64, 21, 100, 32, 3, 3, {2, 2}, {1, 1}, {1, 1}, 8},   // stride 2, even width: 8 -> 4 per group
+      {3, 32, 9, 7, 64, 3, 3, {2, 2}, {1, 1}, {1, 1}, 2},      // stride 2, odd width, 16 -> 32 per group
+      {1, 128, 30, 113, 128, 3, 3, {1, 1}, {2, 2}, {1, 1}, 2}, // 64 per group: bands of 4 rows; 115 = 8 vectors
+      {2, 24, 11, 40, 24, 3, 3, {1, 1}, {0, 0}, {1, 1}, 3},    // valid convolution, 8 per group
+      {1, 8, 64, 300, 8, 3, 3, {1, 1}, {1, 1}, {1, 1}, 2},     // long rows: two bands of 32 rows
+      {1, 16, 18, 35, 16, 3, 3, {2, 1}, {1, 0}, {1, 1}, 2},    // stride 2 down, 1 across
+      {2, 16, 17, 34, 16, 3, 3, {1, 2}, {0, 2}, {1, 1}, 4},    // stride 1 down, 2 across, padding 2
+  };
+  const auto bound = [](int64_t terms) { return 8.0 * std::pow(static_cast<double>(terms), 1.5) * std::ldexp(1.0, -24) + 1e-6; };
+  Generator gen(41);
+  for (const ConvCase& c : cases) {
+    CAPTURE(c.N, c.C_in, c.H, c.W, c.C_out, c.stride[0], c.stride[1], c.padding[0], c.padding[1], c.groups);
+    const Tensor x = randn({c.N, c.C_in, c.H, c.W}, gen).to(kFloat64);  // float32 values, held in double
+    const Tensor w = randn({c.C_out, c.C_in / c.groups, 3, 3}, gen).to(kFloat64);
+    const Tensor b = randn({c.C_out}, gen).to(kFloat64);
+    const Conv2dParams p{c.stride, c.padding, {1, 1}, c.groups};
+    const int64_t Ho = out_size(c.H, 3, c.stride[0], c.padding[0], 1), Wo = out_size(c.W, 3, c.stride[1], c.padding[1], 1);
+    const Tensor r = randn({c.N, c.C_out, Ho, Wo}, gen).to(kFloat64);
+    const NaiveConv ref = naive_conv(c, x.to_vector<double>(), w.to_vector<double>(), b.to_vector<double>(),
+                                     r.to_vector<double>());
+    const Tensor x32 = x.to(kFloat32), w32 = w.to(kFloat32), b32 = b.to(kFloat32), r32 = r.to(kFloat32);
+    const ConvGeometry g = conv_geometry(x, r, w, p);
+    auto run = [&] {
+      Tensor y = full({c.N, c.C_out, Ho, Wo}, std::nan("")), dx = full(x.shape(), std::nan("")),
+             dw = full(w.shape(), std::nan(""));
+      conv2d_forward_kernel(kCPU, y, x32, w32, b32, p);
+      conv2d_backward_input_kernel(kCPU, dx, r32, w32, p);
+      // The weight gradient's kernel directly: conv2d takes it up to 16 input channels per group.
+      grouped::conv2d_backward_weight(g, r32.data<float>(), x32.data<float>(), dw.data<float>());
+      return std::vector<Tensor>{y, dx, dw};
+    };
+    REQUIRE(grouped::applies(g));
+    const std::vector<Tensor> got = run();
+    const double ey = test::max_abs_diff(got[0].to_vector<double>(), ref.y);
+    const double edx = test::max_abs_diff(got[1].to_vector<double>(), ref.dx);
+    const double edw = test::max_abs_diff(got[2].to_vector<double>(), ref.dw);
+    UNSCOPED_INFO("errors y " << ey << " dx " << edx << " dw " << edw);
+    // The float32 rounding bound of the test above (a wrong or missing product is ~1, far above it).
+    CHECK(ey <= bound(c.C_in / c.groups * 9));
+    CHECK(edx <= bound(c.C_out / c.groups * 9));
+    CHECK(edw <= bound(c.N * Ho * Wo));
+    // Every output element and every group's weight gradient is one thread's sum in a fixed order.
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    const std::vector<Tensor> one = run();
+    omp_set_num_threads(threads);
+    for (int i = 0; i < 3; ++i) CHECK(one[i].to_vector<float>() == got[i].to_vector<float>());
+  }
+}
+
+TEST_CASE("grouped convolutions take the direct kernels only where they are built to", "[layers]") {
+  const auto geometry = [](int64_t C, int64_t k, int64_t stride, int64_t groups, int64_t dilation = 1) {
+    const int64_t H = 40, Ho = (H + 2 - dilation * (k - 1) - 1) / stride + 1;
+    return ConvGeometry{1, C, H, H, C, Ho, Ho, k, k, stride, stride, 1, 1, dilation, dilation, groups};
+  };
+  if (!grouped::applies(geometry(128, 3, 1, 32))) return test::skip("built without AVX-512, or GNDET_GROUPED_DIRECT=0");
+  CHECK(grouped::applies(geometry(256, 3, 2, 32)));        // ResNeXt 32x4d layer2's first block
+  CHECK(grouped::applies(geometry(2048, 3, 1, 32)));       // ResNeXt 32x8d layer4: 64 per group
+  CHECK_FALSE(grouped::applies(geometry(4096, 3, 1, 32))); // 128 per group: a GEMM of its own pays
+  CHECK_FALSE(grouped::applies(geometry(256, 3, 1, 1)));   // not grouped
+  CHECK_FALSE(grouped::applies(geometry(64, 3, 1, 32)));   // 2 per group
+  CHECK_FALSE(grouped::applies(geometry(128, 3, 3, 32)));  // stride 3
+  CHECK_FALSE(grouped::applies(geometry(128, 1, 1, 32)));  // 1x1
+  CHECK_FALSE(grouped::applies(geometry(128, 3, 1, 32, 2)));  // dilated
+  // The weight gradient up to 16 input channels per group (ResNeXt 32x4d's layers 1-3).
+  CHECK(grouped::applies_to_weight_gradient(geometry(512, 3, 1, 32)));
+  CHECK_FALSE(grouped::applies_to_weight_gradient(geometry(1024, 3, 1, 32)));
 }

@@ -1,0 +1,456 @@
+// Direct grouped 3x3 convolution: see conv_grouped.h for what and why.
+//
+// Register blocking. The forward and the input gradient compute 4 output channels x up to 6
+// vectors of 16 positions of one output row at a time (24 accumulators of the 32 AVX-512
+// registers): per source channel and kernel tap, up to 6 loads and 4 broadcasts feed 24 fused
+// multiply-adds. The weight gradient keeps 4 output channels x 2 input channels x 3 kernel
+// columns of one kernel row (24 sums, each a vector of 16 positions' products) while it sweeps
+// a band's positions: 4 loads of dy and 6 of x per 24 multiply-adds.
+//
+// Summation order. Every output element is summed by one thread in an order fixed by the
+// geometry (source channel, then tap), and each group's weight gradient is summed by one thread
+// (lanes of 16 positions, reduced per band and kernel row, then added in double across bands and
+// images), so no result depends on the thread count.
+#include "ops/cpu/conv_grouped.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <memory>
+#include <omp.h>
+#include <stdexcept>
+#include <vector>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+namespace gndet::grouped {
+
+#if defined(__AVX512F__)
+namespace {
+
+constexpr int kLanes = 16;
+constexpr int kTaps = 9;           // 3x3
+constexpr int kBlockOut = 4;       // output channels per register block
+constexpr int kMaxVectors = 6;     // position vectors per register block: 4 x 6 = 24 accumulators
+constexpr int64_t kMaxChannels = 64;  // per group; wider groups make a GEMM wide enough to pay
+constexpr int64_t kMaxWeightChannels = 16;  // input channels per group for the weight gradient (header)
+// One band's padded source: small enough to stay in L2 (2 MB per core here) beside the band's
+// output and dy, large enough that the rows shared between neighbouring bands are a small part.
+constexpr int64_t kBandBytes = int64_t{192} << 10;
+// The weight gradient's bands can be larger: it reads two channels of a band at a time, and each
+// band ends in a sweep of the partial sums (bench/cpu_layers, layer4's strided conv: bands of 4
+// rows under kBandBytes).
+constexpr int64_t kWeightBandBytes = int64_t{768} << 10;
+
+int64_t round_up(int64_t a, int64_t m) { return (a + m - 1) / m * m; }
+int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }
+__mmask16 lanes_mask(int64_t n) { return n >= kLanes ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1); }
+
+// One thread's scratch, aligned to a cache line: band rows (ld a multiple of 16 floats) then start
+// on one, and the loads of the taps in kernel column 0 do not straddle two lines.
+class Scratch {
+ public:
+  explicit Scratch(int64_t floats)
+      : data_(static_cast<float*>(std::aligned_alloc(64, static_cast<size_t>(round_up(floats, kLanes)) * sizeof(float)))) {
+    if (data_ == nullptr) throw std::bad_alloc();
+  }
+  ~Scratch() { std::free(data_); }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  float* get() const { return data_; }
+
+ private:
+  float* data_;
+};
+
+// A padded copy of `channels` source planes' rows [row0, row0 + rows), each row's columns split
+// by phase modulo `phases` (the stride): element (c, r, q, j) is plane_c[row0 + r][col0 + j *
+// phases + q], zero outside the plane. A tap at column offset k of a stride-s convolution then
+// reads phase k % s from element k / s on: 16 consecutive floats per output vector.
+struct Band {
+  int64_t channels, rows, phases, ld;
+  float* data;
+  int64_t channel_stride() const { return rows * phases * ld; }
+  int64_t offset(int64_t r, int64_t q, int64_t j) const { return (r * phases + q) * ld + j; }
+};
+
+// d[j] = row[2 j] for j in [0, n): the stride-2 phases, 16 at a time while 32 floats stay in the row.
+void deinterleave(const float* row, int64_t n, int64_t available, float* d) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  int64_t j = 0;
+  for (; j + kLanes <= n && 2 * j + 2 * kLanes <= available; j += kLanes) {
+    const float* s = row + 2 * j;
+    _mm512_storeu_ps(d + j, _mm512_permutex2var_ps(_mm512_loadu_ps(s), even, _mm512_loadu_ps(s + kLanes)));
+  }
+  for (; j < n; ++j) d[j] = row[2 * j];
+}
+
+// The inverse for one channel: row[2 b + q] = phase_q[b] for the W columns of a stride-2 row.
+void interleave(const float* even, const float* odd, int64_t W, float* row) {
+  const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  int64_t b = 0;
+  for (; 2 * b + 2 * kLanes <= W; b += kLanes) {
+    const __m512 e = _mm512_loadu_ps(even + b), o = _mm512_loadu_ps(odd + b);
+    _mm512_storeu_ps(row + 2 * b, _mm512_permutex2var_ps(e, lo, o));
+    _mm512_storeu_ps(row + 2 * b + kLanes, _mm512_permutex2var_ps(e, hi, o));
+  }
+  for (int64_t x = 2 * b; x < W; ++x) row[x] = (x % 2 == 0 ? even : odd)[x / 2];
+}
+
+void fill_band(const float* planes, int64_t plane_stride, int64_t H, int64_t W, int64_t row0, int64_t col0,
+               const Band& b) {
+  for (int64_t c = 0; c < b.channels; ++c) {
+    for (int64_t r = 0; r < b.rows; ++r) {
+      float* out = b.data + c * b.channel_stride() + b.offset(r, 0, 0);
+      const int64_t ih = row0 + r;
+      if (ih < 0 || ih >= H) {
+        std::fill(out, out + b.phases * b.ld, 0.0f);
+        continue;
+      }
+      const float* row = planes + c * plane_stride + ih * W;
+      for (int64_t q = 0; q < b.phases; ++q, out += b.ld) {
+        // j reads column col0 + j * phases + q, inside the plane for j in [lo, hi).
+        const int64_t first = col0 + q;
+        const int64_t lo = std::clamp<int64_t>(ceil_div(-first, b.phases), 0, b.ld);
+        const int64_t hi = std::clamp<int64_t>(floor_div(W - 1 - first, b.phases) + 1, lo, b.ld);
+        std::fill(out, out + lo, 0.0f);
+        const float* src = row + first + lo * b.phases;
+        if (b.phases == 1) {
+          std::memcpy(out + lo, src, static_cast<size_t>(hi - lo) * sizeof(float));
+        } else if (b.phases == 2) {
+          deinterleave(src, hi - lo, W - (first + lo * b.phases), out + lo);
+        } else {
+          for (int64_t j = lo; j < hi; ++j) out[j] = row[first + j * b.phases];
+        }
+        std::fill(out + hi, out + b.ld, 0.0f);
+      }
+    }
+  }
+}
+
+// The taps that reach one output row (and column phase): where each reads, relative to the
+// source's channel 0 at the row's first output position, and which of the 9 weights it uses.
+struct Taps {
+  int count = 0;
+  int64_t offset[kTaps];
+  int weight[kTaps];
+  void add(int64_t off, int w) { offset[count] = off, weight[count] = w, ++count; }
+};
+
+// out[o][16 v + l] (o < 4, v < V) = bias[o] + sum over source channels c and taps t of
+// w[o * wo + c * 9 + t.weight] * src[c * cs + t.offset + 16 v + l]; the last vector stored under `last`.
+template <int V>
+void block(const float* src, int64_t cs, int64_t cin, const Taps& taps, const float* w, int64_t wo, const float* bias,
+           float* out, int64_t os, __mmask16 last) {
+  __m512 acc[kBlockOut][V];
+  for (int o = 0; o < kBlockOut; ++o) {
+    const __m512 init = bias != nullptr ? _mm512_set1_ps(bias[o]) : _mm512_setzero_ps();
+    for (int v = 0; v < V; ++v) acc[o][v] = init;
+  }
+  for (int64_t c = 0; c < cin; ++c) {
+    const float* s = src + c * cs;
+    const float* wc = w + c * kTaps;
+    for (int t = 0; t < taps.count; ++t) {
+      const float* p = s + taps.offset[t];
+      __m512 in[V];
+      for (int v = 0; v < V; ++v) in[v] = _mm512_loadu_ps(p + v * kLanes);
+      const float* wt = wc + taps.weight[t];
+      for (int o = 0; o < kBlockOut; ++o) {
+        const __m512 wv = _mm512_set1_ps(wt[o * wo]);
+        for (int v = 0; v < V; ++v) acc[o][v] = _mm512_fmadd_ps(wv, in[v], acc[o][v]);
+      }
+    }
+  }
+  for (int o = 0; o < kBlockOut; ++o) {
+    for (int v = 0; v < V - 1; ++v) _mm512_storeu_ps(out + o * os + v * kLanes, acc[o][v]);
+    _mm512_mask_storeu_ps(out + o * os + (V - 1) * kLanes, last, acc[o][V - 1]);
+  }
+}
+
+// One output row of `cout` channels (os apart) and `width` positions.
+void compute_row(const float* src, int64_t cs, int64_t cin, const Taps& taps, const float* w, int64_t wo,
+                 int64_t cout, const float* bias, float* out, int64_t os, int64_t width) {
+  const int64_t vectors = ceil_div(width, kLanes);
+  for (int64_t o = 0; o < cout; o += kBlockOut) {
+    const float* wb = w + o * wo;
+    const float* bb = bias != nullptr ? bias + o : nullptr;
+    float* ob = out + o * os;
+    for (int64_t v0 = 0; v0 < vectors; v0 += kMaxVectors) {
+      const int n = static_cast<int>(std::min<int64_t>(kMaxVectors, vectors - v0));
+      const __mmask16 last = v0 + n == vectors ? lanes_mask(width - (vectors - 1) * kLanes) : __mmask16(0xFFFF);
+      const float* s = src + v0 * kLanes;
+      float* d = ob + v0 * kLanes;
+      switch (n) {
+        case 1: block<1>(s, cs, cin, taps, wb, wo, bb, d, os, last); break;
+        case 2: block<2>(s, cs, cin, taps, wb, wo, bb, d, os, last); break;
+        case 3: block<3>(s, cs, cin, taps, wb, wo, bb, d, os, last); break;
+        case 4: block<4>(s, cs, cin, taps, wb, wo, bb, d, os, last); break;
+        case 5: block<5>(s, cs, cin, taps, wb, wo, bb, d, os, last); break;
+        default: block<6>(s, cs, cin, taps, wb, wo, bb, d, os, last); break;
+      }
+    }
+  }
+}
+
+// Output rows per band: as many as keep `channels` padded source rows of ld x phases floats
+// (rows_in(out_rows) of them) within `budget` bytes, at least one.
+template <class RowsIn>
+int64_t band_rows(int64_t out_rows, int64_t channels, int64_t phases, int64_t ld, int64_t budget, RowsIn rows_in) {
+  int64_t n = out_rows;
+  while (n > 1 && channels * rows_in(n) * phases * ld * int64_t{sizeof(float)} > budget) n = (n + 1) / 2;
+  return n;
+}
+
+// The padded x band of the forward and the weight gradient: output rows [y0, y1) read input rows
+// [y0 sh - ph, (y1 - 1) sh - ph + 3), columns split by the stride.
+struct InputBands {
+  const ConvGeometry& g;
+  int64_t ld, rows_out, rows_in;
+  InputBands(const ConvGeometry& geometry, int64_t budget) : g(geometry) {
+    ld = round_up(round_up(g.W_out, kLanes) + 2 / g.sw, kLanes);
+    auto in_rows = [&](int64_t n) { return (n - 1) * g.sh + 3; };
+    rows_out = band_rows(g.H_out, g.cin_g(), g.sw, ld, budget, in_rows);
+    rows_in = in_rows(rows_out);
+  }
+  int64_t count() const { return ceil_div(g.H_out, rows_out); }
+  int64_t scratch() const { return g.cin_g() * rows_in * g.sw * ld; }
+  // Fills `data` with the band of image n, group grp, that starts at output row y0.
+  Band fill(const float* x, int64_t n, int64_t grp, int64_t y0, int64_t y1, float* data) const {
+    const Band b{g.cin_g(), (y1 - 1 - y0) * g.sh + 3, g.sw, ld, data};
+    fill_band(x + (n * g.C_in + grp * g.cin_g()) * g.HW(), g.HW(), g.H, g.W, y0 * g.sh - g.ph, -g.pw, b);
+    return b;
+  }
+  // Where tap (ky, kx) of output row oy reads in a band that starts at output row y0.
+  int64_t tap(const Band& b, int64_t oy, int64_t y0, int64_t ky, int64_t kx) const {
+    return b.offset((oy - y0) * g.sh + ky, kx % g.sw, kx / g.sw);
+  }
+};
+
+}  // namespace
+
+bool enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("GNDET_GROUPED_DIRECT");
+    return v == nullptr || std::strcmp(v, "0") != 0;
+  }();
+  return on;
+}
+
+bool applies(const ConvGeometry& g) {
+  const int64_t cig = g.cin_g(), cog = g.cout_g();
+  return enabled() && g.groups > 1 && g.kh == 3 && g.kw == 3 && g.dh == 1 && g.dw == 1 && g.sh >= 1 && g.sh <= 2 && g.sw >= 1 &&
+         g.sw <= 2 && g.ph >= 0 && g.ph <= 2 && g.pw >= 0 && g.pw <= 2 && cig % kBlockOut == 0 &&
+         cog % kBlockOut == 0 && cig >= kBlockOut && cog >= kBlockOut && cig <= kMaxChannels && cog <= kMaxChannels &&
+         g.H_out > 0 && g.W_out > 0 && g.H_out == (g.H + 2 * g.ph - 3) / g.sh + 1 &&
+         g.W_out == (g.W + 2 * g.pw - 3) / g.sw + 1;
+}
+
+bool applies_to_weight_gradient(const ConvGeometry& g) { return applies(g) && g.cin_g() <= kMaxWeightChannels; }
+
+void conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const float* b, float* y) {
+  const int64_t cig = g.cin_g(), cog = g.cout_g();
+  const InputBands bands(g, kBandBytes);
+  const int64_t per_image = g.groups * bands.count();
+#pragma omp parallel if (g.N * per_image > 1)
+  {
+    const Scratch scratch(bands.scratch());
+#pragma omp for schedule(dynamic)
+    for (int64_t item = 0; item < g.N * per_image; ++item) {
+      const int64_t n = item / per_image, grp = item % per_image / bands.count();
+      const int64_t y0 = item % bands.count() * bands.rows_out, y1 = std::min(g.H_out, y0 + bands.rows_out);
+      const Band band = bands.fill(x, n, grp, y0, y1, scratch.get());
+      for (int64_t oy = y0; oy < y1; ++oy) {
+        Taps taps;
+        for (int ky = 0; ky < 3; ++ky) {
+          for (int kx = 0; kx < 3; ++kx) taps.add(bands.tap(band, oy, y0, ky, kx), ky * 3 + kx);
+        }
+        compute_row(band.data, band.channel_stride(), cig, taps, w + grp * cog * cig * kTaps, cig * kTaps, cog,
+                    b != nullptr ? b + grp * cog : nullptr, y + ((n * g.C_out + grp * cog) * g.H_out + oy) * g.W_out,
+                    g.P(), g.W_out);
+      }
+    }
+  }
+}
+
+// dx[i][y][x] = sum over o, ky, kx of w[o][i][ky][kx] dy[o][(y + ph - ky) / sh][(x + pw - kx) / sw],
+// over the taps where both divisions are exact and land inside dy. With stride 2, the columns
+// x = 2 b + q of one phase q share their taps: each phase is computed as a row of its own and
+// the two are interleaved into dx.
+void conv2d_backward_input(const ConvGeometry& g, const float* dy, const float* w, float* dx) {
+  const int64_t cig = g.cin_g(), cog = g.cout_g(), taps_w = cig * cog * kTaps;
+  // The kernel with its channel axes swapped, per group: wt[grp][i][o][tap].
+  std::vector<float> wt(static_cast<size_t>(g.groups * taps_w));
+  for (int64_t grp = 0; grp < g.groups; ++grp) {
+    for (int64_t o = 0; o < cog; ++o) {
+      for (int64_t i = 0; i < cig; ++i) {
+        std::memcpy(&wt[static_cast<size_t>(((grp * cig + i) * cog + o) * kTaps)], w + ((grp * cog + o) * cig + i) * kTaps,
+                    kTaps * sizeof(float));
+      }
+    }
+  }
+  const int64_t pad_left = std::max<int64_t>(0, ceil_div(2 - g.pw, g.sw));  // dy columns left of 0 a tap may read
+  const int64_t phase_width = ceil_div(g.W, g.sw);                         // columns of phase 0, the widest
+  const int64_t ld = round_up(round_up(phase_width, kLanes) + (g.sw - 1 + g.pw) / g.sw + pad_left + 1, kLanes);
+  // dy rows that dx rows [y0, y1) read: [floor((y0 + ph - 2) / sh), floor((y1 - 1 + ph) / sh)].
+  auto first_row = [&](int64_t y0) { return floor_div(y0 + g.ph - 2, g.sh); };
+  auto rows_in = [&](int64_t y0, int64_t y1) { return floor_div(y1 - 1 + g.ph, g.sh) - first_row(y0) + 1; };
+  const int64_t rows_out = band_rows(g.H, cog, 1, ld, kBandBytes, [&](int64_t n) { return n / g.sh + 3; });
+  int64_t max_rows_in = 0;
+  for (int64_t y0 = 0; y0 < g.H; y0 += rows_out) max_rows_in = std::max(max_rows_in, rows_in(y0, std::min(g.H, y0 + rows_out)));
+  const int64_t count = ceil_div(g.H, rows_out), per_image = g.groups * count;
+  const int64_t phase_ld = round_up(phase_width, kLanes);
+#pragma omp parallel if (g.N * per_image > 1)
+  {
+    const Scratch scratch(cog * max_rows_in * ld + cig * g.sw * phase_ld);
+    float* phases = scratch.get() + cog * max_rows_in * ld;
+#pragma omp for schedule(dynamic)
+    for (int64_t item = 0; item < g.N * per_image; ++item) {
+      const int64_t n = item / per_image, grp = item % per_image / count;
+      const int64_t y0 = item % count * rows_out, y1 = std::min(g.H, y0 + rows_out);
+      const int64_t row0 = first_row(y0);
+      const Band band{cog, rows_in(y0, y1), 1, ld, scratch.get()};
+      fill_band(dy + (n * g.C_out + grp * cog) * g.P(), g.P(), g.H_out, g.W_out, row0, -pad_left, band);
+      const float* wg = wt.data() + grp * taps_w;
+      float* dx_rows = dx + (n * g.C_in + grp * cig) * g.HW();
+      for (int64_t iy = y0; iy < y1; ++iy) {
+        for (int64_t q = 0; q < g.sw; ++q) {
+          Taps taps;
+          for (int ky = 0; ky < 3; ++ky) {
+            const int64_t e = iy + g.ph - ky;
+            if (e - g.sh * floor_div(e, g.sh) != 0) continue;  // reaches this row only at a stride-2 gap
+            const int64_t r = floor_div(e, g.sh) - row0;
+            for (int kx = 0; kx < 3; ++kx) {
+              const int64_t d = q + g.pw - kx;
+              if (d - g.sw * floor_div(d, g.sw) != 0) continue;
+              taps.add(band.offset(r, 0, floor_div(d, g.sw) + pad_left), ky * 3 + kx);
+            }
+          }
+          const int64_t width = ceil_div(g.W - q, g.sw);
+          if (g.sw == 1) {
+            compute_row(band.data, band.channel_stride(), cog, taps, wg, cog * kTaps, cig, nullptr, dx_rows + iy * g.W,
+                        g.HW(), width);
+          } else if (width > 0) {
+            compute_row(band.data, band.channel_stride(), cog, taps, wg, cog * kTaps, cig, nullptr,
+                        phases + q * phase_ld, g.sw * phase_ld, width);
+          }
+        }
+        if (g.sw == 2) {
+          for (int64_t i = 0; i < cig; ++i) {
+            interleave(phases + 2 * i * phase_ld, phases + (2 * i + 1) * phase_ld, g.W, dx_rows + i * g.HW() + iy * g.W);
+          }
+        }
+      }
+    }
+  }
+}
+
+// sums[o][k] (16 lanes each) += the products of 4 output channels' dy, d[o * ds + r * drs + p],
+// with 6 shifted x rows (2 channels x 3 kernel columns), src[k][r * srs + p], over `rows` rows and
+// `width` positions: 24 accumulators in registers, added to the sums once per call.
+void weight_block(const float* d, int64_t ds, int64_t drs, const float* const src[6], int64_t srs, int64_t rows,
+                  int64_t width, float* const sums[kBlockOut][6]) {
+  __m512 acc[kBlockOut][6];
+  for (int o = 0; o < kBlockOut; ++o) {
+    for (int k = 0; k < 6; ++k) acc[o][k] = _mm512_setzero_ps();
+  }
+  // Whole vectors by plain loads, the tail by masked ones, separately: with masked loads in the
+  // main loop GCC 12 stores every accumulator back to the stack after each multiply-add.
+  const int64_t full = width / kLanes;
+  const __mmask16 tail = lanes_mask(width - full * kLanes);
+  const float* s0 = src[0];
+  const float* s1 = src[1];
+  const float* s2 = src[2];
+  const float* s3 = src[3];
+  const float* s4 = src[4];
+  const float* s5 = src[5];
+  for (int64_t r = 0; r < rows; ++r, d += drs, s0 += srs, s1 += srs, s2 += srs, s3 += srs, s4 += srs, s5 += srs) {
+    const float* sr[6] = {s0, s1, s2, s3, s4, s5};
+    for (int64_t p = 0; p < full * kLanes; p += kLanes) {
+      __m512 dv[kBlockOut];
+      for (int o = 0; o < kBlockOut; ++o) dv[o] = _mm512_loadu_ps(d + o * ds + p);
+      for (int k = 0; k < 6; ++k) {
+        const __m512 sv = _mm512_loadu_ps(sr[k] + p);
+        for (int o = 0; o < kBlockOut; ++o) acc[o][k] = _mm512_fmadd_ps(dv[o], sv, acc[o][k]);
+      }
+    }
+    if (tail != 0) {
+      const int64_t p = full * kLanes;
+      __m512 dv[kBlockOut];
+      for (int o = 0; o < kBlockOut; ++o) dv[o] = _mm512_maskz_loadu_ps(tail, d + o * ds + p);
+      for (int k = 0; k < 6; ++k) {
+        const __m512 sv = _mm512_maskz_loadu_ps(tail, sr[k] + p);
+        for (int o = 0; o < kBlockOut; ++o) acc[o][k] = _mm512_fmadd_ps(dv[o], sv, acc[o][k]);
+      }
+    }
+  }
+  for (int o = 0; o < kBlockOut; ++o) {
+    for (int k = 0; k < 6; ++k) _mm512_store_ps(sums[o][k], _mm512_add_ps(_mm512_load_ps(sums[o][k]), acc[o][k]));
+  }
+}
+
+// dw[o][i][ky][kx] = sum over images and output positions of dy[o][oy][ox] x[i][oy sh + ky - ph][ox sw + kx - pw].
+void conv2d_backward_weight(const ConvGeometry& g, const float* dy, const float* x, float* dw) {
+  const int64_t cig = g.cin_g(), cog = g.cout_g(), block = cog * cig * kTaps;
+  const InputBands bands(g, kWeightBandBytes);
+#pragma omp parallel if (g.groups > 1)
+  {
+    const Scratch scratch(bands.scratch());
+    const Scratch lanes(block * kLanes);  // the group's sums, 16 lanes per weight
+#pragma omp for schedule(dynamic)
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      std::fill(lanes.get(), lanes.get() + block * kLanes, 0.0f);
+      for (int64_t n = 0; n < g.N; ++n) {
+        for (int64_t y0 = 0; y0 < g.H_out; y0 += bands.rows_out) {
+          const int64_t y1 = std::min(g.H_out, y0 + bands.rows_out);
+          const Band band = bands.fill(x, n, grp, y0, y1, scratch.get());
+          const float* d = dy + ((n * g.C_out + grp * cog) * g.H_out + y0) * g.W_out;
+          for (int64_t o0 = 0; o0 < cog; o0 += kBlockOut) {
+            for (int64_t i0 = 0; i0 < cig; i0 += 2) {
+              for (int ky = 0; ky < 3; ++ky) {
+                const float* src[6];
+                float* sums[kBlockOut][6];
+                for (int k = 0; k < 6; ++k) {
+                  src[k] = band.data + (i0 + k / 3) * band.channel_stride() + bands.tap(band, y0, y0, ky, k % 3);
+                  for (int o = 0; o < kBlockOut; ++o) {
+                    sums[o][k] = lanes.get() + (((o0 + o) * cig + i0 + k / 3) * kTaps + ky * 3 + k % 3) * kLanes;
+                  }
+                }
+                weight_block(d + o0 * g.P(), g.P(), g.W_out, src, g.sh * band.phases * band.ld, y1 - y0, g.W_out, sums);
+              }
+            }
+          }
+        }
+      }
+      // Across the lanes, in double.
+      float* out = dw + grp * block;
+      for (int64_t e = 0; e < block; ++e) {
+        double sum = 0.0;
+        for (int l = 0; l < kLanes; ++l) sum += lanes.get()[e * kLanes + l];
+        out[e] = static_cast<float>(sum);
+      }
+    }
+  }
+}
+
+#else  // no AVX-512: conv.cpp's im2col + GEMM takes every grouped convolution
+
+bool enabled() { return false; }
+bool applies(const ConvGeometry&) { return false; }
+bool applies_to_weight_gradient(const ConvGeometry&) { return false; }
+void conv2d_forward(const ConvGeometry&, const float*, const float*, const float*, float*) {
+  throw std::logic_error("grouped::conv2d_forward: built without AVX-512 (applies() is false)");
+}
+void conv2d_backward_input(const ConvGeometry&, const float*, const float*, float*) {
+  throw std::logic_error("grouped::conv2d_backward_input: built without AVX-512 (applies() is false)");
+}
+void conv2d_backward_weight(const ConvGeometry&, const float*, const float*, float*) {
+  throw std::logic_error("grouped::conv2d_backward_weight: built without AVX-512 (applies() is false)");
+}
+
+#endif
+
+}  // namespace gndet::grouped
