@@ -14,6 +14,7 @@
 #include "ops/cpu/conv_grouped.h"
 
 #include <algorithm>
+#include <utility>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -47,7 +48,7 @@ constexpr int64_t kWeightBandBytes = int64_t{768} << 10;
 int64_t round_up(int64_t a, int64_t m) { return (a + m - 1) / m * m; }
 int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }
-__mmask16 lanes_mask(int64_t n) { return n >= kLanes ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1); }
+__mmask16 lanes_mask(int64_t n) { return n >= kLanes ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1); }
 
 // One thread's scratch, aligned to a cache line: band rows (ld a multiple of 16 floats) then start
 // on one, and the loads of the taps in kernel column 0 do not straddle two lines.
@@ -77,28 +78,33 @@ struct Band {
   int64_t offset(int64_t r, int64_t q, int64_t j) const { return (r * phases + q) * ld + j; }
 };
 
-// d[j] = row[2 j] for j in [0, n): the stride-2 phases, 16 at a time while 32 floats stay in the row.
+// d[j] = row[2 j] for j in [0, n), reading no further than row[available - 1]: the stride-2
+// phases, 16 at a time, the last ones under masks (rows here are short: 42-168 phase columns).
 void deinterleave(const float* row, int64_t n, int64_t available, float* d) {
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  int64_t j = 0;
-  for (; j + kLanes <= n && 2 * j + 2 * kLanes <= available; j += kLanes) {
+  for (int64_t j = 0; j < n; j += kLanes) {
     const float* s = row + 2 * j;
-    _mm512_storeu_ps(d + j, _mm512_permutex2var_ps(_mm512_loadu_ps(s), even, _mm512_loadu_ps(s + kLanes)));
+    const int64_t left = available - 2 * j;  // >= 2 (n - j) - 1
+    const __m512 lo = _mm512_maskz_loadu_ps(lanes_mask(left), s);
+    const __m512 hi = _mm512_maskz_loadu_ps(lanes_mask(std::max<int64_t>(0, left - kLanes)), s + kLanes);
+    _mm512_mask_storeu_ps(d + j, lanes_mask(n - j), _mm512_permutex2var_ps(lo, even, hi));
   }
-  for (; j < n; ++j) d[j] = row[2 * j];
 }
 
-// The inverse for one channel: row[2 b + q] = phase_q[b] for the W columns of a stride-2 row.
+// The inverse for one channel: row[2 b + q] = phase_q[b] for the W columns of a stride-2 row
+// (phase 0 holds ceil(W / 2) of them, phase 1 floor(W / 2)).
 void interleave(const float* even, const float* odd, int64_t W, float* row) {
   const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
   const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-  int64_t b = 0;
-  for (; 2 * b + 2 * kLanes <= W; b += kLanes) {
-    const __m512 e = _mm512_loadu_ps(even + b), o = _mm512_loadu_ps(odd + b);
-    _mm512_storeu_ps(row + 2 * b, _mm512_permutex2var_ps(e, lo, o));
-    _mm512_storeu_ps(row + 2 * b + kLanes, _mm512_permutex2var_ps(e, hi, o));
+  for (int64_t b = 0; 2 * b < W; b += kLanes) {
+    const int64_t left = W - 2 * b;  // columns of row from 2 b on
+    const __m512 e = _mm512_maskz_loadu_ps(lanes_mask((left + 1) / 2), even + b);
+    const __m512 o = _mm512_maskz_loadu_ps(lanes_mask(left / 2), odd + b);
+    _mm512_mask_storeu_ps(row + 2 * b, lanes_mask(left), _mm512_permutex2var_ps(e, lo, o));
+    if (left > kLanes) {
+      _mm512_mask_storeu_ps(row + 2 * b + kLanes, lanes_mask(left - kLanes), _mm512_permutex2var_ps(e, hi, o));
+    }
   }
-  for (int64_t x = 2 * b; x < W; ++x) row[x] = (x % 2 == 0 ? even : odd)[x / 2];
 }
 
 void fill_band(const float* planes, int64_t plane_stride, int64_t H, int64_t W, int64_t row0, int64_t col0,
@@ -141,56 +147,87 @@ struct Taps {
   void add(int64_t off, int w) { offset[count] = off, weight[count] = w, ++count; }
 };
 
-// out[o][16 v + l] (o < 4, v < V) = bias[o] + sum over source channels c and taps t of
-// w[o * wo + c * 9 + t.weight] * src[c * cs + t.offset + 16 v + l]; the last vector stored under `last`.
-template <int V>
+// out[o][r ors + 16 v + l] (o < 4, r < R, v < V) = bias[o] + sum over source channels c and taps
+// t of w[o * wo + c * 9 + t.weight] * src[c * cs + t.offset + r srs + 16 v + l]: R output rows of
+// V vectors each (R > 1 for narrow rows, so that V R accumulators per channel are still busy),
+// each row's last vector stored under `last`.
+template <int V, int R>
 void block(const float* src, int64_t cs, int64_t cin, const Taps& taps, const float* w, int64_t wo, const float* bias,
-           float* out, int64_t os, __mmask16 last) {
-  __m512 acc[kBlockOut][V];
+           float* out, int64_t os, __mmask16 last, int64_t srs, int64_t ors) {
+  __m512 acc[kBlockOut][R * V];
   for (int o = 0; o < kBlockOut; ++o) {
     const __m512 init = bias != nullptr ? _mm512_set1_ps(bias[o]) : _mm512_setzero_ps();
-    for (int v = 0; v < V; ++v) acc[o][v] = init;
+    for (int v = 0; v < R * V; ++v) acc[o][v] = init;
   }
   for (int64_t c = 0; c < cin; ++c) {
     const float* s = src + c * cs;
     const float* wc = w + c * kTaps;
     for (int t = 0; t < taps.count; ++t) {
       const float* p = s + taps.offset[t];
-      __m512 in[V];
-      for (int v = 0; v < V; ++v) in[v] = _mm512_loadu_ps(p + v * kLanes);
+      __m512 in[R * V];
+      for (int r = 0; r < R; ++r) {
+        for (int v = 0; v < V; ++v) in[r * V + v] = _mm512_loadu_ps(p + r * srs + v * kLanes);
+      }
       const float* wt = wc + taps.weight[t];
       for (int o = 0; o < kBlockOut; ++o) {
         const __m512 wv = _mm512_set1_ps(wt[o * wo]);
-        for (int v = 0; v < V; ++v) acc[o][v] = _mm512_fmadd_ps(wv, in[v], acc[o][v]);
+        for (int v = 0; v < R * V; ++v) acc[o][v] = _mm512_fmadd_ps(wv, in[v], acc[o][v]);
       }
     }
   }
   for (int o = 0; o < kBlockOut; ++o) {
-    for (int v = 0; v < V - 1; ++v) _mm512_storeu_ps(out + o * os + v * kLanes, acc[o][v]);
-    _mm512_mask_storeu_ps(out + o * os + (V - 1) * kLanes, last, acc[o][V - 1]);
+    for (int r = 0; r < R; ++r) {
+      float* d = out + o * os + r * ors;
+      for (int v = 0; v < V - 1; ++v) _mm512_storeu_ps(d + v * kLanes, acc[o][r * V + v]);
+      _mm512_mask_storeu_ps(d + (V - 1) * kLanes, last, acc[o][r * V + V - 1]);
+    }
   }
 }
 
-// One output row of `cout` channels (os apart) and `width` positions.
-void compute_row(const float* src, int64_t cs, int64_t cin, const Taps& taps, const float* w, int64_t wo,
-                 int64_t cout, const float* bias, float* out, int64_t os, int64_t width) {
+// `rows` output rows (ors apart) of `cout` channels (os apart) and `width` positions, whose taps
+// read srs further in the source per row.
+void compute_rows(const float* src, int64_t cs, int64_t cin, const Taps& taps, const float* w, int64_t wo,
+                  int64_t cout, const float* bias, float* out, int64_t os, int64_t width, int64_t rows, int64_t srs,
+                  int64_t ors) {
   const int64_t vectors = ceil_div(width, kLanes);
+  const __mmask16 tail = lanes_mask(width - (vectors - 1) * kLanes);
   for (int64_t o = 0; o < cout; o += kBlockOut) {
     const float* wb = w + o * wo;
     const float* bb = bias != nullptr ? bias + o : nullptr;
     float* ob = out + o * os;
-    for (int64_t v0 = 0; v0 < vectors; v0 += kMaxVectors) {
-      const int n = static_cast<int>(std::min<int64_t>(kMaxVectors, vectors - v0));
-      const __mmask16 last = v0 + n == vectors ? lanes_mask(width - (vectors - 1) * kLanes) : __mmask16(0xFFFF);
-      const float* s = src + v0 * kLanes;
-      float* d = ob + v0 * kLanes;
-      switch (n) {
-        case 1: block<1>(s, cs, cin, taps, wb, wo, bb, d, os, last); break;
-        case 2: block<2>(s, cs, cin, taps, wb, wo, bb, d, os, last); break;
-        case 3: block<3>(s, cs, cin, taps, wb, wo, bb, d, os, last); break;
-        case 4: block<4>(s, cs, cin, taps, wb, wo, bb, d, os, last); break;
-        case 5: block<5>(s, cs, cin, taps, wb, wo, bb, d, os, last); break;
-        default: block<6>(s, cs, cin, taps, wb, wo, bb, d, os, last); break;
+    int64_t r = 0;
+    auto rows_at = [&](int64_t r0) { return std::pair{src + r0 * srs, ob + r0 * ors}; };
+    if (vectors == 3) {  // ResNeXt's layer4 (42 columns): two rows per block
+      for (; r + 2 <= rows; r += 2) {
+        const auto [s, d] = rows_at(r);
+        block<3, 2>(s, cs, cin, taps, wb, wo, bb, d, os, tail, srs, ors);
+      }
+    } else if (vectors == 2) {
+      for (; r + 3 <= rows; r += 3) {
+        const auto [s, d] = rows_at(r);
+        block<2, 3>(s, cs, cin, taps, wb, wo, bb, d, os, tail, srs, ors);
+      }
+    } else if (vectors == 1) {
+      for (; r + 6 <= rows; r += 6) {
+        const auto [s, d] = rows_at(r);
+        block<1, 6>(s, cs, cin, taps, wb, wo, bb, d, os, tail, srs, ors);
+      }
+    }
+    for (; r < rows; ++r) {
+      const auto [row_src, row_out] = rows_at(r);
+      for (int64_t v0 = 0; v0 < vectors; v0 += kMaxVectors) {
+        const int n = static_cast<int>(std::min<int64_t>(kMaxVectors, vectors - v0));
+        const __mmask16 last = v0 + n == vectors ? tail : __mmask16(0xFFFF);
+        const float* s = row_src + v0 * kLanes;
+        float* d = row_out + v0 * kLanes;
+        switch (n) {
+          case 1: block<1, 1>(s, cs, cin, taps, wb, wo, bb, d, os, last, 0, 0); break;
+          case 2: block<2, 1>(s, cs, cin, taps, wb, wo, bb, d, os, last, 0, 0); break;
+          case 3: block<3, 1>(s, cs, cin, taps, wb, wo, bb, d, os, last, 0, 0); break;
+          case 4: block<4, 1>(s, cs, cin, taps, wb, wo, bb, d, os, last, 0, 0); break;
+          case 5: block<5, 1>(s, cs, cin, taps, wb, wo, bb, d, os, last, 0, 0); break;
+          default: block<6, 1>(s, cs, cin, taps, wb, wo, bb, d, os, last, 0, 0); break;
+        }
       }
     }
   }
@@ -263,15 +300,13 @@ void conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const
       const int64_t n = item / per_image, grp = item % per_image / bands.count();
       const int64_t y0 = item % bands.count() * bands.rows_out, y1 = std::min(g.H_out, y0 + bands.rows_out);
       const Band band = bands.fill(x, n, grp, y0, y1, scratch.get());
-      for (int64_t oy = y0; oy < y1; ++oy) {
-        Taps taps;
-        for (int ky = 0; ky < 3; ++ky) {
-          for (int kx = 0; kx < 3; ++kx) taps.add(bands.tap(band, oy, y0, ky, kx), ky * 3 + kx);
-        }
-        compute_row(band.data, band.channel_stride(), cig, taps, w + grp * cog * cig * kTaps, cig * kTaps, cog,
-                    b != nullptr ? b + grp * cog : nullptr, y + ((n * g.C_out + grp * cog) * g.H_out + oy) * g.W_out,
-                    g.P(), g.W_out);
+      Taps taps;  // of row y0; each further row reads sh band rows further on
+      for (int ky = 0; ky < 3; ++ky) {
+        for (int kx = 0; kx < 3; ++kx) taps.add(bands.tap(band, y0, y0, ky, kx), ky * 3 + kx);
       }
+      compute_rows(band.data, band.channel_stride(), cig, taps, w + grp * cog * cig * kTaps, cig * kTaps, cog,
+                   b != nullptr ? b + grp * cog : nullptr, y + ((n * g.C_out + grp * cog) * g.H_out + y0) * g.W_out,
+                   g.P(), g.W_out, y1 - y0, g.sh * band.phases * band.ld, g.W_out);
     }
   }
 }
@@ -317,6 +352,7 @@ void conv2d_backward_input(const ConvGeometry& g, const float* dy, const float* 
       const float* wg = wt.data() + grp * taps_w;
       float* dx_rows = dx + (n * g.C_in + grp * cig) * g.HW();
       for (int64_t iy = y0; iy < y1; ++iy) {
+        if (g.sh == 1 && g.sw == 1 && iy > y0) break;  // the first row's call did the whole band
         for (int64_t q = 0; q < g.sw; ++q) {
           Taps taps;
           for (int ky = 0; ky < 3; ++ky) {
@@ -330,12 +366,15 @@ void conv2d_backward_input(const ConvGeometry& g, const float* dy, const float* 
             }
           }
           const int64_t width = ceil_div(g.W - q, g.sw);
-          if (g.sw == 1) {
-            compute_row(band.data, band.channel_stride(), cog, taps, wg, cog * kTaps, cig, nullptr, dx_rows + iy * g.W,
-                        g.HW(), width);
+          if (g.sh == 1 && g.sw == 1) {  // every row has the same taps, one band row further on
+            compute_rows(band.data, band.channel_stride(), cog, taps, wg, cog * kTaps, cig, nullptr,
+                         dx_rows + iy * g.W, g.HW(), width, y1 - y0, ld, g.W);
+          } else if (g.sw == 1) {
+            compute_rows(band.data, band.channel_stride(), cog, taps, wg, cog * kTaps, cig, nullptr,
+                         dx_rows + iy * g.W, g.HW(), width, 1, 0, 0);
           } else if (width > 0) {
-            compute_row(band.data, band.channel_stride(), cog, taps, wg, cog * kTaps, cig, nullptr,
-                        phases + q * phase_ld, g.sw * phase_ld, width);
+            compute_rows(band.data, band.channel_stride(), cog, taps, wg, cog * kTaps, cig, nullptr,
+                         phases + q * phase_ld, g.sw * phase_ld, width, 1, 0, 0);
           }
         }
         if (g.sw == 2) {

@@ -332,12 +332,13 @@ TEST_CASE("conv2d keeps direct convolution where Winograd does not pay or does n
 }
 
 // Grouped 3x3 convolutions with 4-64 channels per group (ResNeXt's) take the direct kernels of
-// ops/cpu/conv_grouped.h in float32, forward and both gradients, through the conv2d kernels. Against
-// the double loop with outputs poisoned first, over what their blocking and bands must get right:
-// widths that end inside a 16-lane vector and runs of 1-8 vectors, strides 1 and 2 (each way
-// alone too), paddings 0-2, odd and even widths under stride 2 (its input gradient interleaves two
-// column phases), bands of rows that split the map (many channels, or long rows), 4 to 64 channels
-// per group each way, a bias, several images.
+// ops/cpu/conv_grouped.h in float32 (the forward and input gradient through the conv2d kernels,
+// the weight gradient's kernel called directly). Against the double loop with outputs poisoned
+// first, over what their blocking and bands must get right: widths that end inside a 16-lane
+// vector and runs of 1-8 vectors (narrow rows: several rows per register block), strides 1 and 2
+// (each way alone too), paddings 0-2, odd and even widths under stride 2 (its input gradient
+// interleaves two column phases), bands of rows that split the map (many channels, or long rows),
+// 4 to 64 channels per group each way, a bias, several images.
 TEST_CASE("grouped 3x3 conv2d by the direct kernels agrees with the double reference", "[layers]") {
   const ConvGeometry resnext{1, 128, 50, 50, 128, 50, 50, 3, 3, 1, 1, 1, 1, 1, 1, 32};
   if (!grouped::applies(resnext)) {
@@ -352,6 +353,8 @@ TEST_CASE("grouped 3x3 conv2d by the direct kernels agrees with the double refer
       {1, 8, 64, 300, 8, 3, 3, {1, 1}, {1, 1}, {1, 1}, 2},     // long rows: two bands of 32 rows
       {1, 16, 18, 35, 16, 3, 3, {2, 1}, {1, 0}, {1, 1}, 2},    // stride 2 down, 1 across
       {2, 16, 17, 34, 16, 3, 3, {1, 2}, {0, 2}, {1, 1}, 4},    // stride 1 down, 2 across, padding 2
+      {2, 16, 20, 12, 16, 3, 3, {1, 1}, {1, 1}, {1, 1}, 4},    // one vector per row: 6 rows per block, 2 left
+      {1, 32, 16, 30, 32, 3, 3, {1, 1}, {1, 1}, {1, 1}, 4},    // two vectors per row: 3 rows per block, 1 left
   };
   const auto bound = [](int64_t terms) { return 8.0 * std::pow(static_cast<double>(terms), 1.5) * std::ldexp(1.0, -24) + 1e-6; };
   Generator gen(41);
