@@ -147,6 +147,40 @@ struct Taps {
   void add(int64_t off, int w) { offset[count] = off, weight[count] = w, ++count; }
 };
 
+// Touches the cache lines of the next band's input (rows `span` floats long from `first`, in
+// `channels` planes `plane` floats apart) a few at a time while the current band computes, so that
+// the next copy (fill_band) finds them in L2 rather than waiting on memory with nothing to do.
+class Prefetcher {
+ public:
+  Prefetcher() = default;
+  Prefetcher(const float* first, int64_t plane, int64_t span, int64_t channels, int64_t calls)
+      : first_(reinterpret_cast<const char*>(first)), plane_bytes_(plane * int64_t{sizeof(float)}),
+        span_bytes_(span * int64_t{sizeof(float)}), channels_(channels) {
+    const int64_t lines = channels * (ceil_div(span_bytes_, kLine) + 1);
+    per_call_ = ceil_div(lines, std::max<int64_t>(calls, 1));
+  }
+  // One call's share of the lines; the calls of a band take them all.
+  void ahead() {
+    for (int64_t i = 0; i < per_call_ && channel_ < channels_; ++i) {
+      _mm_prefetch(first_ + channel_ * plane_bytes_ + offset_, _MM_HINT_T1);
+      offset_ += kLine;
+      if (offset_ >= span_bytes_ + kLine) offset_ = 0, ++channel_;
+    }
+  }
+
+ private:
+  static constexpr int64_t kLine = 64;
+  const char* first_ = nullptr;
+  int64_t plane_bytes_ = 0, span_bytes_ = 0, channels_ = 0, per_call_ = 0, channel_ = 0, offset_ = 0;
+};
+
+// [lo, hi): thread t's contiguous share of `items` (the next item a thread takes is its own next one,
+// which the prefetching needs to know).
+std::pair<int64_t, int64_t> thread_share(int64_t items) {
+  const int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
+  return {items * t / T, items * (t + 1) / T};
+}
+
 // out[o][r ors + 16 v + l] (o < 4, r < R, v < V) = bias[o] + sum over source channels c and taps
 // t of w[o * wo + c * 9 + t.weight] * src[c * cs + t.offset + r srs + 16 v + l]: R output rows of
 // V vectors each (R > 1 for narrow rows, so that V R accumulators per channel are still busy),
@@ -188,7 +222,7 @@ void block(const float* src, int64_t cs, int64_t cin, const Taps& taps, const fl
 // read srs further in the source per row.
 void compute_rows(const float* src, int64_t cs, int64_t cin, const Taps& taps, const float* w, int64_t wo,
                   int64_t cout, const float* bias, float* out, int64_t os, int64_t width, int64_t rows, int64_t srs,
-                  int64_t ors) {
+                  int64_t ors, Prefetcher* prefetch = nullptr) {
   const int64_t vectors = ceil_div(width, kLanes);
   const __mmask16 tail = lanes_mask(width - (vectors - 1) * kLanes);
   for (int64_t o = 0; o < cout; o += kBlockOut) {
@@ -200,16 +234,19 @@ void compute_rows(const float* src, int64_t cs, int64_t cin, const Taps& taps, c
     if (vectors == 3) {  // ResNeXt's layer4 (42 columns): two rows per block
       for (; r + 2 <= rows; r += 2) {
         const auto [s, d] = rows_at(r);
+        if (prefetch != nullptr) prefetch->ahead();
         block<3, 2>(s, cs, cin, taps, wb, wo, bb, d, os, tail, srs, ors);
       }
     } else if (vectors == 2) {
       for (; r + 3 <= rows; r += 3) {
         const auto [s, d] = rows_at(r);
+        if (prefetch != nullptr) prefetch->ahead();
         block<2, 3>(s, cs, cin, taps, wb, wo, bb, d, os, tail, srs, ors);
       }
     } else if (vectors == 1) {
       for (; r + 6 <= rows; r += 6) {
         const auto [s, d] = rows_at(r);
+        if (prefetch != nullptr) prefetch->ahead();
         block<1, 6>(s, cs, cin, taps, wb, wo, bb, d, os, tail, srs, ors);
       }
     }
@@ -220,6 +257,7 @@ void compute_rows(const float* src, int64_t cs, int64_t cin, const Taps& taps, c
         const __mmask16 last = v0 + n == vectors ? tail : __mmask16(0xFFFF);
         const float* s = row_src + v0 * kLanes;
         float* d = row_out + v0 * kLanes;
+        if (prefetch != nullptr) prefetch->ahead();
         switch (n) {
           case 1: block<1, 1>(s, cs, cin, taps, wb, wo, bb, d, os, last, 0, 0); break;
           case 2: block<2, 1>(s, cs, cin, taps, wb, wo, bb, d, os, last, 0, 0); break;
@@ -231,6 +269,13 @@ void compute_rows(const float* src, int64_t cs, int64_t cin, const Taps& taps, c
       }
     }
   }
+}
+
+// The number of block calls compute_rows makes per 4 output channels.
+int64_t blocks_per_channel_block(int64_t width, int64_t rows) {
+  const int64_t vectors = ceil_div(width, kLanes);
+  const int64_t per = vectors <= 3 ? kMaxVectors / vectors : 1, multi = vectors <= 3 ? rows / per : 0;
+  return multi + (rows - multi * per) * ceil_div(vectors, kMaxVectors);
 }
 
 // Output rows per band: as many as keep `channels` padded source rows of ld x phases floats
@@ -260,6 +305,12 @@ struct InputBands {
     const Band b{g.cin_g(), (y1 - 1 - y0) * g.sh + 3, g.sw, ld, data};
     fill_band(x + (n * g.C_in + grp * g.cin_g()) * g.HW(), g.HW(), g.H, g.W, y0 * g.sh - g.ph, -g.pw, b);
     return b;
+  }
+  // The prefetcher of that band's input rows, spread over `calls` calls.
+  Prefetcher prefetcher(const float* x, int64_t n, int64_t grp, int64_t y0, int64_t y1, int64_t calls) const {
+    const int64_t r0 = std::max<int64_t>(0, y0 * g.sh - g.ph), r1 = std::min(g.H, (y1 - 1) * g.sh - g.ph + 3);
+    if (r1 <= r0) return {};
+    return {x + (n * g.C_in + grp * g.cin_g()) * g.HW() + r0 * g.W, g.HW(), (r1 - r0) * g.W, g.cin_g(), calls};
   }
   // Where tap (ky, kx) of output row oy reads in a band that starts at output row y0.
   int64_t tap(const Band& b, int64_t oy, int64_t y0, int64_t ky, int64_t kx) const {
@@ -291,22 +342,33 @@ bool applies_to_weight_gradient(const ConvGeometry& g) { return applies(g) && g.
 void conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const float* b, float* y) {
   const int64_t cig = g.cin_g(), cog = g.cout_g();
   const InputBands bands(g, kBandBytes);
-  const int64_t per_image = g.groups * bands.count();
-#pragma omp parallel if (g.N * per_image > 1)
+  const int64_t per_image = g.groups * bands.count(), items = g.N * per_image;
+  // Item i: image i / per_image, group (i % per_image) / bands, band i % bands.
+  auto rows_of = [&](int64_t item) {
+    const int64_t y0 = item % bands.count() * bands.rows_out;
+    return std::pair{y0, std::min(g.H_out, y0 + bands.rows_out)};
+  };
+#pragma omp parallel if (items > 1)
   {
     const Scratch scratch(bands.scratch());
-#pragma omp for schedule(dynamic)
-    for (int64_t item = 0; item < g.N * per_image; ++item) {
+    const auto [lo, hi] = thread_share(items);
+    for (int64_t item = lo; item < hi; ++item) {
       const int64_t n = item / per_image, grp = item % per_image / bands.count();
-      const int64_t y0 = item % bands.count() * bands.rows_out, y1 = std::min(g.H_out, y0 + bands.rows_out);
+      const auto [y0, y1] = rows_of(item);
       const Band band = bands.fill(x, n, grp, y0, y1, scratch.get());
+      Prefetcher next;
+      if (item + 1 < hi) {
+        const auto [n0, n1] = rows_of(item + 1);
+        next = bands.prefetcher(x, (item + 1) / per_image, (item + 1) % per_image / bands.count(), n0, n1,
+                                cog / kBlockOut * blocks_per_channel_block(g.W_out, y1 - y0));
+      }
       Taps taps;  // of row y0; each further row reads sh band rows further on
       for (int ky = 0; ky < 3; ++ky) {
         for (int kx = 0; kx < 3; ++kx) taps.add(bands.tap(band, y0, y0, ky, kx), ky * 3 + kx);
       }
       compute_rows(band.data, band.channel_stride(), cig, taps, w + grp * cog * cig * kTaps, cig * kTaps, cog,
                    b != nullptr ? b + grp * cog : nullptr, y + ((n * g.C_out + grp * cog) * g.H_out + y0) * g.W_out,
-                   g.P(), g.W_out, y1 - y0, g.sh * band.phases * band.ld, g.W_out);
+                   g.P(), g.W_out, y1 - y0, g.sh * band.phases * band.ld, g.W_out, &next);
     }
   }
 }
@@ -338,15 +400,36 @@ void conv2d_backward_input(const ConvGeometry& g, const float* dy, const float* 
   for (int64_t y0 = 0; y0 < g.H; y0 += rows_out) max_rows_in = std::max(max_rows_in, rows_in(y0, std::min(g.H, y0 + rows_out)));
   const int64_t count = ceil_div(g.H, rows_out), per_image = g.groups * count;
   const int64_t phase_ld = round_up(phase_width, kLanes);
-#pragma omp parallel if (g.N * per_image > 1)
+  const int64_t items = g.N * per_image;
+  // Item i: image i / per_image, group (i % per_image) / count, band i % count.
+  auto rows_of = [&](int64_t item) {
+    const int64_t y0 = item % count * rows_out;
+    return std::pair{y0, std::min(g.H, y0 + rows_out)};
+  };
+  // The block calls of one band (to spread the next band's prefetching over).
+  auto calls = [&](int64_t rows) {
+    if (g.sh == 1 && g.sw == 1) return cig / kBlockOut * blocks_per_channel_block(g.W, rows);
+    return cig / kBlockOut * rows * g.sw * ceil_div(ceil_div(phase_width, kLanes), kMaxVectors);
+  };
+#pragma omp parallel if (items > 1)
   {
     const Scratch scratch(cog * max_rows_in * ld + cig * g.sw * phase_ld);
     float* phases = scratch.get() + cog * max_rows_in * ld;
-#pragma omp for schedule(dynamic)
-    for (int64_t item = 0; item < g.N * per_image; ++item) {
+    const auto [lo, hi] = thread_share(items);
+    for (int64_t item = lo; item < hi; ++item) {
       const int64_t n = item / per_image, grp = item % per_image / count;
-      const int64_t y0 = item % count * rows_out, y1 = std::min(g.H, y0 + rows_out);
+      const auto [y0, y1] = rows_of(item);
       const int64_t row0 = first_row(y0);
+      Prefetcher next;
+      if (item + 1 < hi) {  // the dy rows of the next band
+        const auto [n0, n1] = rows_of(item + 1);
+        const int64_t r0 = std::max<int64_t>(0, first_row(n0)), r1 = std::min(g.H_out, first_row(n0) + rows_in(n0, n1));
+        const int64_t next_n = (item + 1) / per_image, next_grp = (item + 1) % per_image / count;
+        if (r1 > r0) {
+          next = Prefetcher(dy + (next_n * g.C_out + next_grp * cog) * g.P() + r0 * g.W_out, g.P(), (r1 - r0) * g.W_out,
+                            cog, calls(y1 - y0));
+        }
+      }
       const Band band{cog, rows_in(y0, y1), 1, ld, scratch.get()};
       fill_band(dy + (n * g.C_out + grp * cog) * g.P(), g.P(), g.H_out, g.W_out, row0, -pad_left, band);
       const float* wg = wt.data() + grp * taps_w;
@@ -368,13 +451,13 @@ void conv2d_backward_input(const ConvGeometry& g, const float* dy, const float* 
           const int64_t width = ceil_div(g.W - q, g.sw);
           if (g.sh == 1 && g.sw == 1) {  // every row has the same taps, one band row further on
             compute_rows(band.data, band.channel_stride(), cog, taps, wg, cog * kTaps, cig, nullptr,
-                         dx_rows + iy * g.W, g.HW(), width, y1 - y0, ld, g.W);
+                         dx_rows + iy * g.W, g.HW(), width, y1 - y0, ld, g.W, &next);
           } else if (g.sw == 1) {
             compute_rows(band.data, band.channel_stride(), cog, taps, wg, cog * kTaps, cig, nullptr,
-                         dx_rows + iy * g.W, g.HW(), width, 1, 0, 0);
+                         dx_rows + iy * g.W, g.HW(), width, 1, 0, 0, &next);
           } else if (width > 0) {
             compute_rows(band.data, band.channel_stride(), cog, taps, wg, cog * kTaps, cig, nullptr,
-                         phases + q * phase_ld, g.sw * phase_ld, width, 1, 0, 0);
+                         phases + q * phase_ld, g.sw * phase_ld, width, 1, 0, 0, &next);
           }
         }
         if (g.sw == 2) {
@@ -435,17 +518,27 @@ void weight_block(const float* d, int64_t ds, int64_t drs, const float* const sr
 void conv2d_backward_weight(const ConvGeometry& g, const float* dy, const float* x, float* dw) {
   const int64_t cig = g.cin_g(), cog = g.cout_g(), block = cog * cig * kTaps;
   const InputBands bands(g, kWeightBandBytes);
+  const int64_t calls = cog / kBlockOut * (cig / 2) * 3;  // weight_block calls per band
 #pragma omp parallel if (g.groups > 1)
   {
     const Scratch scratch(bands.scratch());
     const Scratch lanes(block * kLanes);  // the group's sums, 16 lanes per weight
-#pragma omp for schedule(dynamic)
-    for (int64_t grp = 0; grp < g.groups; ++grp) {
+    const auto [lo, hi] = thread_share(g.groups);
+    for (int64_t grp = lo; grp < hi; ++grp) {
       std::fill(lanes.get(), lanes.get() + block * kLanes, 0.0f);
       for (int64_t n = 0; n < g.N; ++n) {
         for (int64_t y0 = 0; y0 < g.H_out; y0 += bands.rows_out) {
           const int64_t y1 = std::min(g.H_out, y0 + bands.rows_out);
           const Band band = bands.fill(x, n, grp, y0, y1, scratch.get());
+          // The next band: this image's next rows, the next image's first, or the next group's.
+          Prefetcher next;
+          if (y1 < g.H_out) {
+            next = bands.prefetcher(x, n, grp, y1, std::min(g.H_out, y1 + bands.rows_out), calls);
+          } else if (n + 1 < g.N) {
+            next = bands.prefetcher(x, n + 1, grp, 0, std::min(g.H_out, bands.rows_out), calls);
+          } else if (grp + 1 < hi) {
+            next = bands.prefetcher(x, 0, grp + 1, 0, std::min(g.H_out, bands.rows_out), calls);
+          }
           const float* d = dy + ((n * g.C_out + grp * cog) * g.H_out + y0) * g.W_out;
           for (int64_t o0 = 0; o0 < cog; o0 += kBlockOut) {
             for (int64_t i0 = 0; i0 < cig; i0 += 2) {
@@ -458,6 +551,7 @@ void conv2d_backward_weight(const ConvGeometry& g, const float* dy, const float*
                     sums[o][k] = lanes.get() + (((o0 + o) * cig + i0 + k / 3) * kTaps + ky * 3 + k % 3) * kLanes;
                   }
                 }
+                next.ahead();
                 weight_block(d + o0 * g.P(), g.P(), g.W_out, src, g.sh * band.phases * band.ld, y1 - y0, g.W_out, sums);
               }
             }
