@@ -1,26 +1,28 @@
 // Direct grouped 3x3 convolution: see conv_grouped.h for what and why.
 //
-// Register blocking. The forward and the input gradient compute 4 output channels x up to 6
-// vectors of 16 positions of one output row at a time (24 accumulators of the 32 AVX-512
-// registers): per source channel and kernel tap, up to 6 loads and 4 broadcasts feed 24 fused
-// multiply-adds. The weight gradient keeps 4 output channels x 2 input channels x 3 kernel
-// columns of one kernel row (24 sums, each a vector of 16 positions' products) while it sweeps
-// a band's positions: 4 loads of dy and 6 of x per 24 multiply-adds.
+// Register blocking. The forward and the input gradient compute 4 output channels x 6 vectors of
+// 16 positions at a time (24 accumulators of the 32 AVX-512 registers; the vectors of one row, or
+// of 2-6 rows when rows are narrow): per source channel and kernel tap, 6 loads and 4 broadcasts
+// feed 24 fused multiply-adds. The weight gradient keeps 4 output channels x 2 input channels x
+// 3 kernel columns of one kernel row (24 sums, each a vector of 16 positions' products) while it
+// sweeps a band's positions: 4 loads of dy and 6 of x per 24 multiply-adds.
+//
+// Memory. A band's padded copy is made from memory that the previous band's computation asked
+// for (Prefetcher): each thread works through a contiguous run of bands, so it knows the next.
 //
 // Summation order. Every output element is summed by one thread in an order fixed by the
-// geometry (source channel, then tap), and each group's weight gradient is summed by one thread
-// (lanes of 16 positions, reduced per band and kernel row, then added in double across bands and
-// images), so no result depends on the thread count.
+// geometry (source channel, then tap), and each group's weight gradient by one thread (in 16
+// lanes of float across bands and images, the lanes added in double at the end), so no result
+// depends on the thread count.
 #include "ops/cpu/conv_grouped.h"
 
 #include <algorithm>
-#include <utility>
 #include <cstdlib>
 #include <cstring>
 #include <new>
-#include <memory>
 #include <omp.h>
 #include <stdexcept>
+#include <utility>
 #include <vector>
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -156,7 +158,7 @@ class Prefetcher {
   Prefetcher(const float* first, int64_t plane, int64_t span, int64_t channels, int64_t calls)
       : first_(reinterpret_cast<const char*>(first)), plane_bytes_(plane * int64_t{sizeof(float)}),
         span_bytes_(span * int64_t{sizeof(float)}), channels_(channels) {
-    const int64_t lines = channels * (ceil_div(span_bytes_, kLine) + 1);
+    const int64_t lines = channels * ceil_div(span_bytes_, kLine);
     per_call_ = ceil_div(lines, std::max<int64_t>(calls, 1));
   }
   // One call's share of the lines; the calls of a band take them all.
@@ -164,7 +166,7 @@ class Prefetcher {
     for (int64_t i = 0; i < per_call_ && channel_ < channels_; ++i) {
       _mm_prefetch(first_ + channel_ * plane_bytes_ + offset_, _MM_HINT_T1);
       offset_ += kLine;
-      if (offset_ >= span_bytes_ + kLine) offset_ = 0, ++channel_;
+      if (offset_ >= span_bytes_) offset_ = 0, ++channel_;
     }
   }
 
