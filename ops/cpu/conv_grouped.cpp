@@ -41,11 +41,8 @@ constexpr int64_t kMaxChannels = 64;  // per group; wider groups make a GEMM wid
 constexpr int64_t kMaxWeightChannels = 16;  // input channels per group for the weight gradient (header)
 // One band's padded source: small enough to stay in L2 (2 MB per core here) beside the band's
 // output and dy, large enough that the rows shared between neighbouring bands are a small part.
+// (The weight gradient's too: 64 KB and 768 KB bands were no faster, bench/cpu_layers 2026-12-06.)
 constexpr int64_t kBandBytes = int64_t{192} << 10;
-// The weight gradient's bands can be larger: it reads two channels of a band at a time, and each
-// band ends in a sweep of the partial sums (bench/cpu_layers, layer4's strided conv: bands of 4
-// rows under kBandBytes).
-constexpr int64_t kWeightBandBytes = int64_t{768} << 10;
 
 int64_t round_up(int64_t a, int64_t m) { return (a + m - 1) / m * m; }
 int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
@@ -281,11 +278,11 @@ int64_t blocks_per_channel_block(int64_t width, int64_t rows) {
 }
 
 // Output rows per band: as many as keep `channels` padded source rows of ld x phases floats
-// (rows_in(out_rows) of them) within `budget` bytes, at least one.
+// (rows_in(out_rows) of them) within kBandBytes, at least one.
 template <class RowsIn>
-int64_t band_rows(int64_t out_rows, int64_t channels, int64_t phases, int64_t ld, int64_t budget, RowsIn rows_in) {
+int64_t band_rows(int64_t out_rows, int64_t channels, int64_t phases, int64_t ld, RowsIn rows_in) {
   int64_t n = out_rows;
-  while (n > 1 && channels * rows_in(n) * phases * ld * int64_t{sizeof(float)} > budget) n = (n + 1) / 2;
+  while (n > 1 && channels * rows_in(n) * phases * ld * int64_t{sizeof(float)} > kBandBytes) n = (n + 1) / 2;
   return n;
 }
 
@@ -294,10 +291,10 @@ int64_t band_rows(int64_t out_rows, int64_t channels, int64_t phases, int64_t ld
 struct InputBands {
   const ConvGeometry& g;
   int64_t ld, rows_out, rows_in;
-  InputBands(const ConvGeometry& geometry, int64_t budget) : g(geometry) {
+  explicit InputBands(const ConvGeometry& geometry) : g(geometry) {
     ld = round_up(round_up(g.W_out, kLanes) + 2 / g.sw, kLanes);
     auto in_rows = [&](int64_t n) { return (n - 1) * g.sh + 3; };
-    rows_out = band_rows(g.H_out, g.cin_g(), g.sw, ld, budget, in_rows);
+    rows_out = band_rows(g.H_out, g.cin_g(), g.sw, ld, in_rows);
     rows_in = in_rows(rows_out);
   }
   int64_t count() const { return ceil_div(g.H_out, rows_out); }
@@ -343,7 +340,7 @@ bool applies_to_weight_gradient(const ConvGeometry& g) { return applies(g) && g.
 
 void conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const float* b, float* y) {
   const int64_t cig = g.cin_g(), cog = g.cout_g();
-  const InputBands bands(g, kBandBytes);
+  const InputBands bands(g);
   const int64_t per_image = g.groups * bands.count(), items = g.N * per_image;
   // Item i: image i / per_image, group (i % per_image) / bands, band i % bands.
   auto rows_of = [&](int64_t item) {
@@ -397,7 +394,7 @@ void conv2d_backward_input(const ConvGeometry& g, const float* dy, const float* 
   // dy rows that dx rows [y0, y1) read: [floor((y0 + ph - 2) / sh), floor((y1 - 1 + ph) / sh)].
   auto first_row = [&](int64_t y0) { return floor_div(y0 + g.ph - 2, g.sh); };
   auto rows_in = [&](int64_t y0, int64_t y1) { return floor_div(y1 - 1 + g.ph, g.sh) - first_row(y0) + 1; };
-  const int64_t rows_out = band_rows(g.H, cog, 1, ld, kBandBytes, [&](int64_t n) { return n / g.sh + 3; });
+  const int64_t rows_out = band_rows(g.H, cog, 1, ld, [&](int64_t n) { return n / g.sh + 3; });
   int64_t max_rows_in = 0;
   for (int64_t y0 = 0; y0 < g.H; y0 += rows_out) max_rows_in = std::max(max_rows_in, rows_in(y0, std::min(g.H, y0 + rows_out)));
   const int64_t count = ceil_div(g.H, rows_out), per_image = g.groups * count;
@@ -519,7 +516,7 @@ void weight_block(const float* d, int64_t ds, int64_t drs, const float* const sr
 // dw[o][i][ky][kx] = sum over images and output positions of dy[o][oy][ox] x[i][oy sh + ky - ph][ox sw + kx - pw].
 void conv2d_backward_weight(const ConvGeometry& g, const float* dy, const float* x, float* dw) {
   const int64_t cig = g.cin_g(), cog = g.cout_g(), block = cog * cig * kTaps;
-  const InputBands bands(g, kWeightBandBytes);
+  const InputBands bands(g);
   const int64_t calls = cog / kBlockOut * (cig / 2) * 3;  // weight_block calls per band
 #pragma omp parallel if (g.groups > 1)
   {
