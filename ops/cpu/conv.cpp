@@ -29,7 +29,8 @@
 //
 // float32 3x3 / stride-1 convolutions with 16 or more channels each way and enough positions take
 // another road, for the forward and both gradients: Winograd F(4x4, 3x3) (conv_winograd.h), 4x
-// fewer multiplications.
+// fewer multiplications. float32 grouped 3x3s with 4-64 channels per group (ResNeXt's) are
+// computed directly, without a column matrix (conv_grouped.h).
 //
 // Gradient conventions: dx and dw are overwritten, never accumulated into.
 // With -march=native, GCC 12 warns that its own AVX-512 intrinsics use '__Y' uninitialised where
