@@ -52,6 +52,7 @@
 #include "ops/cpu/conv_grouped.h"
 #include "ops/cpu/conv_winograd.h"
 #include "ops/cpu/gemm.h"
+#include "ops/cpu/stride2.h"
 #include "ops/kernel_util.h"
 #include "tensor/cpu_loop.h"
 
@@ -112,25 +113,9 @@ void valid_columns(const ConvGeometry& g, int64_t off, int64_t* lo, int64_t* hi)
   *hi = std::max(*hi, *lo);
 }
 
-// d[ow] = row[2 ow + off] for ow from a on, 16 at a time while the 32 floats read stay in the row
-// of W: the strided convolutions' im2col (stride-2 rows are the downsampling layers and the stem).
-// Returns where it stopped; the caller does the rest.
-inline int64_t gather_stride2(const float* row, int64_t off, int64_t a, int64_t b, int64_t W, float* d) {
-  int64_t ow = a;
-#if defined(__AVX512F__)
-  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  for (; ow + 16 <= b && 2 * ow + off + 32 <= W; ow += 16) {
-    const float* s = row + 2 * ow + off;
-    _mm512_storeu_ps(d + ow, _mm512_permutex2var_ps(_mm512_loadu_ps(s), even, _mm512_loadu_ps(s + 16)));
-  }
-#else
-  (void)row, (void)off, (void)b, (void)W, (void)d;
-#endif
-  return ow;
-}
-
-// The adjoint: row[2 ow + off] += s[ow], 16 at a time under the same condition (the odd entries
-// are stored back unchanged: masked adds).
+// The adjoint of stride2.h's deinterleave: row[2 ow + off] += s[ow] for ow from a on, 16 at a
+// time while the 32 floats touched stay in the row of W (the odd entries are stored back
+// unchanged: masked adds). Returns where it stopped; the caller does the rest.
 inline int64_t scatter_add_stride2(const float* s, int64_t a, int64_t b, int64_t W, int64_t off, float* row) {
   int64_t ow = a;
 #if defined(__AVX512F__)
@@ -174,7 +159,10 @@ void im2col_row(const ConvGeometry& g, const T* src, T* dst, int64_t i, int64_t 
       } else {
         int64_t ow = a;
         if constexpr (std::is_same_v<T, float>) {
-          if (g.sw == 2) ow = gather_stride2(row, off_w, a, b, g.W, d - ow0);
+          if (g.sw == 2 && b > a) {
+            cpu::deinterleave_stride2(row + 2 * a + off_w, b - a, g.W - (2 * a + off_w), d + (a - ow0));
+            ow = b;
+          }
         }
         for (; ow < b; ++ow) d[ow - ow0] = row[ow * g.sw + off_w];
       }

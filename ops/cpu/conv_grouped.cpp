@@ -24,6 +24,8 @@
 #include <stdexcept>
 #include <utility>
 #include <vector>
+
+#include "ops/cpu/stride2.h"
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
@@ -77,19 +79,6 @@ struct Band {
   int64_t offset(int64_t r, int64_t q, int64_t j) const { return (r * phases + q) * ld + j; }
 };
 
-// d[j] = row[2 j] for j in [0, n), reading no further than row[available - 1]: the stride-2
-// phases, 16 at a time, the last ones under masks (rows here are short: 42-168 phase columns).
-void deinterleave(const float* row, int64_t n, int64_t available, float* d) {
-  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  for (int64_t j = 0; j < n; j += kLanes) {
-    const float* s = row + 2 * j;
-    const int64_t left = available - 2 * j;  // >= 2 (n - j) - 1
-    const __m512 lo = _mm512_maskz_loadu_ps(lanes_mask(left), s);
-    const __m512 hi = _mm512_maskz_loadu_ps(lanes_mask(std::max<int64_t>(0, left - kLanes)), s + kLanes);
-    _mm512_mask_storeu_ps(d + j, lanes_mask(n - j), _mm512_permutex2var_ps(lo, even, hi));
-  }
-}
-
 // The inverse for one channel: row[2 b + q] = phase_q[b] for the W columns of a stride-2 row
 // (phase 0 holds ceil(W / 2) of them, phase 1 floor(W / 2)).
 void interleave(const float* even, const float* odd, int64_t W, float* row) {
@@ -127,7 +116,7 @@ void fill_band(const float* planes, int64_t plane_stride, int64_t H, int64_t W, 
         if (b.phases == 1) {
           std::memcpy(out + lo, src, static_cast<size_t>(hi - lo) * sizeof(float));
         } else if (b.phases == 2) {
-          deinterleave(src, hi - lo, W - (first + lo * b.phases), out + lo);
+          cpu::deinterleave_stride2(src, hi - lo, W - (first + lo * b.phases), out + lo);
         } else {
           for (int64_t j = lo; j < hi; ++j) out[j] = row[first + j * b.phases];
         }
