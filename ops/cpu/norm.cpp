@@ -75,10 +75,27 @@ void merge_into(Moments& acc, const Moments& b) {
 // compiler 4 independent vectors. Below 256 values (a small group, a chunk's remainder) 16 sums,
 // one vector, cost less. The order depends on len only: the same in every build. (Lanes, not
 // `omp simd reduction` over these lambdas: GCC 12 left that scalar.)
-template <int W, class T, class F>
-void add_lanes(T* lane, int64_t len, F f) {
+//
+// `ahead`: the arrays f reads straight from memory (not those a previous pass left in L1): each
+// step asks for their lines kAheadBytes further on. A chunk is 4 KB, one page, and the hardware's
+// streaming prefetcher stops at page boundaries, so without this every chunk began by waiting on
+// L3 while the core was still busy folding the previous one's sums: a group's statistics read
+// 17 MB from L3 at 0.53 ms against 0.36 for a plain sum over the same bytes (a standalone copy of
+// this loop on this project's VM, 7 runs each); asking 8 KB ahead brought it to 0.42. Prefetches
+// never fault, so asking past the end of an array is harmless; they change no value.
+constexpr int64_t kAheadBytes = 8192;
+
+template <int W, class T>
+void prefetch_ahead(const T* p, int64_t i) {
+  const uintptr_t at = reinterpret_cast<uintptr_t>(p + i) + kAheadBytes;  // integers: p + i + kAhead may leave the array
+  for (int64_t b = 0; b < W * static_cast<int64_t>(sizeof(T)); b += 64) __builtin_prefetch(reinterpret_cast<const void*>(at + b));
+}
+
+template <int W, class T, class F, class... Ahead>
+void add_lanes(T* lane, int64_t len, F f, const Ahead*... ahead) {
   int64_t i = 0;
   for (; i + W <= len; i += W) {
+    (prefetch_ahead<W>(ahead, i), ...);
 #pragma omp simd
     for (int64_t j = 0; j < W; ++j) lane[j] += f(i + j);
   }
@@ -98,22 +115,23 @@ T fold_lanes(T* lane) {
 
 constexpr int64_t kMinWide = 256;
 
-template <class T, class F>
-T lane_sum(int64_t len, F f) {
+template <class T, class F, class... Ahead>
+T lane_sum(int64_t len, F f, const Ahead*... ahead) {
   if (len < kMinWide) {
     T lane[16] = {};
-    add_lanes<16>(lane, len, f);
+    add_lanes<16>(lane, len, f, ahead...);
     return fold_lanes<16>(lane);
   }
   T lane[64] = {};
-  add_lanes<64>(lane, len, f);
+  add_lanes<64>(lane, len, f, ahead...);
   return fold_lanes<64>(lane);
 }
 
-template <int W, class T, class F, class G>
-void add_lanes(T* la, T* lb, int64_t len, F f, G g) {
+template <int W, class T, class F, class G, class... Ahead>
+void add_lanes(T* la, T* lb, int64_t len, F f, G g, const Ahead*... ahead) {
   int64_t i = 0;
   for (; i + W <= len; i += W) {
+    (prefetch_ahead<W>(ahead, i), ...);
 #pragma omp simd
     for (int64_t j = 0; j < W; ++j) {
       la[j] += f(i + j);
@@ -126,15 +144,15 @@ void add_lanes(T* la, T* lb, int64_t len, F f, G g) {
   }
 }
 
-template <class T, class F, class G>
-std::pair<T, T> lane_sums(int64_t len, F f, G g) {
+template <class T, class F, class G, class... Ahead>
+std::pair<T, T> lane_sums(int64_t len, F f, G g, const Ahead*... ahead) {
   if (len < kMinWide) {
     T la[16] = {}, lb[16] = {};
-    add_lanes<16>(la, lb, len, f, g);
+    add_lanes<16>(la, lb, len, f, g, ahead...);
     return {fold_lanes<16>(la), fold_lanes<16>(lb)};
   }
   T la[64] = {}, lb[64] = {};
-  add_lanes<64>(la, lb, len, f, g);
+  add_lanes<64>(la, lb, len, f, g, ahead...);
   return {fold_lanes<64>(la), fold_lanes<64>(lb)};
 }
 
@@ -146,10 +164,10 @@ Moments slab_moments(const T* x, int64_t n) {
     const int64_t len = std::min(kChunk, n - c0);
     const T* p = x + c0;
     const T shift = p[0];
-    const T s = lane_sum<T>(len, [&](int64_t i) { return p[i] - shift; });
+    const T s = lane_sum<T>(len, [&](int64_t i) { return p[i] - shift; }, p);  // from memory: prefetch
     const double m = static_cast<double>(shift) + static_cast<double>(s) / static_cast<double>(len);
     const T mt = static_cast<T>(m);
-    const T q = lane_sum<T>(len, [&](int64_t i) { return (p[i] - mt) * (p[i] - mt); });
+    const T q = lane_sum<T>(len, [&](int64_t i) { return (p[i] - mt) * (p[i] - mt); });  // from L1
     // q is about mt; about the chunk mean m it is smaller by len * (m - mt)^2.
     const double q_m = static_cast<double>(q) - static_cast<double>(len) * (m - mt) * (m - mt);
     merge_into(acc, {m, q_m, len});
@@ -294,7 +312,7 @@ std::pair<double, double> centred_sums(const T* dy, const T* x, T mu, int64_t n)
     const int64_t len = std::min(kChunk, n - c0);
     const T* g = dy + c0;
     const T* v = x + c0;
-    const auto [a, b] = lane_sums<T>(len, [&](int64_t i) { return g[i] * (v[i] - mu); }, [&](int64_t i) { return g[i]; });
+    const auto [a, b] = lane_sums<T>(len, [&](int64_t i) { return g[i] * (v[i] - mu); }, [&](int64_t i) { return g[i]; }, g, v);
     s_dx += a;
     s_d += b;
   }
