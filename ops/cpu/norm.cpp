@@ -12,8 +12,9 @@
 //    second read was not the cost there; it keeps that read off the L3 that cores share.)
 // Which way depends on the group's size only, and both compute the same numbers: statistics are
 // always per slab of kSlab values, merged in slab order, so one thread and two give the same bits.
-// What did pay for the large layers: outputs of kStreamBytes and more written with streaming
-// stores (0.62-0.66 -> 0.90-1.05 of memcpy), and the sums in many lanes (see lane_sum).
+// What did pay: outputs (y, and the backward's dx) of kStreamBytes and more written with streaming
+// stores (forward 0.62-0.66 -> 0.90-1.05 of memcpy, backward 0.76-0.82 -> 1.06-1.30), the sums in
+// many lanes (see lane_sum), and asking for the statistics' lines ahead (see kAheadBytes).
 // GCC 12 warns that its own AVX-512 intrinsics (_mm512_setzero_ps and friends) use '__Y'
 // uninitialised: a known false positive (GCC bug 105593).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -188,9 +189,50 @@ GroupStats group_stats(const Moments& m, int64_t M, double eps) {
 // bypassing the caches saves reading each output line in before overwriting it, and a tensor this
 // large would leave the caches before the next layer reads it anyway. (bench/cpu_layers: the
 // backbone's 69 MB GroupNorms at 0.66 of memcpy with cached stores, see bench/results/cpu_layers.md.)
+// The 17 MB layers stay cached: streamed, they ran faster in that benchmark (0.65-0.85 -> 0.74-0.86
+// forward), which repeats one layer, but the next convolution would then read them from memory
+// instead of L3, and whole inferences could not tell the two apart (bench/model_iteration --mode
+// infer, 4 alternated pairs: 2.2-3.0 s either way), so nothing measured says to stream them.
 // Rows (channels) shorter than kStreamRowBytes are mostly partial lines, written element by
 // element: the RoI heads' 7 x 7 channels ran at half speed streamed.
 constexpr int64_t kStreamBytes = int64_t{32} << 20, kStreamRowBytes = 4096;
+
+template <class T>
+bool stream_output(int64_t numel, int64_t row) {
+  return numel * static_cast<int64_t>(sizeof(T)) >= kStreamBytes && row * static_cast<int64_t>(sizeof(T)) >= kStreamRowBytes;
+}
+
+// out[i] = value(i) for i in [0, len). With `stream` (see kStreamBytes; AVX-512 float only) plain
+// stores reach the next 64-byte boundary and whole lines are then streamed, each line's 16 values
+// computed by the same expression as the rest: the same bits either way. The caller fences.
+template <class T, class F>
+void write_values(T* out, int64_t len, bool stream, F value) {
+  int64_t i = 0;
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    if (stream) {
+      for (; i < len && reinterpret_cast<uintptr_t>(out + i) % 64 != 0; ++i) out[i] = value(i);
+      for (; i + 16 <= len; i += 16) {
+        alignas(64) float line[16];
+#pragma omp simd
+        for (int64_t j = 0; j < 16; ++j) line[j] = value(i + j);
+        _mm512_stream_ps(out + i, _mm512_load_ps(line));
+      }
+    }
+  }
+#endif
+#pragma omp simd
+  for (int64_t j = i; j < len; ++j) out[j] = value(j);
+}
+
+// Streamed lines are ordered before whatever this thread does next.
+void fence_streamed(bool stream) {
+#if defined(__AVX512F__)
+  if (stream) _mm_sfence();
+#else
+  (void)stream;
+#endif
+}
 
 // y = (x - mean) * rstd * gamma + beta (then max(0, y) with kRelu) for the values [p0, p1) of
 // group `task`, whose channels are S values each. `stream`: see kStreamBytes (same values).
@@ -206,39 +248,14 @@ void normalize_range(T* out, const T* in, const T* gamma, const T* beta, int64_t
     const T a = static_cast<T>(st.rstd * (gamma ? static_cast<double>(gamma[ch]) : 1.0));
     const T b = beta ? beta[ch] : T(0);
     const T* xr = in + task * M + p;
-    T* yr = out + task * M + p;
-    const int64_t len = end - p;
-    int64_t i = 0;
-#if defined(__AVX512F__)
-    if constexpr (std::is_same_v<T, float>) {
-      if (stream) {
-        // Plain stores up to a 64-byte boundary, then whole lines streamed: the same sub, mul, add
-        // (and max) in the same order as the loop below, so the same values.
-        for (; i < len && reinterpret_cast<uintptr_t>(yr + i) % 64 != 0; ++i) {
-          const float v = (xr[i] - mu) * a + b;
-          yr[i] = kRelu ? std::max(v, 0.0f) : v;
-        }
-        const __m512 vmu = _mm512_set1_ps(mu), va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b), zero = _mm512_setzero_ps();
-        for (; i + 16 <= len; i += 16) {
-          __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(xr + i), vmu), va), vb);
-          if constexpr (kRelu) v = _mm512_max_ps(zero, v);  // NaN and -0 pass through, as std::max(v, 0)
-          _mm512_stream_ps(yr + i, v);
-        }
-      }
-    }
-#endif
     if constexpr (kRelu) {
-#pragma omp simd
-      for (int64_t j = i; j < len; ++j) yr[j] = std::max((xr[j] - mu) * a + b, T(0));
+      write_values(out + task * M + p, end - p, stream, [&](int64_t i) { return std::max((xr[i] - mu) * a + b, T(0)); });
     } else {
-#pragma omp simd
-      for (int64_t j = i; j < len; ++j) yr[j] = (xr[j] - mu) * a + b;
+      write_values(out + task * M + p, end - p, stream, [&](int64_t i) { return (xr[i] - mu) * a + b; });
     }
     p = end;
   }
-#if defined(__AVX512F__)
-  if (stream) _mm_sfence();  // streamed lines are ordered before whatever this thread does next
-#endif
+  fence_streamed(stream);
 }
 
 // relu: max(0, y) as it is written (group_norm_relu: one pass over the output less).
@@ -254,7 +271,7 @@ void group_norm_cpu(const Tensor& y, const Tensor& mean, const Tensor& rstd, con
     T* mean_out = out_ptr<T>(mean);
     T* rstd_out = out_ptr<T>(rstd);
     const int64_t slabs = slab_count(M);
-    const bool stream = N * C * S * static_cast<int64_t>(sizeof(T)) >= kStreamBytes && S * static_cast<int64_t>(sizeof(T)) >= kStreamRowBytes;
+    const bool stream = stream_output<T>(N * C * S, S);
     auto save = [&](int64_t task, GroupStats st) {
       mean_out[task] = static_cast<T>(st.mean);
       rstd_out[task] = static_cast<T>(st.rstd);
@@ -340,6 +357,7 @@ void group_norm_backward_cpu(const Tensor& dx, const Tensor& dweight, const Tens
     const T* rstd_in = in_ptr<T>(rstd);
     T* gx = out_ptr<T>(dx);
     const int64_t pieces = slab_count(S), items = Cg * pieces;  // a group's work: (channel, piece)
+    const bool stream = stream_output<T>(N * C * S, S);
     if (M * static_cast<int64_t>(sizeof(T)) <= kSmallGroupBytes) {
       // Written out rather than through the lambdas below: with the RoI heads' 49-value channels
       // the calls are most of the work, and this loop ran 1.25x faster (bench/cpu_layers,
@@ -373,10 +391,9 @@ void group_norm_backward_cpu(const Tensor& dx, const Tensor& dweight, const Tens
           const T c1 = static_cast<T>(r * (gamma ? static_cast<double>(gamma[ch]) : 1.0));
           const T* xr = in + off;
           const T* gr = grad + off;
-          T* o = gx + off;
-#pragma omp simd
-          for (int64_t i = 0; i < S; ++i) o[i] = c1 * gr[i] + c2 * (xr[i] - mu) + c3;
+          write_values(gx + off, S, stream, [&](int64_t i) { return c1 * gr[i] + c2 * (xr[i] - mu) + c3; });
         }
+        fence_streamed(stream);
       }
     } else {
       // Shared groups, as in the forward (two groups' piece sums kept, same static schedules).
@@ -415,9 +432,7 @@ void group_norm_backward_cpu(const Tensor& dx, const Tensor& dweight, const Tens
         const T mu_t = mu_in[task];
         const T* xr = in + off;
         const T* gr = grad + off;
-        T* o = gx + off;
-  #pragma omp simd
-        for (int64_t i = 0; i < len; ++i) o[i] = c1 * gr[i] + c2 * (xr[i] - mu_t) + c3;
+        write_values(gx + off, len, stream, [&](int64_t i) { return c1 * gr[i] + c2 * (xr[i] - mu_t) + c3; });
       };
       std::vector<std::pair<double, double>> parts(static_cast<size_t>(2 * items));
 #pragma omp parallel
@@ -432,6 +447,7 @@ void group_norm_backward_cpu(const Tensor& dx, const Tensor& dweight, const Tens
           if (gx == nullptr) continue;
 #pragma omp for schedule(static) nowait
           for (int64_t i = 0; i < items; ++i) write_dx(task, task % G, i / pieces, i % pieces, static_cast<T>(c2), static_cast<T>(c3));
+          fence_streamed(stream);
         }
       }
     }

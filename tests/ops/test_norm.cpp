@@ -123,7 +123,7 @@ struct ThreadCountGuard {
 
 TEST_CASE("group_norm's large groups: shared between threads, streamed, the same numbers bit for bit", "[layers]") {
   // ops/cpu/norm.cpp runs a group above 1 MB with its slabs shared between the threads, and
-  // writes outputs of 32 MB and more with streaming stores; statistics are merged per slab in
+  // writes outputs of 32 MB and more (y, and dx in the backward) with streaming stores; statistics are merged per slab in
   // slab order either way. So: the same bits with 1 and 2 threads, the same bits
   // for the first sample alone (16 MB: not streamed) as inside the streamed pair, and close to the
   // definition in double.
