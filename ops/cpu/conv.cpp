@@ -19,7 +19,8 @@
 // splits each (tile, group) step itself:
 //   forward          by output columns: each thread im2cols and multiplies its own columns;
 //   input gradient   by columns for the GEMM into the shared column buffer, then by input
-//                    channel for col2im (channels own disjoint dx planes: no races);
+//                    channel for col2im (channels own disjoint dx planes: no races), or, where
+//                    the kernel fits in its stride (1x1 / 2, 2x2 / 2), placing each value once;
 //   weight gradient  Eigen: by rows of the column matrix (K), i.e. by columns of dW: each thread
 //                    im2cols its rows and owns its dW columns across all tiles; gemm.h: by
 //                    output columns like the forward, each thread summing into its own dW
@@ -362,16 +363,46 @@ void forward_step_packed(const ConvGeometry& g, const Tile& t, int64_t grp, cons
   if (!t.single()) team.sync();  // shares change between tiles: none may overwrite a buffer another still reads
 }
 
-// A transposed convolution whose kernel equals its stride (mask heads' 2 x 2 / 2 upsampling),
-// seen from the convolution it is the gradient of: every dx element gets exactly one value of the
-// column gradient, so dx needs no zeroing and col2im's additions become copies.
-bool kernel_tiles_input(const ConvGeometry& g) {
-  return g.kh == g.sh && g.kw == g.sw && g.ph == 0 && g.pw == 0 && g.dh == 1 && g.dw == 1 && g.H == g.H_out * g.sh &&
-         g.W == g.W_out * g.sw;
+// A kernel within its stride and no padding (the mask heads' 2 x 2 / 2 transposed convolution, seen
+// from the convolution it is the gradient of; the input gradient of a 1 x 1 / 2 downsample): each dx
+// element gets at most one value of the column gradient. So dx is written once, those values and
+// zeros between them, where col2im would first clear all of dx and then add into it (on layer2's
+// 1 x 1 / 2 at 800 x 1344, a 69 MB dx written twice and a quarter of it read back).
+bool kernel_within_stride(const ConvGeometry& g) {
+  return g.kh <= g.sh && g.kw <= g.sw && g.ph == 0 && g.pw == 0 && g.dh == 1 && g.dw == 1;
+}
+
+// One dx row [x0, x1) owned by output columns [ow0, ow1) of a kernel row: output column ow's
+// values go to ow * sw + j for the kernel's columns j < kw (src[j * ld + ow]), zeros to the rest of
+// its sw columns and to the columns after the last output's (x1 may stop short of ow1 * sw).
+void place_row(const ConvGeometry& g, const float* src, int64_t ld, float* out, int64_t ow0, int64_t ow1, int64_t x1) {
+  int64_t ow = ow0;
+  if (g.sw == 1) {  // 1 x 1 over batched small images: a copy
+    std::copy(src + ow0, src + ow1, out + ow0);
+    ow = ow1;
+  }
+#if defined(__AVX512F__)
+  if (g.sw == 2) {  // interleave 16 outputs of j = 0 with those of j = 1, or with zeros for a 1-wide kernel
+    const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
+    for (; ow + 16 <= ow1 && 2 * ow + 32 <= x1; ow += 16) {
+      const __m512 a = _mm512_loadu_ps(src + ow), b = g.kw == 2 ? _mm512_loadu_ps(src + ld + ow) : _mm512_setzero_ps();
+      _mm512_storeu_ps(out + 2 * ow, _mm512_permutex2var_ps(a, lo, b));
+      _mm512_storeu_ps(out + 2 * ow + 16, _mm512_permutex2var_ps(a, hi, b));
+    }
+  }
+#endif
+  for (; ow < ow1; ++ow) {
+    for (int64_t j = 0; j < g.sw && ow * g.sw + j < x1; ++j) out[ow * g.sw + j] = j < g.kw ? src[j * ld + ow] : 0.0f;
+  }
+  for (int64_t x = ow1 * g.sw; x < x1; ++x) out[x] = 0.0f;
 }
 
 // dx planes of channels [c0, c1) of group `grp`, in the tile's images, = the column gradient
-// placed (kernel_tiles_input): row (c, i, j) of col, output column ow goes to (oh s + i, ow s + j).
+// placed (kernel_within_stride): row (c, i, j) of col, output column ow goes to (oh sh + i, ow sw + j).
+// Output position (oh, ow) owns dx's rows [oh sh, oh sh + sh) and columns [ow sw, ow sw + sw), the
+// last row and column of outputs also what lies beyond them: every dx element is written by
+// exactly one position, so the tiles and the threads' channels never overlap.
 void place_columns(const ConvGeometry& g, const float* col, int64_t ld, const Tile& t, int64_t grp, int64_t c0, int64_t c1,
                    float* dx) {
   const int64_t khw = g.kh * g.kw;
@@ -381,23 +412,15 @@ void place_columns(const ConvGeometry& g, const float* col, int64_t ld, const Ti
       const float* rows = col + c * khw * ld + (n - t.n0) * t.span();
       for (int64_t p = t.p0; p < t.p1;) {
         const int64_t oh = p / g.W_out, ow0 = p % g.W_out, ow1 = std::min(g.W_out, ow0 + (t.p1 - p));
-        for (int64_t i = 0; i < g.kh; ++i) {
-          float* out = plane + (oh * g.sh + i) * g.W;
-          const float* src = rows + i * g.kw * ld + (p - t.p0) - ow0;  // src[j * ld + ow]
-          int64_t ow = ow0;
-#if defined(__AVX512F__)
-          if (g.kw == 2) {  // interleave the rows of j = 0 and j = 1, 16 outputs of each at a time
-            const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-            const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
-            for (; ow + 16 <= ow1; ow += 16) {
-              const __m512 a = _mm512_loadu_ps(src + ow), b = _mm512_loadu_ps(src + ld + ow);
-              _mm512_storeu_ps(out + 2 * ow, _mm512_permutex2var_ps(a, lo, b));
-              _mm512_storeu_ps(out + 2 * ow + 16, _mm512_permutex2var_ps(a, hi, b));
-            }
-          }
-#endif
-          for (; ow < ow1; ++ow) {
-            for (int64_t j = 0; j < g.kw; ++j) out[ow * g.sw + j] = src[j * ld + ow];
+        const int64_t y1 = oh + 1 == g.H_out ? g.H : std::min(g.H, (oh + 1) * g.sh);
+        const int64_t x1 = ow1 == g.W_out ? g.W : std::min(g.W, ow1 * g.sw);
+        for (int64_t y = oh * g.sh; y < y1; ++y) {
+          const int64_t i = y - oh * g.sh;
+          float* out = plane + y * g.W;
+          if (i >= g.kh) {
+            std::fill(out + ow0 * g.sw, out + x1, 0.0f);
+          } else {
+            place_row(g, rows + i * g.kw * ld + (p - t.p0) - ow0, ld, out, ow0, ow1, x1);
           }
         }
         p += ow1 - ow0;
@@ -420,7 +443,7 @@ void backward_input_step_packed(const ConvGeometry& g, const Tile& t, int64_t gr
     return;
   }
   const auto [c0, c1] = team.share(cig);
-  const bool place = kernel_tiles_input(g);
+  const bool place = kernel_within_stride(g);
   if (first && !place) {  // col2im accumulates: clear this thread's channels of the group in every image
     for (int64_t n = 0; n < g.N; ++n) {
       float* planes = dx + (n * g.C_in + grp * cig + c0) * g.HW();

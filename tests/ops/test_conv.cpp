@@ -228,6 +228,40 @@ TEST_CASE("conv_transpose2d: kernel 2 stride 2 by hand, and the adjoint of conv2
   }
 }
 
+// Where the kernel fits in its stride with no padding, the input gradient writes each dx element
+// once (values, or zeros between them) instead of clearing dx and adding into it: every element
+// must be written, none twice, whatever the tiles and the threads' share of channels. dx is
+// poisoned with NaN first; against the double loop. Geometries: the 1 x 1 / 2 downsample on odd
+// sizes (the last output row and column own what lies beyond them), a tile split inside an image
+// (2048 input channels: 1024-column tiles over 35 x 36 outputs), batched small images, kernels
+// narrower than the stride each way (zero rows and columns between the values) and a trailing
+// column no output covers (2 x 2 / 3 over 16 columns: the 5 outputs reach column 14), 1 x 1 / 1
+// over batched images (a copy), and the mask head's 2 x 2 / 2.
+TEST_CASE("input gradients of kernels within their stride write every dx element once", "[layers]") {
+  const ConvCase cases[] = {
+      {1, 16, 9, 13, 8, 1, 1, {2, 2}},
+      {1, 2048, 69, 71, 8, 1, 1, {2, 2}},
+      {5, 8, 7, 7, 16, 1, 1, {2, 2}},
+      {2, 8, 11, 16, 6, 2, 2, {3, 3}},
+      {3, 4, 10, 9, 6, 1, 2, {2, 3}},
+      {4, 8, 6, 6, 8, 1, 1},
+      {2, 8, 20, 40, 6, 2, 2, {2, 2}},
+      {6, 8, 14, 15, 8, 2, 2, {2, 2}},
+  };
+  Generator gen(17);
+  for (const ConvCase& c : cases) {
+    CAPTURE(c.N, c.C_in, c.H, c.W, c.C_out, c.kh, c.kw, c.stride[0], c.stride[1]);
+    const int64_t Ho = out_size(c.H, c.kh, c.stride[0], 0, 1), Wo = out_size(c.W, c.kw, c.stride[1], 0, 1);
+    const Tensor w = randn({c.C_out, c.C_in, c.kh, c.kw}, gen, kFloat64), r = randn({c.N, c.C_out, Ho, Wo}, gen, kFloat64);
+    const NaiveConv ref = naive_conv(c, VD(c.N * c.C_in * c.H * c.W, 0.0), w.to_vector<double>(), {}, r.to_vector<double>());
+    Tensor dx = full({c.N, c.C_in, c.H, c.W}, std::nan(""));
+    conv2d_backward_input_kernel(kCPU, dx, r.to(kFloat32), w.to(kFloat32), Conv2dParams{c.stride, {0, 0}});
+    // Each value is a sum of C_out * kh * kw (at most 32) float32 products of N(0, 1) values:
+    // rounding ~1e-6; a missing, doubled or misplaced value is ~1, a NaN fails any bound.
+    CHECK(test::max_abs_diff(dx.to_vector<double>(), ref.dx) < 1e-4);
+  }
+}
+
 TEST_CASE("conv errors name the op, the shapes and what was expected", "[layers][errors]") {
   CHECK_THROWS_WITH(conv2d(zeros({1, 64, 8, 8}), zeros({16, 32, 3, 3}), Tensor()),
                     Catch::Contains("conv2d: input channels 64 != weight's 32 * groups 1"));
