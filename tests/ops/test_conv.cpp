@@ -228,16 +228,18 @@ TEST_CASE("conv_transpose2d: kernel 2 stride 2 by hand, and the adjoint of conv2
   }
 }
 
-// Where the kernel fits in its stride with no padding, the input gradient writes each dx element
-// once (values, or zeros between them) instead of clearing dx and adding into it: every element
-// must be written, none twice, whatever the tiles and the threads' share of channels. dx is
-// poisoned with NaN first; against the double loop. Geometries: the 1 x 1 / 2 downsample on odd
-// sizes (the last output row and column own what lies beyond them), a tile split inside an image
-// (2048 input channels: 1024-column tiles over 35 x 36 outputs), batched small images, kernels
-// narrower than the stride each way (zero rows and columns between the values) and a trailing
-// column no output covers (2 x 2 / 3 over 16 columns: the 5 outputs reach column 14), 1 x 1 / 1
-// over batched images (a copy), and the mask head's 2 x 2 / 2.
-TEST_CASE("input gradients of kernels within their stride write every dx element once", "[layers]") {
+// The input gradient writes every dx element exactly once, which dx poisoned with NaN first shows,
+// against the double loop. Where the kernel fits in its stride with no padding, dx is placed:
+// values, or zeros between them. Elsewhere col2im adds into rows that each tile clears as it
+// first reaches them. Geometries: the 1 x 1 / 2 downsample on odd sizes (the last output row and
+// column own what lies beyond them), a tile split inside an image (2048 input channels: 1024-column
+// tiles over 35 x 36 outputs), batched small images, kernels narrower than the stride each way
+// (zero rows and columns between the values) and a trailing column no output covers (2 x 2 / 3
+// over 16 columns: the 5 outputs reach column 14), 1 x 1 / 1 over batched images (a copy), the mask
+// head's 2 x 2 / 2; then 3 x 3 / 2 with tiles split inside an image (512 channels: 455-column
+// tiles over 35 x 36 outputs, rows shared by neighbouring tiles), a 3 x 3 / 2 whose last rows and
+// columns no output reaches, dilation 2, and the stem's 7 x 7 / 2 over batched small images.
+TEST_CASE("conv2d's input gradient writes every dx element once, dx poisoned first", "[layers]") {
   const ConvCase cases[] = {
       {1, 16, 9, 13, 8, 1, 1, {2, 2}},
       {1, 2048, 69, 71, 8, 1, 1, {2, 2}},
@@ -247,17 +249,22 @@ TEST_CASE("input gradients of kernels within their stride write every dx element
       {4, 8, 6, 6, 8, 1, 1},
       {2, 8, 20, 40, 6, 2, 2, {2, 2}},
       {6, 8, 14, 15, 8, 2, 2, {2, 2}},
+      {1, 512, 70, 72, 4, 3, 3, {2, 2}, {1, 1}},
+      {2, 8, 10, 12, 4, 3, 3, {2, 2}, {0, 0}},
+      {1, 16, 40, 40, 8, 3, 3, {1, 1}, {2, 2}, {2, 2}},
+      {3, 3, 21, 19, 8, 7, 7, {2, 2}, {3, 3}},
   };
   Generator gen(17);
   for (const ConvCase& c : cases) {
     CAPTURE(c.N, c.C_in, c.H, c.W, c.C_out, c.kh, c.kw, c.stride[0], c.stride[1]);
-    const int64_t Ho = out_size(c.H, c.kh, c.stride[0], 0, 1), Wo = out_size(c.W, c.kw, c.stride[1], 0, 1);
+    const int64_t Ho = out_size(c.H, c.kh, c.stride[0], c.padding[0], c.dilation[0]);
+    const int64_t Wo = out_size(c.W, c.kw, c.stride[1], c.padding[1], c.dilation[1]);
     const Tensor w = randn({c.C_out, c.C_in, c.kh, c.kw}, gen, kFloat64), r = randn({c.N, c.C_out, Ho, Wo}, gen, kFloat64);
     const NaiveConv ref = naive_conv(c, VD(c.N * c.C_in * c.H * c.W, 0.0), w.to_vector<double>(), {}, r.to_vector<double>());
     Tensor dx = full({c.N, c.C_in, c.H, c.W}, std::nan(""));
-    conv2d_backward_input_kernel(kCPU, dx, r.to(kFloat32), w.to(kFloat32), Conv2dParams{c.stride, {0, 0}});
-    // Each value is a sum of C_out * kh * kw (at most 32) float32 products of N(0, 1) values:
-    // rounding ~1e-6; a missing, doubled or misplaced value is ~1, a NaN fails any bound.
+    conv2d_backward_input_kernel(kCPU, dx, r.to(kFloat32), w.to(kFloat32), Conv2dParams{c.stride, c.padding, c.dilation});
+    // Each value is a sum of at most C_out * kh * kw (here <= 392) float32 products of N(0, 1)
+    // values: rounding ~1e-5; a missing, doubled or misplaced term is ~1, a NaN fails any bound.
     CHECK(test::max_abs_diff(dx.to_vector<double>(), ref.dx) < 1e-4);
   }
 }
