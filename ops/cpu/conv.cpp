@@ -1,6 +1,6 @@
 // CPU convolution by im2col + GEMM: for float32, our own GEMM (gemm.h) with im2col done while it
-// packs its operand (the `_packed` steps below); for float64 and builds without AVX-512, Eigen
-// over a column buffer.
+// packs its operand (the `_packed` steps below) and the weights packed once per call
+// (PackedWeights); for float64 and builds without AVX-512, Eigen over a column buffer.
 //
 // Per group, a convolution is the product Y_g (C_out/G, P) = W_g (C_out/G, K) * col (K, P) where
 // col holds, for every output position, the K = C_in/G * kh * kw input values its kernel sees.
@@ -364,12 +364,44 @@ const float* tensor_piece(const float* data, int64_t C, int64_t P, const Tile& t
   return dst;
 }
 
+// A convolution's weights as the GEMM's left operand, each group's packed once per call into the
+// micro-kernel's panels (gemm::PackedA) and shared by every tile and thread. Packed inside each
+// GEMM instead, every thread packed all of a group's weights again for every tile of its image:
+// on layer4's 3 x 3 / 2 at 800 x 1344, 9.4 MB six times per call, and for the input gradient
+// (W^T) by a gather of 32 bytes from each of 4608 rows 18 KB apart per panel.
+class PackedWeights {
+ public:
+  // a_of(grp): group grp's M x K left operand.
+  template <class AOf>
+  PackedWeights(int64_t groups, int64_t M, int64_t K, AOf a_of) : per_group_(gemm::packed_a_size(M, K)) {
+    std::vector<float>& buffer = storage();
+    if (buffer.size() < static_cast<size_t>(groups * per_group_)) buffer.resize(static_cast<size_t>(groups * per_group_));
+    data_ = buffer.data();
+    const int64_t panels = ceil_div(M, gemm::kMr);
+#pragma omp parallel for schedule(static) if (groups * per_group_ >= cpu::kParallelGrain)
+    for (int64_t q = 0; q < groups * panels; ++q) {
+      gemm::pack_a_panel(a_of(q / panels), M, K, q % panels, data_ + (q / panels) * per_group_);
+    }
+  }
+  gemm::PackedA group(int64_t grp) const { return {data_ + grp * per_group_}; }
+
+ private:
+  // Grows to the largest weights the calling thread has packed and stays: no allocation, and no
+  // page faults, per call.
+  static std::vector<float>& storage() {
+    thread_local std::vector<float> buffer;
+    return buffer;
+  }
+  int64_t per_group_;
+  float* data_;
+};
+
 void forward_step_packed(const ConvGeometry& g, const Tile& t, int64_t grp, const Team& team, const Workspace<float>& ws,
-                         float* y, const float* x, const float* w, const float* b) {
+                         float* y, const float* x, const PackedWeights& w, const float* b) {
   const Tile s = share_of(t, team);
   const int64_t K = g.K(), cog = g.cout_g();
   if (s.cols() > 0) {
-    const gemm::Strided Wg{w + grp * cog * K, K, 1};
+    const gemm::PackedA Wg = w.group(grp);
     const float* bias = b != nullptr ? b + grp * cog : nullptr;
     auto row = [&](int64_t r, int64_t q0, int64_t n, float* scratch) { return column_matrix_piece(g, x, s, grp, r, q0, q0 + n, scratch); };
     const gemm::BSource Col{gemm::BSource::Kind::kRows, row};
@@ -451,10 +483,10 @@ void place_columns(const ConvGeometry& g, const float* col, int64_t ld, const Ti
 }
 
 void backward_input_step_packed(const ConvGeometry& g, const Tile& t, int64_t grp, const Team& team,
-                                const Workspace<float>& ws, float* dx, const float* dy, const float* w) {
+                                const Workspace<float>& ws, float* dx, const float* dy, const PackedWeights& wt) {
   const int64_t K = g.K(), cog = g.cout_g(), cig = g.cin_g();
   const Tile s = share_of(t, team);
-  const gemm::Strided WgT{w + grp * cog * K, 1, K};
+  const gemm::PackedA WgT = wt.group(grp);
   auto dy_row = [&](int64_t o, int64_t q0, int64_t n, float* scratch) {
     return tensor_piece(dy, g.C_out, g.P(), s, grp * cog + o, q0, q0 + n, scratch);
   };
@@ -512,9 +544,6 @@ void backward_weight_step_packed(const ConvGeometry& g, const Tile& t, int64_t g
 template <class T>
 void forward_step(const ConvGeometry& g, const Tile& t, int64_t grp, const Team& team, const Workspace<T>& ws, T* y,
                   const T* x, const T* w, const T* b) {
-  if constexpr (std::is_same_v<T, float>) {
-    if (gemm::available()) return forward_step_packed(g, t, grp, team, ws, y, x, w, b);
-  }
   const Tile s = share_of(t, team);
   const int64_t K = g.K(), cog = g.cout_g(), cig = g.cin_g(), ld = ws.ld, off = column_offset(t, s);
   const ConstMatMap<T> Wg = weight_of(g, w, grp);
@@ -548,9 +577,6 @@ void forward_step(const ConvGeometry& g, const Tile& t, int64_t grp, const Team&
 template <class T>
 void backward_input_step(const ConvGeometry& g, const Tile& t, int64_t grp, const Team& team,
                          const Workspace<T>& ws, T* dx, const T* dy, const T* w) {
-  if constexpr (std::is_same_v<T, float>) {
-    if (gemm::available()) return backward_input_step_packed(g, t, grp, team, ws, dx, dy, w);
-  }
   const int64_t K = g.K(), cog = g.cout_g(), cig = g.cin_g(), ld = ws.ld;
   const Tile s = share_of(t, team);
   const ConstMatMap<T> Wg = weight_of(g, w, grp);
@@ -676,6 +702,14 @@ void conv2d_forward_cpu(const Tensor& y, const Tensor& x, const Tensor& w, const
     if constexpr (std::is_same_v<T, float>) {
       if (winograd::applies(g)) return winograd::conv2d_forward(g, in_ptr<T>(x), in_ptr<T>(w), in_ptr<T>(b), out_ptr<T>(y));
       if (grouped::applies(g)) return grouped::conv2d_forward(g, in_ptr<T>(x), in_ptr<T>(w), in_ptr<T>(b), out_ptr<T>(y));
+      if (gemm::available()) {
+        const int64_t K = g.K(), cog = g.cout_g();
+        const float* w_ = in_ptr<T>(w);
+        const PackedWeights wg(g.groups, cog, K, [&](int64_t grp) { return gemm::Strided{w_ + grp * cog * K, K, 1}; });
+        return run_steps<T>(g, [&](const Tile& t, int64_t grp, bool, const Team& team, const Workspace<T>& ws) {
+          forward_step_packed(g, t, grp, team, ws, out_ptr<T>(y), in_ptr<T>(x), wg, in_ptr<T>(b));
+        });
+      }
     }
     run_steps<T>(g, [&](const Tile& t, int64_t grp, bool, const Team& team, const Workspace<T>& ws) {
       forward_step(g, t, grp, team, ws, out_ptr<T>(y), in_ptr<T>(x), in_ptr<T>(w), in_ptr<T>(b));
@@ -689,6 +723,14 @@ void conv2d_backward_input_cpu(const Tensor& dx, const Tensor& dy, const Tensor&
     if constexpr (std::is_same_v<T, float>) {
       if (winograd::applies(g)) return winograd::conv2d_backward_input(g, in_ptr<T>(dy), in_ptr<T>(w), out_ptr<T>(dx));
       if (grouped::applies(g)) return grouped::conv2d_backward_input(g, in_ptr<T>(dy), in_ptr<T>(w), out_ptr<T>(dx));
+      if (gemm::available()) {  // the GEMM's left operand is W_g^T: K x C_out/G
+        const int64_t K = g.K(), cog = g.cout_g();
+        const float* w_ = in_ptr<T>(w);
+        const PackedWeights wt(g.groups, K, cog, [&](int64_t grp) { return gemm::Strided{w_ + grp * cog * K, 1, K}; });
+        return run_steps<T>(g, [&](const Tile& t, int64_t grp, bool, const Team& team, const Workspace<T>& ws) {
+          backward_input_step_packed(g, t, grp, team, ws, out_ptr<T>(dx), in_ptr<T>(dy), wt);
+        });
+      }
     }
     run_steps<T>(g, [&](const Tile& t, int64_t grp, bool, const Team& team, const Workspace<T>& ws) {
       backward_input_step(g, t, grp, team, ws, out_ptr<T>(dx), in_ptr<T>(dy), in_ptr<T>(w));

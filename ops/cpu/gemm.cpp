@@ -99,7 +99,11 @@ void pack_a(const Strided& a, int64_t i0, int64_t mr, int64_t k0, int64_t kc, fl
     for (int64_t k = 0; k < kc; ++k) {
       const float* src = a.p + (k0 + k) * a.cs + i0;
       float* dst = panel + k * kMr;
-      for (int64_t i = 0; i < kMr; ++i) dst[i] = i < mr ? src[i] : 0.0f;
+      if (mr == kMr) {
+        std::memcpy(dst, src, sizeof(float) * kMr);
+      } else {
+        for (int64_t i = 0; i < kMr; ++i) dst[i] = i < mr ? src[i] : 0.0f;
+      }
     }
   } else {
     for (int64_t k = 0; k < kc; ++k) {
@@ -294,12 +298,23 @@ void sgemm(int64_t M, int64_t N, int64_t K, const Strided& a, const Strided& b, 
   with_b_source(b, [&](const BSource& source) { sgemm(M, N, K, a, source, c, ldc, accumulate, row_bias); });
 }
 
-void sgemm(int64_t M, int64_t N, int64_t K, const PackedA& a, const Strided& b, float* c, int64_t ldc, bool accumulate) {
+void sgemm(int64_t M, int64_t N, int64_t K, const PackedA& a, const BSource& b, float* c, int64_t ldc, bool accumulate,
+           const float* row_bias) {
   // Panel ir's columns [pc, pc + kc) are contiguous in the packed layout: no copy at all.
-  auto packed = [&](int64_t ir, int64_t, int64_t pc, int64_t kc, Buffers&) -> const float* {
+  auto packed = [&](int64_t ir, int64_t, int64_t pc, int64_t, Buffers&) -> const float* {
     return a.p + packed_a_index(ir, pc, K);
   };
-  with_b_source(b, [&](const BSource& source) { run_sgemm(M, N, K, packed, source, c, ldc, accumulate, nullptr); });
+  run_sgemm(M, N, K, packed, b, c, ldc, accumulate, row_bias);
+}
+
+void sgemm(int64_t M, int64_t N, int64_t K, const PackedA& a, const Strided& b, float* c, int64_t ldc, bool accumulate) {
+  with_b_source(b, [&](const BSource& source) { sgemm(M, N, K, a, source, c, ldc, accumulate); });
+}
+
+void pack_a_panel(const Strided& a, int64_t M, int64_t K, int64_t panel, float* packed) {
+  const int64_t i0 = panel * kMr, mr = std::min(kMr, M - i0);
+  const float* zeros = thread_buffers().zeros;  // kKc of them: rows past M, one kKc piece at a time
+  for (int64_t k0 = 0; k0 < K; k0 += kKc) pack_a(a, i0, mr, k0, std::min(kKc, K - k0), packed + packed_a_index(i0, k0, K), zeros);
 }
 
 }  // namespace gndet::cpu::gemm

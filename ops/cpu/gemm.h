@@ -74,6 +74,12 @@ struct PackedA {
   const float* p;
 };
 void sgemm(int64_t M, int64_t N, int64_t K, const PackedA& a, const Strided& b, float* c, int64_t ldc, bool accumulate);
+void sgemm(int64_t M, int64_t N, int64_t K, const PackedA& a, const BSource& b, float* c, int64_t ldc, bool accumulate,
+           const float* row_bias = nullptr);
+// Writes panel `panel` of an M x K matrix A (its rows [panel kMr, panel kMr + kMr), all K columns)
+// where the PackedA layout puts it, in `packed`: for an A that many products share, packed once
+// (its panels may be split between threads).
+void pack_a_panel(const Strided& a, int64_t M, int64_t K, int64_t panel, float* packed);
 
 // Blocking (see above). kNr is three AVX-512 vectors.
 inline constexpr int64_t kMr = 8;
