@@ -220,6 +220,8 @@ void write_values(T* out, int64_t len, bool stream, F value) {
       }
     }
   }
+#else
+  (void)stream;  // streaming stores are AVX-512 only
 #endif
 #pragma omp simd
   for (int64_t j = i; j < len; ++j) out[j] = value(j);
