@@ -2,9 +2,10 @@
 //
 // A RoI's bilinear weights are separable (ops/roi_align_math.h: axis_sample), and the same for
 // every channel, so each RoI's rows and columns of samples are resolved once into small tables
-// (out_h * grid_h + out_w * grid_w entries) and every channel then only loads, multiplies and
-// adds. The arithmetic, and its order, is the per-sample formula's (roi::bilinear), so results are
-// bit-identical to it and to the CUDA kernel's formula.
+// (out_h * grid_h + out_w * grid_w entries) and the channels then only load, multiply and add,
+// kChannelBlock of them per pass over the tables. The arithmetic, and its order, is the
+// per-sample formula's (roi::bilinear), so results are bit-identical to it and to the CUDA
+// kernel's formula (tested).
 // Forward: one task per (RoI, chunk of channels). Backward: parallel over channels, so no two
 // threads ever add into the same gradient element.
 #include <algorithm>
@@ -53,6 +54,55 @@ inline void for_each_sample(const SampleTables<T>& t, const roi::Geometry<T>& g,
   }
 }
 
+// The bins of B consecutive channels of one RoI (planes HW apart, outputs `bins` apart), each
+// sample's offsets and weights read once for all B: B independent sums instead of one chain of
+// adds per channel, and the tables walked once per B channels. Every channel's arithmetic and its
+// order are the one-channel loop's, so B changes no bit. In an inference with 100 detections
+// RoIAlign was 9-10% of the time, one channel at a time; 1000 RoIs of 16-116 pixels on P2 (7 x 7,
+// adaptive sampling) took 236-370 ms that way, 105-157 ms with 8 channels, 87-132 with 16.
+constexpr int64_t kChannelBlock = 16;
+
+template <int64_t B, class T>
+void pool_channels(const SampleTables<T>& tables, const roi::Geometry<T>& g, const RoIAlignParams& p, int64_t HW,
+                   int64_t W, const T* planes, T* dst) {
+  const int64_t bins = p.out_h * p.out_w;
+  for (int64_t ph = 0; ph < p.out_h; ++ph) {
+    for (int64_t pw = 0; pw < p.out_w; ++pw) {
+      T acc[B] = {};
+      for_each_sample(tables, g, ph, pw, W, [&](int64_t o00, int64_t o01, int64_t o10, int64_t o11, T w00, T w01, T w10, T w11) {
+        for (int64_t b = 0; b < B; ++b) {
+          const T* plane = planes + b * HW;
+          acc[b] += w00 * plane[o00] + w01 * plane[o01] + w10 * plane[o10] + w11 * plane[o11];
+        }
+      });
+      for (int64_t b = 0; b < B; ++b) dst[b * bins + ph * p.out_w + pw] = acc[b] / g.count;
+    }
+  }
+}
+
+// The backward's counterpart: each bin's gradient spread over B channels' planes, sample by
+// sample, every channel's additions in the one-channel loop's order.
+template <int64_t B, class T>
+void spread_channels(const SampleTables<T>& tables, const roi::Geometry<T>& g, const RoIAlignParams& p, int64_t HW,
+                     int64_t W, const T* src, T* planes) {
+  const int64_t bins = p.out_h * p.out_w;
+  for (int64_t ph = 0; ph < p.out_h; ++ph) {
+    for (int64_t pw = 0; pw < p.out_w; ++pw) {
+      T share[B];
+      for (int64_t b = 0; b < B; ++b) share[b] = src[b * bins + ph * p.out_w + pw] / g.count;
+      for_each_sample(tables, g, ph, pw, W, [&](int64_t o00, int64_t o01, int64_t o10, int64_t o11, T w00, T w01, T w10, T w11) {
+        for (int64_t b = 0; b < B; ++b) {
+          T* plane = planes + b * HW;
+          plane[o00] += share[b] * w00;
+          plane[o01] += share[b] * w01;
+          plane[o10] += share[b] * w10;
+          plane[o11] += share[b] * w11;
+        }
+      });
+    }
+  }
+}
+
 void roi_align_cpu(const Tensor& out, const Tensor& x, const Tensor& rois, RoIAlignParams p) {
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), K = rois.size(0);
   const int64_t bins = p.out_h * p.out_w;
@@ -78,20 +128,14 @@ void roi_align_cpu(const Tensor& out, const Tensor& x, const Tensor& rois, RoIAl
             continue;
           }
           tables.fill(g, p, H, W);
-          const int64_t c1 = std::min(C, (chunk + 1) * per_chunk);
-          for (int64_t c = chunk * per_chunk; c < c1; ++c) {
-            const T* plane = in + (g.batch * C + c) * H * W;
-            T* dst = o + (k * C + c) * bins;
-            for (int64_t ph = 0; ph < p.out_h; ++ph) {
-              for (int64_t pw = 0; pw < p.out_w; ++pw) {
-                T acc = 0;
-                for_each_sample(tables, g, ph, pw, W, [&](int64_t o00, int64_t o01, int64_t o10, int64_t o11, T w00, T w01, T w10, T w11) {
-                  acc += w00 * plane[o00] + w01 * plane[o01] + w10 * plane[o10] + w11 * plane[o11];
-                });
-                dst[ph * p.out_w + pw] = acc / g.count;
-              }
-            }
+          const int64_t c0 = chunk * per_chunk, c1 = std::min(C, (chunk + 1) * per_chunk);
+          const T* planes = in + (g.batch * C + c0) * H * W;
+          T* dst = o + (k * C + c0) * bins;
+          int64_t c = c0;
+          for (; c + kChannelBlock <= c1; c += kChannelBlock) {
+            pool_channels<kChannelBlock>(tables, g, p, H * W, W, planes + (c - c0) * H * W, dst + (c - c0) * bins);
           }
+          for (; c < c1; ++c) pool_channels<1>(tables, g, p, H * W, W, planes + (c - c0) * H * W, dst + (c - c0) * bins);
         }
       }
     }
@@ -117,21 +161,13 @@ void roi_align_backward_cpu(const Tensor& grad_x, const Tensor& grad_out, const 
         const roi::Geometry<T> g = roi::geometry(rr + 5 * k, p);
         if (g.batch < 0 || g.batch >= N) continue;  // the forward already refused it
         tables.fill(g, p, H, W);
-        for (int64_t c = c0; c < c1; ++c) {
-          T* plane = gx + (g.batch * C + c) * H * W;
-          const T* src = go + (k * C + c) * bins;
-          for (int64_t ph = 0; ph < p.out_h; ++ph) {
-            for (int64_t pw = 0; pw < p.out_w; ++pw) {
-              const T share = src[ph * p.out_w + pw] / g.count;
-              for_each_sample(tables, g, ph, pw, W, [&](int64_t o00, int64_t o01, int64_t o10, int64_t o11, T w00, T w01, T w10, T w11) {
-                plane[o00] += share * w00;
-                plane[o01] += share * w01;
-                plane[o10] += share * w10;
-                plane[o11] += share * w11;
-              });
-            }
-          }
+        T* planes = gx + (g.batch * C + c0) * H * W;
+        const T* src = go + (k * C + c0) * bins;
+        int64_t c = c0;
+        for (; c + kChannelBlock <= c1; c += kChannelBlock) {
+          spread_channels<kChannelBlock>(tables, g, p, H * W, W, src + (c - c0) * bins, planes + (c - c0) * H * W);
         }
+        for (; c < c1; ++c) spread_channels<1>(tables, g, p, H * W, W, src + (c - c0) * bins, planes + (c - c0) * H * W);
       }
     }
   });
