@@ -425,9 +425,10 @@ bool kernel_within_stride(const ConvGeometry& g) {
   return g.kh <= g.sh && g.kw <= g.sw && g.ph == 0 && g.pw == 0 && g.dh == 1 && g.dw == 1;
 }
 
-// One dx row [x0, x1) owned by output columns [ow0, ow1) of a kernel row: output column ow's
-// values go to ow * sw + j for the kernel's columns j < kw (src[j * ld + ow]), zeros to the rest of
-// its sw columns and to the columns after the last output's (x1 may stop short of ow1 * sw).
+// The columns [ow0 sw, x1) of one dx row, owned by output columns [ow0, ow1) of a kernel row:
+// output column ow's values go to ow * sw + j for the kernel's columns j < kw (src[j * ld + ow]),
+// zeros to the rest of its sw columns and to the columns after the last output's (x1 may also
+// stop short of ow1 * sw, at the map's edge).
 void place_row(const ConvGeometry& g, const float* src, int64_t ld, float* out, int64_t ow0, int64_t ow1, int64_t x1) {
   int64_t ow = ow0;
   if (g.sw == 1) {  // 1 x 1 over batched small images: a copy
