@@ -112,81 +112,96 @@ void pack_a(const Strided& a, int64_t i0, int64_t mr, int64_t k0, int64_t kc, fl
   }
 }
 
-// dst[0 .. kNr) = src[0 .. w) and zeros after.
-inline void copy_panel_row(const float* src, int64_t w, float* dst) {
+// The width of panel q of a block nc columns wide: kNr, except the last one, which is only as many
+// 16-float vectors as its columns need (a block of 64 columns is one panel of 48 and one of 16, not
+// two of 48 with a third of the arithmetic spent on zeros: the weight gradients of 1 x 1
+// convolutions from 64 channels, the stem's 147 columns, 256 = 5 x 48 + 16).
+inline int64_t panel_width(int64_t nc, int64_t q) {
+  const int64_t w = std::min(kNr, nc - q * kNr);
+  return w == kNr ? kNr : round_up(w, 16);
+}
+
+// dst[0 .. width) = src[0 .. w) and zeros after (width: a multiple of 16, at most kNr).
+inline void copy_panel_row(const float* src, int64_t w, float* dst, int64_t width) {
 #if defined(__AVX512F__)
-  for (int v = 0; v < kNr / 16; ++v) {
+  for (int64_t v = 0; v < width / 16; ++v) {
     const int64_t n = std::clamp<int64_t>(w - 16 * v, 0, 16);
     const __mmask16 m = static_cast<__mmask16>((uint32_t{1} << n) - 1);
     _mm512_store_ps(dst + 16 * v, _mm512_maskz_loadu_ps(m, src + 16 * v));
   }
 #else
   std::memcpy(dst, src, sizeof(float) * static_cast<size_t>(w));
-  std::fill(dst + w, dst + kNr, 0.0f);
+  std::fill(dst + w, dst + width, 0.0f);
 #endif
 }
 
-// B's rows [k0, k0 + kc) and columns [n0, n0 + nc) as panels of kNr columns: panel q holds
-// columns n0 + q kNr ..., element (k, j) at block[(q * kc + k) * kNr + j], zero past nc.
+// B's rows [k0, k0 + kc) and columns [n0, n0 + nc) as panels: panel q holds columns
+// n0 + q kNr ... and starts at block + q kc kNr, element (k, j) at k * width + j, zero past nc
+// (width: panel_width(nc, q)).
 void pack_b(const BSource& b, int64_t k0, int64_t kc, int64_t n0, int64_t nc, float* block, Buffers& buf) {
   const int64_t panels = ceil_div(nc, kNr);
   if (b.kind == BSource::Kind::kRows) {
     for (int64_t k = 0; k < kc; ++k) {
       const float* row = b.piece(k0 + k, n0, nc, buf.scratch);
-      for (int64_t q = 0; q < panels; ++q) copy_panel_row(row + q * kNr, std::min(kNr, nc - q * kNr), block + (q * kc + k) * kNr);
+      for (int64_t q = 0; q < panels; ++q) {
+        const int64_t width = panel_width(nc, q);
+        copy_panel_row(row + q * kNr, std::min(kNr, nc - q * kNr), block + q * kc * kNr + k * width, width);
+      }
     }
     return;
   }
   for (int64_t q = 0; q < panels; ++q) {
-    for (int64_t j8 = 0; j8 < kNr; j8 += 8) {
+    const int64_t width = panel_width(nc, q);
+    for (int64_t j8 = 0; j8 < width; j8 += 8) {
       const float* cols[8];
       for (int64_t t = 0; t < 8; ++t) {
         const int64_t n = q * kNr + j8 + t;
         cols[t] = n < nc ? b.piece(n0 + n, k0, kc, buf.scratch + t * kKc) : buf.zeros;
       }
-      interleave8(cols, kc, block + q * kc * kNr + j8, kNr);
+      interleave8(cols, kc, block + q * kc * kNr + j8, width);
     }
   }
 }
 
 #if defined(__AVX512F__)
-constexpr int kVectors = kNr / 16;
 static_assert(kNr % 16 == 0 && kMr == 8, "the micro-kernel holds kMr x kNr/16 vectors");
 
-// C tile (mr x nr at c, rows ldc apart) [+]= the kMr x kNr product of one A panel and one B panel.
+// C tile (mr x nr at c, rows ldc apart) [+]= the kMr x 16 V product of one A panel and one B panel
+// (16 V columns wide). Every element is the same chain of FMAs whatever V is.
+template <int V>
 void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict b, float* c, int64_t ldc, int64_t mr,
                   int64_t nr, bool load_c, const float* bias) {
-  __m512 acc[kMr][kVectors];
+  __m512 acc[kMr][V];
 #pragma GCC unroll 8
   for (int i = 0; i < kMr; ++i) {
 #pragma GCC unroll 4
-    for (int v = 0; v < kVectors; ++v) acc[i][v] = _mm512_setzero_ps();
+    for (int v = 0; v < V; ++v) acc[i][v] = _mm512_setzero_ps();
   }
   for (int64_t i = 0; i < mr; ++i) {  // the C tile is needed at the end: fetch it meanwhile
-    for (int v = 0; v < kVectors; ++v) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 16 * v), _MM_HINT_T0);
+    for (int v = 0; v < V; ++v) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 16 * v), _MM_HINT_T0);
   }
   for (int64_t k = 0; k < kc; ++k) {  // (software prefetches of B and unrolling measured no faster)
-    __m512 bv[kVectors];
+    __m512 bv[V];
 #pragma GCC unroll 4
-    for (int v = 0; v < kVectors; ++v) bv[v] = _mm512_load_ps(b + 16 * v);
+    for (int v = 0; v < V; ++v) bv[v] = _mm512_load_ps(b + 16 * v);
 #pragma GCC unroll 8
     for (int i = 0; i < kMr; ++i) {
       const __m512 ai = _mm512_set1_ps(a[i]);
 #pragma GCC unroll 4
-      for (int v = 0; v < kVectors; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+      for (int v = 0; v < V; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
     }
     a += kMr;
-    b += kNr;
+    b += 16 * V;
   }
-  __mmask16 mask[kVectors];
-  for (int v = 0; v < kVectors; ++v) {
+  __mmask16 mask[V];
+  for (int v = 0; v < V; ++v) {
     const int64_t w = std::clamp<int64_t>(nr - 16 * v, 0, 16);
     mask[v] = static_cast<__mmask16>((uint32_t{1} << w) - 1);
   }
   for (int64_t i = 0; i < mr; ++i) {
     float* row = c + i * ldc;
 #pragma GCC unroll 4
-    for (int v = 0; v < kVectors; ++v) {
+    for (int v = 0; v < V; ++v) {
       __m512 x = acc[i][v];
       if (load_c) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask[v], row + 16 * v));
       if (bias != nullptr) x = _mm512_add_ps(x, _mm512_set1_ps(bias[i]));
@@ -194,13 +209,24 @@ void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict
     }
   }
 }
+
+// The micro-kernel for a panel `width` columns wide (a multiple of 16, at most kNr).
+void micro_kernel(int64_t width, int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t mr, int64_t nr,
+                  bool load_c, const float* bias) {
+  static_assert(kNr == 48, "one case per width below");
+  switch (width) {
+    case 16: return micro_kernel<1>(kc, a, b, c, ldc, mr, nr, load_c, bias);
+    case 32: return micro_kernel<2>(kc, a, b, c, ldc, mr, nr, load_c, bias);
+    default: return micro_kernel<3>(kc, a, b, c, ldc, mr, nr, load_c, bias);
+  }
+}
 #else
-void micro_kernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t mr, int64_t nr, bool load_c,
-                  const float* bias) {
+void micro_kernel(int64_t width, int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t mr, int64_t nr,
+                  bool load_c, const float* bias) {
   float acc[kMr][kNr] = {};
   for (int64_t k = 0; k < kc; ++k) {
     for (int64_t i = 0; i < kMr; ++i) {
-      for (int64_t j = 0; j < kNr; ++j) acc[i][j] += a[k * kMr + i] * b[k * kNr + j];
+      for (int64_t j = 0; j < width; ++j) acc[i][j] += a[k * kMr + i] * b[k * width + j];
     }
   }
   for (int64_t i = 0; i < mr; ++i) {
@@ -241,8 +267,8 @@ void run_sgemm(int64_t M, int64_t N, int64_t K, APanel a_panel, const BSource& b
         const float* panel = a_panel(ir, mr, pc, kc, buf);
         const float* bias = pc == 0 && row_bias != nullptr ? row_bias + ir : nullptr;
         for (int64_t jr = 0; jr < nc; jr += kNr) {
-          micro_kernel(kc, panel, buf.b_block + (jr / kNr) * kc * kNr, c + ir * ldc + jc + jr, ldc, mr,
-                       std::min(kNr, nc - jr), load_c, bias);
+          micro_kernel(panel_width(nc, jr / kNr), kc, panel, buf.b_block + (jr / kNr) * kc * kNr, c + ir * ldc + jc + jr,
+                       ldc, mr, std::min(kNr, nc - jr), load_c, bias);
         }
       }
     }

@@ -8,7 +8,8 @@
 // (conv.cpp), and the micro-kernel is written for AVX-512.
 //
 // The algorithm is the one of BLIS / GotoBLAS: B is packed a (kKc x kNc) block at a time into
-// panels kNr columns wide (the block stays in L2), A kMr rows at a time into a (kKc x kMr) panel
+// panels kNr columns wide (the last one of a block only as many 16-float vectors wide as it needs;
+// the block stays in L2), A kMr rows at a time into a (kKc x kMr) panel
 // (in L1), and a micro-kernel keeps a kMr x kNr tile of C in 24 vector registers while it runs
 // over the kKc products. Edges are padded with zeros in the panels and masked when C is stored.
 //

@@ -104,9 +104,11 @@ TEST_CASE("float32 GEMM equals a double loop at every edge of its blocking", "[o
   std::mt19937 rng(20261206);
   const Layout layouts[] = {Layout::kRowMajor, Layout::kColMajor, Layout::kStrided};
   // (M, N, K): one micro-tile; edges in M, N and K; two column blocks (N > 960) with uneven
-  // remainders; three K blocks (K > 2 x 256) with a remainder; a single row and column; K = 0.
+  // remainders; three K blocks (K > 2 x 256) with a remainder; a single row and column; K = 0;
+  // last panels one and two vectors wide (N = 64, 80, 147: 48 + 16, 48 + 32, 3 x 48 + 16).
   const int64_t sizes[][3] = {{8, 48, 16},  {13, 50, 7},  {1, 1, 1},      {31, 97, 300}, {17, 1000, 33},
-                              {9, 130, 600}, {64, 200, 0}, {40, 1943, 70}, {3, 5, 513}};
+                              {9, 130, 600}, {64, 200, 0}, {40, 1943, 70}, {3, 5, 513},
+                              {16, 80, 40}, {24, 64, 300}, {8, 147, 260}};
   for (const auto& s : sizes) {
     for (Layout a : layouts) {
       for (Layout b : layouts) {
