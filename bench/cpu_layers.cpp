@@ -8,6 +8,9 @@
 // the same machine conditions (other processes, clock frequency).
 // Bytes count each input read once and each output written once (GN forward: x in, y out;
 // backward: dy and x in, dx out; the (N, G) statistics and (C) parameters are negligible).
+// The conv table's last column is each layer's roofline: the GFLOP/s its bytes (x, y and w, once
+// each) allow at the bandwidth of a copy as large as its larger activation, as a fraction of the
+// peak; below 1 the layer is memory-bound and no kernel reaches the peak on it.
 //
 //   build-layers/bench/cpu_layers [--quick] [--conv-only | --gn-only] [--only TEXT] [--demo]
 // (--only TEXT: the convolutions and GroupNorm shapes whose printed name contains TEXT)
@@ -135,10 +138,15 @@ void bench_conv(const ConvShape& s, PeakGemm& gemm, PeakFma& peak, double budget
   const Tensor dy = randn(y.shape(), gen);
   Tensor dx = empty(x.shape()), dw = empty(w.shape());
   const double flops = 2.0 * static_cast<double>(y.numel()) * static_cast<double>(s.C_in / s.groups * s.k * s.k);
+  // Each of the three kernels reads two of x, y (or dy) and w and writes the third: at least these
+  // bytes cross memory once. A copy of the larger activation measures the bandwidth of the level
+  // they come from (L3 or DRAM).
+  const double bytes = sizeof(float) * static_cast<double>(x.numel() + y.numel() + w.numel());
+  ParallelCopy copy(sizeof(float) * static_cast<size_t>(std::max(x.numel(), y.numel())));
   const std::vector<double> t = best_times(
       {[&] { peak.run(); }, [&] { gemm.run(); }, [&] { conv2d(x, w, Tensor(), p.stride, p.padding, p.dilation, p.groups); },
        [&] { conv2d_backward_input_kernel(kCPU, dx, dy, w, p); },
-       [&] { conv2d_backward_weight_kernel(kCPU, dw, dy, x, p); }},
+       [&] { conv2d_backward_weight_kernel(kCPU, dw, dy, x, p); }, [&] { copy.run(); }},
       3, budget_s);
   const double ref = peak.flops() > 0 ? peak.flops() / t[0] / 1e9 : gemm.flops() / t[1] / 1e9;
   std::printf("%-36s %6.2f", s.name, flops / 1e9);
@@ -146,7 +154,10 @@ void bench_conv(const ConvShape& s, PeakGemm& gemm, PeakFma& peak, double budget
     const double g = flops / t[i] / 1e9;
     std::printf("  %6.1f (%4.2f)", g, g / ref);
   }
-  std::printf("  %6.1f  %6.1f\n", ref, gemm.flops() / t[1] / 1e9);
+  // The roofline: the GFLOP/s these bytes allow at the copy's bandwidth, as a fraction of the
+  // reference, capped at 1 (a layer below 1 cannot reach the peak, whatever its kernel).
+  const double memory_gflops = flops / (bytes / (copy.bytes_moved() / t[5])) / 1e9;
+  std::printf("  %6.1f  %6.1f   %4.2f\n", ref, gemm.flops() / t[1] / 1e9, std::min(1.0, memory_gflops / ref));
 }
 
 void bench_group_norm(const Shape& shape, int64_t groups, double budget_s) {
@@ -192,10 +203,10 @@ int main(int argc, char** argv) {
     PeakGemm gemm(1024);
     PeakFma peak;
     const char* ref = gndet_has_avx512() ? "xpeak" : "xGEMM";  // without AVX-512 there is no peak loop
-    std::printf("\n%-36s %6s  %14s  %14s  %14s  %6s  %6s\n", "conv2d float32 (N,Cin,H,W)->Cout", "GFLOP", "forward",
-                "grad input", "grad weight", "peak", "Eigen");
-    std::printf("%-36s %6s  %9s (%s)  %9s (%s)  %9s (%s)  %6s  %6s\n", "", "", "GFLOP/s", ref, "GFLOP/s", ref, "GFLOP/s", ref,
-                "GFLOP/s", "GEMM");
+    std::printf("\n%-36s %6s  %14s  %14s  %14s  %6s  %6s  %6s\n", "conv2d float32 (N,Cin,H,W)->Cout", "GFLOP", "forward",
+                "grad input", "grad weight", "peak", "Eigen", "memory");
+    std::printf("%-36s %6s  %9s (%s)  %9s (%s)  %9s (%s)  %6s  %6s  %6s\n", "", "", "GFLOP/s", ref, "GFLOP/s", ref, "GFLOP/s", ref,
+                "GFLOP/s", "GEMM", ref);
     // ResNet-50 + FPN on one 800 x 1344 image (the zoo's test scale, padded to 32): every kind of
     // convolution that is not Winograd (the stem, 1x1, strided), then the 3x3s.
     const ConvShape convs[] = {
