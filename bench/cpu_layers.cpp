@@ -261,6 +261,9 @@ int main(int argc, char** argv) {
       for (const ConvShape& s : convs) {
         if (only.empty() || std::string(s.name).find(only) != std::string::npos) bench_conv(s, gemm, peak, budget);
       }
+      // Which of the rows a zoo training step runs: the layers below are frozen (frozen_stages 1).
+      std::printf("(stem and layer1, ResNeXt's l1 too, are frozen in every zoo config but Detectron's from-scratch ones:\n"
+                  " their training steps run the forward only, neither gradient)\n");
     }
   }
   if (gn && !demo) {
