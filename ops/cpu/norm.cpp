@@ -202,16 +202,20 @@ bool stream_output(int64_t numel, int64_t row) {
   return numel * static_cast<int64_t>(sizeof(T)) >= kStreamBytes && row * static_cast<int64_t>(sizeof(T)) >= kStreamRowBytes;
 }
 
-// out[i] = value(i) for i in [0, len). With `stream` (see kStreamBytes; AVX-512 float only) plain
-// stores reach the next 64-byte boundary and whole lines are then streamed, each line's 16 values
-// computed by the same expression as the rest: the same bits either way. The caller fences.
+// out[i] = value(i) for i in [0, len). Rows of kStreamRowBytes or more are first written one value
+// at a time up to the next 64-byte boundary, so that no vector store after it straddles two lines
+// (a channel of 4200 floats, layer3's, starts 32 bytes into a line one time in two). With `stream`
+// (see kStreamBytes; AVX-512 float only) whole lines are then streamed. Each value is computed by
+// the same expression on every road: the same bits either way. The caller fences.
 template <class T, class F>
 void write_values(T* out, int64_t len, bool stream, F value) {
   int64_t i = 0;
+  if (stream || len * static_cast<int64_t>(sizeof(T)) >= kStreamRowBytes) {
+    for (; i < len && reinterpret_cast<uintptr_t>(out + i) % 64 != 0; ++i) out[i] = value(i);
+  }
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>) {
     if (stream) {
-      for (; i < len && reinterpret_cast<uintptr_t>(out + i) % 64 != 0; ++i) out[i] = value(i);
       for (; i + 16 <= len; i += 16) {
         alignas(64) float line[16];
 #pragma omp simd
