@@ -40,11 +40,16 @@ constexpr int kTaps = 9;           // 3x3
 constexpr int kBlockOut = 4;       // output channels per register block
 constexpr int kMaxVectors = 6;     // position vectors per register block: 4 x 6 = 24 accumulators
 constexpr int64_t kMaxChannels = 64;  // per group; wider groups make a GEMM wide enough to pay
-constexpr int64_t kMaxWeightChannels = 16;  // input channels per group for the weight gradient (header)
+constexpr int64_t kMaxWeightChannels = 32;  // input channels per group for the weight gradient (header)
 // One band's padded source: small enough to stay in L2 (2 MB per core here) beside the band's
 // output and dy, large enough that the rows shared between neighbouring bands are a small part.
-// (The weight gradient's too: 64 KB and 768 KB bands were no faster, bench/cpu_layers 2026-12-06.)
 constexpr int64_t kBandBytes = int64_t{192} << 10;
+// The weight gradient's: each weight_block call adds its 24 sums into the group's (cout x cin x 9
+// x 16 lanes: 590 KB with 32 channels per group), and a band of only 5 rows (layer4's 32-channel
+// stride-2 one at 192 KB) made that flush a sixth of the time. 512 KB: layer4's 3 x 3 / 2 weight
+// gradient 104 -> 135 GFLOP/s, layer3's 111 -> 134, the others within 2% (768 KB and 1 MB the
+// same; standalone, best of 20, 2026-12-07).
+constexpr int64_t kWeightBandBytes = int64_t{512} << 10;
 
 int64_t round_up(int64_t a, int64_t m) { return (a + m - 1) / m * m; }
 int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
@@ -267,27 +272,31 @@ int64_t blocks_per_channel_block(int64_t width, int64_t rows) {
 }
 
 // Output rows per band: as many as keep `channels` padded source rows of ld x phases floats
-// (rows_in(out_rows) of them) within kBandBytes, at least one.
+// (rows_in(out_rows) of them) within `bytes`, at least one.
 template <class RowsIn>
-int64_t band_rows(int64_t out_rows, int64_t channels, int64_t phases, int64_t ld, RowsIn rows_in) {
+int64_t band_rows(int64_t out_rows, int64_t channels, int64_t phases, int64_t ld, int64_t bytes, RowsIn rows_in) {
   int64_t n = out_rows;
-  while (n > 1 && channels * rows_in(n) * phases * ld * int64_t{sizeof(float)} > kBandBytes) n = (n + 1) / 2;
+  while (n > 1 && channels * rows_in(n) * phases * ld * int64_t{sizeof(float)} > bytes) n = (n + 1) / 2;
   return n;
 }
 
 // The padded x band of the forward and the weight gradient: output rows [y0, y1) read input rows
-// [y0 sh - ph, (y1 - 1) sh - ph + 3), columns split by the stride.
+// [y0 sh - ph, (y1 - 1) sh - ph + 3), columns split by the stride. Rows are ld floats apart: a
+// whole number of vectors past the output row's width and the taps' reach, or `tight` (stride 1
+// only), exactly the W_out + 2 columns the taps read, so that the band's positions run on from
+// row to row with 2 columns between (the weight gradient's flat sweep).
 struct InputBands {
   const ConvGeometry& g;
   int64_t ld, rows_out, rows_in;
-  explicit InputBands(const ConvGeometry& geometry) : g(geometry) {
-    ld = round_up(round_up(g.W_out, kLanes) + 2 / g.sw, kLanes);
+  InputBands(const ConvGeometry& geometry, int64_t bytes, bool tight = false) : g(geometry) {
+    ld = tight ? g.W_out + 2 : round_up(round_up(g.W_out, kLanes) + 2 / g.sw, kLanes);
     auto in_rows = [&](int64_t n) { return (n - 1) * g.sh + 3; };
-    rows_out = band_rows(g.H_out, g.cin_g(), g.sw, ld, in_rows);
+    rows_out = band_rows(g.H_out, g.cin_g(), g.sw, ld, bytes, in_rows);
     rows_in = in_rows(rows_out);
   }
   int64_t count() const { return ceil_div(g.H_out, rows_out); }
-  int64_t scratch() const { return g.cin_g() * rows_in * g.sw * ld; }
+  // Floats of scratch for one band, and 2 vectors for the reads a flat sweep makes past its end.
+  int64_t scratch() const { return g.cin_g() * rows_in * g.sw * ld + 2 * kLanes; }
   // Fills `data` with the band of image n, group grp, that starts at output row y0.
   Band fill(const float* x, int64_t n, int64_t grp, int64_t y0, int64_t y1, float* data) const {
     const Band b{g.cin_g(), (y1 - 1 - y0) * g.sh + 3, g.sw, ld, data};
@@ -329,7 +338,7 @@ bool applies_to_weight_gradient(const ConvGeometry& g) { return applies(g) && g.
 
 void conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const float* b, float* y) {
   const int64_t cig = g.cin_g(), cog = g.cout_g();
-  const InputBands bands(g);
+  const InputBands bands(g, kBandBytes);
   const int64_t per_image = g.groups * bands.count(), items = g.N * per_image;
   // Item i: image i / per_image, group (i % per_image) / bands, band i % bands.
   auto rows_of = [&](int64_t item) {
@@ -383,7 +392,7 @@ void conv2d_backward_input(const ConvGeometry& g, const float* dy, const float* 
   // dy rows that dx rows [y0, y1) read: [floor((y0 + ph - 2) / sh), floor((y1 - 1 + ph) / sh)].
   auto first_row = [&](int64_t y0) { return floor_div(y0 + g.ph - 2, g.sh); };
   auto rows_in = [&](int64_t y0, int64_t y1) { return floor_div(y1 - 1 + g.ph, g.sh) - first_row(y0) + 1; };
-  const int64_t rows_out = band_rows(g.H, cog, 1, ld, [&](int64_t n) { return n / g.sh + 3; });
+  const int64_t rows_out = band_rows(g.H, cog, 1, ld, kBandBytes, [&](int64_t n) { return n / g.sh + 3; });
   int64_t max_rows_in = 0;
   for (int64_t y0 = 0; y0 < g.H; y0 += rows_out) max_rows_in = std::max(max_rows_in, rows_in(y0, std::min(g.H, y0 + rows_out)));
   const int64_t count = ceil_div(g.H, rows_out), per_image = g.groups * count;
@@ -458,21 +467,19 @@ void conv2d_backward_input(const ConvGeometry& g, const float* dy, const float* 
   }
 }
 
-// sums[o][k] (16 lanes each) += the products of 4 output channels' dy, d[o * ds + r * drs + p],
-// with 6 shifted x rows (2 channels x 3 kernel columns), src[k][r * srs + p], over `rows` rows and
-// `width` positions: 24 accumulators in registers, added to the sums once per call.
-void weight_block(const float* d, int64_t ds, int64_t drs, const float* const src[6], int64_t srs, int64_t rows,
-                  int64_t width, float* const sums[kBlockOut][6]) {
+// sums[o][k] (16 lanes each) += the products of 4 output channels' dy, d[o * ds + r * ld + p], with
+// 6 shifted x rows (2 channels x 3 kernel columns), src[k][r * srs + p], over `rows` rows of `ld`
+// positions (a multiple of 16: dy's copy is zero past the row's end, so the lanes there add
+// nothing): 24 accumulators in registers, added to the sums once per call.
+void weight_block(const float* d, int64_t ds, int64_t ld, const float* const src[6], int64_t srs, int64_t rows,
+                  float* const sums[kBlockOut][6]) {
   __m512 acc[kBlockOut][6];
   for (int o = 0; o < kBlockOut; ++o) {
     for (int k = 0; k < 6; ++k) acc[o][k] = _mm512_setzero_ps();
   }
-  // Whole vectors by plain loads, the tails by masked ones, separately: with masked loads in the
-  // main loop GCC 12 stores every accumulator back to the stack after each multiply-add. And the
-  // whole vectors of all rows as one loop: a loop per row made it store them at the end of each
-  // row (5 vectors wide in ResNeXt's layer3, so a third of the time went to the stack).
-  const int64_t full = width / kLanes;
-  const __mmask16 tail = lanes_mask(width - full * kLanes);
+  // All rows' vectors as one loop: a loop per row made GCC 12 store the accumulators to the
+  // stack at the end of each row (and so did a masked tail per row, which the zeros past dy's
+  // rows replace).
   const float* dr = d;
   const float* s0 = src[0];
   const float* s1 = src[1];
@@ -481,41 +488,57 @@ void weight_block(const float* d, int64_t ds, int64_t drs, const float* const sr
   const float* s4 = src[4];
   const float* s5 = src[5];
   int64_t p = 0;
-  for (int64_t i = 0; i < rows * full; ++i) {
+  for (int64_t i = 0; i < rows * (ld / kLanes); ++i) {
     __m512 dv[kBlockOut];
-    for (int o = 0; o < kBlockOut; ++o) dv[o] = _mm512_loadu_ps(dr + o * ds + p);
+    for (int o = 0; o < kBlockOut; ++o) dv[o] = _mm512_load_ps(dr + o * ds + p);
     const float* sr[6] = {s0, s1, s2, s3, s4, s5};
     for (int k = 0; k < 6; ++k) {
       const __m512 sv = _mm512_loadu_ps(sr[k] + p);
       for (int o = 0; o < kBlockOut; ++o) acc[o][k] = _mm512_fmadd_ps(dv[o], sv, acc[o][k]);
     }
     p += kLanes;
-    if (p == full * kLanes) p = 0, dr += drs, s0 += srs, s1 += srs, s2 += srs, s3 += srs, s4 += srs, s5 += srs;
-  }
-  if (tail != 0) {
-    const int64_t q = full * kLanes;
-    for (int64_t r = 0; r < rows; ++r) {
-      __m512 dv[kBlockOut];
-      for (int o = 0; o < kBlockOut; ++o) dv[o] = _mm512_maskz_loadu_ps(tail, d + r * drs + o * ds + q);
-      for (int k = 0; k < 6; ++k) {
-        const __m512 sv = _mm512_maskz_loadu_ps(tail, src[k] + r * srs + q);
-        for (int o = 0; o < kBlockOut; ++o) acc[o][k] = _mm512_fmadd_ps(dv[o], sv, acc[o][k]);
-      }
-    }
+    if (p == ld) p = 0, dr += ld, s0 += srs, s1 += srs, s2 += srs, s3 += srs, s4 += srs, s5 += srs;
   }
   for (int o = 0; o < kBlockOut; ++o) {
     for (int k = 0; k < 6; ++k) _mm512_store_ps(sums[o][k], _mm512_add_ps(_mm512_load_ps(sums[o][k]), acc[o][k]));
   }
 }
 
+// Rows [y0, y1) of `channels` dy planes (P floats apart, W wide) copied `row_ld` floats apart
+// (W <= row_ld), zeros between the rows and on to `channel_ld` floats per channel.
+void copy_rows(const float* dy, int64_t P, int64_t W, int64_t y0, int64_t y1, int64_t channels, int64_t row_ld,
+               int64_t channel_ld, float* out) {
+  for (int64_t c = 0; c < channels; ++c, out += channel_ld) {
+    float* row = out;
+    for (int64_t y = y0; y < y1; ++y, row += row_ld) {
+      std::memcpy(row, dy + c * P + y * W, static_cast<size_t>(W) * sizeof(float));
+      std::fill(row + W, row + row_ld, 0.0f);
+    }
+    std::fill(row, out + channel_ld, 0.0f);
+  }
+}
+
 // dw[o][i][ky][kx] = sum over images and output positions of dy[o][oy][ox] x[i][oy sh + ky - ph][ox sw + kx - pw].
+//
+// dy's rows are copied, 4 channels at a time, with zeros past each row, so that the kernel
+// sweeps whole vectors only (a masked tail per row cost a third of layer3's time). With stride
+// 1 the copy's rows are as far apart as the band's (W_out + 2: `tight` bands) and one sweep runs
+// over all of a band's positions as if they were one row: the 2 columns between rows are the only
+// lanes spent on zeros (layer3's 84-column rows took 6 vectors each). With stride 2 each row is
+// rounded up to whole vectors. The lanes on zeros multiply x values the sums do not need, so an
+// infinite x there makes NaN of weights it would not have reached.
 void conv2d_backward_weight(const ConvGeometry& g, const float* dy, const float* x, float* dw) {
   const int64_t cig = g.cin_g(), cog = g.cout_g(), block = cog * cig * kTaps;
-  const InputBands bands(g);
+  const bool flat = g.sh == 1 && g.sw == 1;
+  const InputBands bands(g, kWeightBandBytes, flat);
+  const int64_t row_ld = flat ? bands.ld : round_up(g.W_out, kLanes);
+  auto channel_ld = [&](int64_t rows) { return round_up(rows * row_ld, kLanes); };
   const int64_t calls = cog / kBlockOut * (cig / 2) * 3;  // weight_block calls per band
 #pragma omp parallel if (g.groups > 1)
   {
     const Scratch scratch(bands.scratch());
+    std::fill(scratch.get(), scratch.get() + bands.scratch(), 0.0f);  // what flat sweeps read past a band: finite
+    const Scratch dy_rows(kBlockOut * channel_ld(bands.rows_out));
     const Scratch lanes(block * kLanes);  // the group's sums, 16 lanes per weight
     const auto [lo, hi] = thread_share(g.groups);
     for (int64_t grp = lo; grp < hi; ++grp) {
@@ -533,8 +556,12 @@ void conv2d_backward_weight(const ConvGeometry& g, const float* dy, const float*
           } else if (grp + 1 < hi) {
             next = bands.prefetcher(x, 0, grp + 1, 0, std::min(g.H_out, bands.rows_out), calls);
           }
-          const float* d = dy + ((n * g.C_out + grp * cog) * g.H_out + y0) * g.W_out;
+          const int64_t dy_ld = channel_ld(y1 - y0);
+          // A flat sweep is one row of dy_ld positions; otherwise y1 - y0 rows of row_ld.
+          const int64_t sweep_ld = flat ? dy_ld : row_ld, sweep_rows = flat ? 1 : y1 - y0;
           for (int64_t o0 = 0; o0 < cog; o0 += kBlockOut) {
+            copy_rows(dy + (n * g.C_out + grp * cog + o0) * g.P(), g.P(), g.W_out, y0, y1, kBlockOut, row_ld, dy_ld,
+                      dy_rows.get());
             for (int64_t i0 = 0; i0 < cig; i0 += 2) {
               for (int ky = 0; ky < 3; ++ky) {
                 const float* src[6];
@@ -546,7 +573,7 @@ void conv2d_backward_weight(const ConvGeometry& g, const float* dy, const float*
                   }
                 }
                 next.ahead();
-                weight_block(d + o0 * g.P(), g.P(), g.W_out, src, g.sh * band.phases * band.ld, y1 - y0, g.W_out, sums);
+                weight_block(dy_rows.get(), dy_ld, sweep_ld, src, g.sh * band.phases * band.ld, sweep_rows, sums);
               }
             }
           }

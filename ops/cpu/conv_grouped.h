@@ -28,9 +28,10 @@ bool enabled();
 // undilated, stride 1 or 2, padding 0-2, 4 to 64 channels per group each way in multiples of 4.
 bool applies(const ConvGeometry& g);
 
-// The weight gradient's kernel, for geometries `applies` takes with at most 16 input channels per
-// group: with 32 (ResNeXt's layer4) im2col + GEMM's weight gradient was faster (bench/cpu_layers,
-// 2026-12-06: 0.31-0.38 of the fp32 peak against 0.24-0.31).
+// The weight gradient's kernel, for geometries `applies` takes with at most 32 input channels per
+// group (ResNeXt 32x4d's layers 1-4). With 64 (32x8d's layer4) the two were level (186 GFLOP/s,
+// standalone, 2026-12-07), a group's sums (16 lanes per weight) 2.4 MB, more than L2: im2col +
+// GEMM keeps it.
 bool applies_to_weight_gradient(const ConvGeometry& g);
 
 // y = conv(x, w) + b (b may be null); dx, dw overwritten. Shapes as in ops/conv.h.

@@ -416,7 +416,7 @@ TEST_CASE("grouped 3x3 conv2d by the direct kernels agrees with the double refer
              dw = full(w.shape(), std::nan(""));
       conv2d_forward_kernel(kCPU, y, x32, w32, b32, p);
       conv2d_backward_input_kernel(kCPU, dx, r32, w32, p);
-      // The weight gradient's kernel directly: conv2d takes it up to 16 input channels per group.
+      // The weight gradient's kernel directly: conv2d takes it up to 32 input channels per group.
       grouped::conv2d_backward_weight(g, r32.data<float>(), x32.data<float>(), dw.data<float>());
       return std::vector<Tensor>{y, dx, dw};
     };
@@ -453,7 +453,7 @@ TEST_CASE("grouped convolutions take the direct kernels only where they are buil
   CHECK_FALSE(grouped::applies(geometry(128, 3, 3, 32)));  // stride 3
   CHECK_FALSE(grouped::applies(geometry(128, 1, 1, 32)));  // 1x1
   CHECK_FALSE(grouped::applies(geometry(128, 3, 1, 32, 2)));  // dilated
-  // The weight gradient up to 16 input channels per group (ResNeXt 32x4d's layers 1-3).
-  CHECK(grouped::applies_to_weight_gradient(geometry(512, 3, 1, 32)));
-  CHECK_FALSE(grouped::applies_to_weight_gradient(geometry(1024, 3, 1, 32)));
+  // The weight gradient up to 32 input channels per group (ResNeXt 32x4d's layers 1-4).
+  CHECK(grouped::applies_to_weight_gradient(geometry(1024, 3, 1, 32)));
+  CHECK_FALSE(grouped::applies_to_weight_gradient(geometry(2048, 3, 1, 32)));
 }
