@@ -174,14 +174,13 @@ std::pair<int64_t, int64_t> thread_share(int64_t items) {
   return {items * t / T, items * (t + 1) / T};
 }
 
-// out[o][r ors + 16 v + l] (o < 4, r < R, v < V) = bias[o] + sum over source channels c and taps
-// t of w[o * wo + c * 9 + t.weight] * src[c * cs + t.offset + r srs + 16 v + l]: R output rows of
-// V vectors each (R > 1 for narrow rows, so that V R accumulators per channel are still busy),
-// each row's last vector stored under `last`.
+// acc[o][r V + v] (o < 4, r < R, v < V), lane l = bias[o] + sum over source channels c and taps t
+// of w[o * wo + c * 9 + t.weight] * src[c * cs + t.offset + r srs + 16 v + l]: R output rows of V
+// vectors each (R > 1 for narrow rows, so that V R accumulators per channel are still busy).
 template <int V, int R>
-void block(const float* src, int64_t cs, int64_t cin, const Taps& taps, const float* w, int64_t wo, const float* bias,
-           float* out, int64_t os, __mmask16 last, int64_t srs, int64_t ors) {
-  __m512 acc[kBlockOut][R * V];
+__attribute__((always_inline)) inline void accumulate(const float* src, int64_t cs, int64_t cin, const Taps& taps,
+                                                      const float* w, int64_t wo, const float* bias, int64_t srs,
+                                                      __m512 (&acc)[kBlockOut][R * V]) {
   for (int o = 0; o < kBlockOut; ++o) {
     const __m512 init = bias != nullptr ? _mm512_set1_ps(bias[o]) : _mm512_setzero_ps();
     for (int v = 0; v < R * V; ++v) acc[o][v] = init;
@@ -202,11 +201,45 @@ void block(const float* src, int64_t cs, int64_t cin, const Taps& taps, const fl
       }
     }
   }
+}
+
+// The sums above stored to out[o * os + r * ors + 16 v + l], each row's last vector under `last`.
+template <int V, int R>
+void block(const float* src, int64_t cs, int64_t cin, const Taps& taps, const float* w, int64_t wo, const float* bias,
+           float* out, int64_t os, __mmask16 last, int64_t srs, int64_t ors) {
+  __m512 acc[kBlockOut][R * V];
+  accumulate<V, R>(src, cs, cin, taps, w, wo, bias, srs, acc);
   for (int o = 0; o < kBlockOut; ++o) {
     for (int r = 0; r < R; ++r) {
       float* d = out + o * os + r * ors;
       for (int v = 0; v < V - 1; ++v) _mm512_storeu_ps(d + v * kLanes, acc[o][r * V + v]);
       _mm512_mask_storeu_ps(d + (V - 1) * kLanes, last, acc[o][r * V + V - 1]);
+    }
+  }
+}
+
+// Where one vector of a flat sweep goes: its lanes under `keep` (the others fall between rows or
+// past the last), packed, to out + at.
+struct FlatVector {
+  __mmask16 keep;
+  int64_t at;
+};
+
+// The sums of V vectors (R = 1) of a flat sweep stored where `to` says.
+template <int V>
+void flat_block(const float* src, int64_t cs, int64_t cin, const Taps& taps, const float* w, int64_t wo,
+                const float* bias, float* out, int64_t os, const FlatVector* to) {
+  __m512 acc[kBlockOut][V];
+  accumulate<V, 1>(src, cs, cin, taps, w, wo, bias, 0, acc);
+  for (int o = 0; o < kBlockOut; ++o) {
+    float* d = out + o * os;
+    for (int v = 0; v < V; ++v) {
+      if (to[v].keep == 0xFFFF) {
+        _mm512_storeu_ps(d + to[v].at, acc[o][v]);
+      } else {
+        const int n = __builtin_popcount(to[v].keep);
+        _mm512_mask_storeu_ps(d + to[v].at, lanes_mask(n), _mm512_maskz_compress_ps(to[v].keep, acc[o][v]));
+      }
     }
   }
 }
@@ -262,6 +295,58 @@ void compute_rows(const float* src, int64_t cs, int64_t cin, const Taps& taps, c
       }
     }
   }
+}
+
+// Stride 1 with rows of 16 or more: `rows` output rows of `width` positions (the rows of out, os
+// apart per channel, follow one another) from a band whose rows are ld = width + 2 floats apart.
+// The band's positions are swept as one long row, each vector's lanes between two rows
+// dropped on the way out: 2 lanes per row spent on nothing, where rows rounded up to whole
+// vectors spend up to 15 (ResNeXt's layer3, 84 columns: 12 of every 96).
+void compute_flat(const float* src, int64_t cs, int64_t cin, const Taps& taps, const float* w, int64_t wo,
+                  int64_t cout, const float* bias, float* out, int64_t os, int64_t width, int64_t rows, int64_t ld,
+                  std::vector<FlatVector>& to, Prefetcher* prefetch) {
+  const int64_t end = (rows - 1) * ld + width;  // past the last row's last position
+  const int64_t vectors = ceil_div(end, kLanes);
+  to.resize(static_cast<size_t>(vectors));
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  for (int64_t v = 0; v < vectors; ++v) {
+    // Flat position f = v 16 + lane is column f % ld of row f / ld; with ld > 16 a vector meets
+    // at most one row's end.
+    const int64_t f0 = v * kLanes, row = f0 / ld, col0 = f0 - row * ld;
+    const __m512i col = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(col0)), lane);
+    const __mmask16 in_row = _mm512_cmplt_epi32_mask(col, _mm512_set1_epi32(static_cast<int>(width)));
+    const __mmask16 next_row = _mm512_cmpge_epi32_mask(col, _mm512_set1_epi32(static_cast<int>(ld)));
+    to[static_cast<size_t>(v)] = {static_cast<__mmask16>((in_row | next_row) & lanes_mask(end - f0)),
+                                  row * width + std::min(col0, width)};
+  }
+  for (int64_t o = 0; o < cout; o += kBlockOut) {
+    const float* wb = w + o * wo;
+    const float* bb = bias != nullptr ? bias + o : nullptr;
+    float* ob = out + o * os;
+    for (int64_t v0 = 0; v0 < vectors; v0 += kMaxVectors) {
+      const float* s = src + v0 * kLanes;
+      const FlatVector* t = to.data() + v0;
+      if (prefetch != nullptr) prefetch->ahead();
+      switch (std::min<int64_t>(kMaxVectors, vectors - v0)) {
+        case 1: flat_block<1>(s, cs, cin, taps, wb, wo, bb, ob, os, t); break;
+        case 2: flat_block<2>(s, cs, cin, taps, wb, wo, bb, ob, os, t); break;
+        case 3: flat_block<3>(s, cs, cin, taps, wb, wo, bb, ob, os, t); break;
+        case 4: flat_block<4>(s, cs, cin, taps, wb, wo, bb, ob, os, t); break;
+        case 5: flat_block<5>(s, cs, cin, taps, wb, wo, bb, ob, os, t); break;
+        default: flat_block<6>(s, cs, cin, taps, wb, wo, bb, ob, os, t); break;
+      }
+    }
+  }
+}
+
+// Whether stride-1 rows `width` wide take compute_flat: where rounding each row up to whole
+// vectors spends at least 1/8 of the lanes on nothing (84 and 42 columns: 12 of 96, 6 of 48;
+// each 11% faster flat, forward and input gradient). At 168 columns (8 of 176) the flat sweep
+// was no faster and at 336 (none) 10% slower (standalone, best of 30, 2026-12-07): its rows
+// start anywhere in a cache line, so loads and stores straddle two, where whole-vector rows
+// keep a third of the loads and all the stores within one.
+bool flat_rows(const ConvGeometry& g, int64_t width) {
+  return g.sh == 1 && g.sw == 1 && width >= kLanes && 8 * (round_up(width, kLanes) - width) >= round_up(width, kLanes);
 }
 
 // The number of block calls compute_rows makes per 4 output channels.
@@ -338,16 +423,23 @@ bool applies_to_weight_gradient(const ConvGeometry& g) { return applies(g) && g.
 
 void conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const float* b, float* y) {
   const int64_t cig = g.cin_g(), cog = g.cout_g();
-  const InputBands bands(g, kBandBytes);
+  const bool flat = flat_rows(g, g.W_out);
+  const InputBands bands(g, kBandBytes, flat);
   const int64_t per_image = g.groups * bands.count(), items = g.N * per_image;
   // Item i: image i / per_image, group (i % per_image) / bands, band i % bands.
   auto rows_of = [&](int64_t item) {
     const int64_t y0 = item % bands.count() * bands.rows_out;
     return std::pair{y0, std::min(g.H_out, y0 + bands.rows_out)};
   };
+  // The block calls of a band of `rows` rows, to spread the next band's prefetching over.
+  auto calls = [&](int64_t rows) {
+    if (flat) return cog / kBlockOut * ceil_div(ceil_div((rows - 1) * bands.ld + g.W_out, kLanes), kMaxVectors);
+    return cog / kBlockOut * blocks_per_channel_block(g.W_out, rows);
+  };
 #pragma omp parallel if (items > 1)
   {
     const Scratch scratch(bands.scratch());
+    std::vector<FlatVector> to;
     const auto [lo, hi] = thread_share(items);
     for (int64_t item = lo; item < hi; ++item) {
       const int64_t n = item / per_image, grp = item % per_image / bands.count();
@@ -357,15 +449,22 @@ void conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const
       if (item + 1 < hi) {
         const auto [n0, n1] = rows_of(item + 1);
         next = bands.prefetcher(x, (item + 1) / per_image, (item + 1) % per_image / bands.count(), n0, n1,
-                                cog / kBlockOut * blocks_per_channel_block(g.W_out, y1 - y0));
+                                calls(y1 - y0));
       }
       Taps taps;  // of row y0; each further row reads sh band rows further on
       for (int ky = 0; ky < 3; ++ky) {
         for (int kx = 0; kx < 3; ++kx) taps.add(bands.tap(band, y0, y0, ky, kx), ky * 3 + kx);
       }
-      compute_rows(band.data, band.channel_stride(), cig, taps, w + grp * cog * cig * kTaps, cig * kTaps, cog,
-                   b != nullptr ? b + grp * cog : nullptr, y + ((n * g.C_out + grp * cog) * g.H_out + y0) * g.W_out,
-                   g.P(), g.W_out, y1 - y0, g.sh * band.phases * band.ld, g.W_out, &next);
+      const float* wg = w + grp * cog * cig * kTaps;
+      const float* bg = b != nullptr ? b + grp * cog : nullptr;
+      float* yb = y + ((n * g.C_out + grp * cog) * g.H_out + y0) * g.W_out;
+      if (flat) {
+        compute_flat(band.data, band.channel_stride(), cig, taps, wg, cig * kTaps, cog, bg, yb, g.P(), g.W_out, y1 - y0,
+                     band.ld, to, &next);
+      } else {
+        compute_rows(band.data, band.channel_stride(), cig, taps, wg, cig * kTaps, cog, bg, yb, g.P(), g.W_out, y1 - y0,
+                     g.sh * band.phases * band.ld, g.W_out, &next);
+      }
     }
   }
 }
@@ -388,7 +487,10 @@ void conv2d_backward_input(const ConvGeometry& g, const float* dy, const float* 
   }
   const int64_t pad_left = std::max<int64_t>(0, ceil_div(2 - g.pw, g.sw));  // dy columns left of 0 a tap may read
   const int64_t phase_width = ceil_div(g.W, g.sw);                         // columns of phase 0, the widest
-  const int64_t ld = round_up(round_up(phase_width, kLanes) + (g.sw - 1 + g.pw) / g.sw + pad_left + 1, kLanes);
+  // Band rows: a whole number of vectors past the taps' reach, or for a flat sweep (stride 1) the
+  // W + 2 columns the taps read (dy columns -pad_left on; the taps read columns [0, 2] on).
+  const bool flat = flat_rows(g, g.W);
+  const int64_t ld = flat ? g.W + 2 : round_up(round_up(phase_width, kLanes) + (g.sw - 1 + g.pw) / g.sw + pad_left + 1, kLanes);
   // dy rows that dx rows [y0, y1) read: [floor((y0 + ph - 2) / sh), floor((y1 - 1 + ph) / sh)].
   auto first_row = [&](int64_t y0) { return floor_div(y0 + g.ph - 2, g.sh); };
   auto rows_in = [&](int64_t y0, int64_t y1) { return floor_div(y1 - 1 + g.ph, g.sh) - first_row(y0) + 1; };
@@ -405,13 +507,16 @@ void conv2d_backward_input(const ConvGeometry& g, const float* dy, const float* 
   };
   // The block calls of one band (to spread the next band's prefetching over).
   auto calls = [&](int64_t rows) {
+    if (flat) return cig / kBlockOut * ceil_div(ceil_div((rows - 1) * ld + g.W, kLanes), kMaxVectors);
     if (g.sh == 1 && g.sw == 1) return cig / kBlockOut * blocks_per_channel_block(g.W, rows);
     return cig / kBlockOut * rows * g.sw * ceil_div(ceil_div(phase_width, kLanes), kMaxVectors);
   };
 #pragma omp parallel if (items > 1)
   {
-    const Scratch scratch(cog * max_rows_in * ld + cig * g.sw * phase_ld);
-    float* phases = scratch.get() + cog * max_rows_in * ld;
+    // The band, what a flat sweep reads past it (2 vectors), the phases of a stride-2 row.
+    const Scratch scratch(cog * max_rows_in * ld + 2 * kLanes + cig * g.sw * phase_ld);
+    float* phases = scratch.get() + cog * max_rows_in * ld + 2 * kLanes;
+    std::vector<FlatVector> to;
     const auto [lo, hi] = thread_share(items);
     for (int64_t item = lo; item < hi; ++item) {
       const int64_t n = item / per_image, grp = item % per_image / count;
@@ -446,7 +551,10 @@ void conv2d_backward_input(const ConvGeometry& g, const float* dy, const float* 
             }
           }
           const int64_t width = ceil_div(g.W - q, g.sw);
-          if (g.sh == 1 && g.sw == 1) {  // every row has the same taps, one band row further on
+          if (flat) {  // every row has the same taps, one band row further on
+            compute_flat(band.data, band.channel_stride(), cog, taps, wg, cog * kTaps, cig, nullptr, dx_rows + iy * g.W,
+                         g.HW(), width, y1 - y0, ld, to, &next);
+          } else if (g.sh == 1 && g.sw == 1) {
             compute_rows(band.data, band.channel_stride(), cog, taps, wg, cog * kTaps, cig, nullptr,
                          dx_rows + iy * g.W, g.HW(), width, y1 - y0, ld, g.W, &next);
           } else if (g.sw == 1) {
@@ -529,7 +637,7 @@ void copy_rows(const float* dy, int64_t P, int64_t W, int64_t y0, int64_t y1, in
 // infinite x there makes NaN of weights it would not have reached.
 void conv2d_backward_weight(const ConvGeometry& g, const float* dy, const float* x, float* dw) {
   const int64_t cig = g.cin_g(), cog = g.cout_g(), block = cog * cig * kTaps;
-  const bool flat = g.sh == 1 && g.sw == 1;
+  const bool flat = g.sh == 1 && g.sw == 1;  // at every width: 336 columns the same, 168 3%, 84 8% faster
   const InputBands bands(g, kWeightBandBytes, flat);
   const int64_t row_ld = flat ? bands.ld : round_up(g.W_out, kLanes);
   auto channel_ld = [&](int64_t rows) { return round_up(rows * row_ld, kLanes); };
