@@ -7,6 +7,11 @@
 // 3 kernel columns of one kernel row (24 sums, each a vector of 16 positions' products) while it
 // sweeps a band's positions: 4 loads of dy and 6 of x per 24 multiply-adds.
 //
+// Flat sweeps. At stride 1 a band's rows can sit only W + 2 floats apart (the columns the taps
+// read) and be swept as one long row: the forward and the input gradient drop the 2 lanes per
+// row that fall between rows as they store (compute_flat; where rounding rows up to whole vectors
+// would waste more), the weight gradient multiplies them by zeros in its copy of dy.
+//
 // Memory. A band's padded copy is made from memory that the previous band's computation asked
 // for (Prefetcher): each thread works through a contiguous run of bands, so it knows the next.
 //
