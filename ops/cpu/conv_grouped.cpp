@@ -361,6 +361,11 @@ int64_t blocks_per_channel_block(int64_t width, int64_t rows) {
   return multi + (rows - multi * per) * ceil_div(vectors, kMaxVectors);
 }
 
+// The same for compute_flat: `rows` rows of `width` positions, ld apart in the band.
+int64_t flat_blocks_per_channel_block(int64_t width, int64_t rows, int64_t ld) {
+  return ceil_div(ceil_div((rows - 1) * ld + width, kLanes), kMaxVectors);
+}
+
 // Output rows per band: as many as keep `channels` padded source rows of ld x phases floats
 // (rows_in(out_rows) of them) within `bytes`, at least one.
 template <class RowsIn>
@@ -438,7 +443,7 @@ void conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const
   };
   // The block calls of a band of `rows` rows, to spread the next band's prefetching over.
   auto calls = [&](int64_t rows) {
-    if (flat) return cog / kBlockOut * ceil_div(ceil_div((rows - 1) * bands.ld + g.W_out, kLanes), kMaxVectors);
+    if (flat) return cog / kBlockOut * flat_blocks_per_channel_block(g.W_out, rows, bands.ld);
     return cog / kBlockOut * blocks_per_channel_block(g.W_out, rows);
   };
 #pragma omp parallel if (items > 1)
@@ -512,7 +517,7 @@ void conv2d_backward_input(const ConvGeometry& g, const float* dy, const float* 
   };
   // The block calls of one band (to spread the next band's prefetching over).
   auto calls = [&](int64_t rows) {
-    if (flat) return cig / kBlockOut * ceil_div(ceil_div((rows - 1) * ld + g.W, kLanes), kMaxVectors);
+    if (flat) return cig / kBlockOut * flat_blocks_per_channel_block(g.W, rows, ld);
     if (g.sh == 1 && g.sw == 1) return cig / kBlockOut * blocks_per_channel_block(g.W, rows);
     return cig / kBlockOut * rows * g.sw * ceil_div(ceil_div(phase_width, kLanes), kMaxVectors);
   };
