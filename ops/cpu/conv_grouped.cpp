@@ -601,10 +601,10 @@ void conv2d_backward_input(const ConvGeometry& g, const float* dy, const float* 
   }
 }
 
-// v shifted `by` lanes on, the first `by` lanes of next following: x[p + by, p + by + 16) from
-// the vectors at p and p + 16 (one valignd; two loads where an unaligned load would straddle).
 namespace {
 
+// v shifted `by` lanes on, the first `by` lanes of next following: x[p + by, p + by + 16) from
+// the vectors at p and p + 16 (one valignd; two loads where an unaligned load would straddle).
 template <int by>
 __attribute__((always_inline)) inline __m512 shifted(__m512 v, __m512 next) {
   // The zero-masking form with every lane kept: the plain one's undefined source makes GCC 12 warn.
@@ -614,15 +614,17 @@ __attribute__((always_inline)) inline __m512 shifted(__m512 v, __m512 next) {
 // sums[o][k] (16 lanes each) += the products of 4 output channels' dy, d[o * ds + r * ld + p], with
 // 6 x rows (2 channels x 3 kernel columns), over `rows` rows of `ld` positions (a multiple of 16:
 // dy's copy is zero past the row's end, so the lanes there add nothing): 24 accumulators in
-// registers, added to the sums once per call (stored, the group's `first` time). x[c] points at channel c's kernel column 0 of row 0
-// (rows srs apart); column 1 reads 1 float on (stride 1) or the row's odd phase, phase_ld on
-// (stride 2), column 2 one float on from column 0 (in phase 0 at stride 2). The shifted columns
-// are made in registers from two whole-vector loads: unaligned loads that straddle two cache lines
-// (five of every six) held the loop at ~80% of the FMA peak, the shifts at ~85% and 13% faster
-// (standalone, 2026-12-07).
+// registers, added to the sums once per call (stored, the group's `first` time). x[c] points at
+// channel c's kernel column 0 of row 0 (rows srs apart); column 1 reads 1 float on (stride 1) or
+// the row's odd phase, phase_ld on (stride 2), column 2 one float on from column 0 (in phase 0 at
+// stride 2). The shifted columns are made in registers from two whole-vector loads, the second
+// reaching 16 floats past column 0's: unaligned loads that straddle two cache lines (five of
+// every six) held the loop at ~80% of the FMA peak, the shifts at ~85% (standalone, 2026-12-07).
+// Not inlined, so that a profile shows it apart from its caller (the same speed either way).
 template <int stride>
-__attribute__((noinline)) void weight_block(const float* d, int64_t ds, int64_t ld, const float* const x[2], int64_t phase_ld, int64_t srs,
-                  int64_t rows, bool first, float* const sums[kBlockOut][6]) {
+__attribute__((noinline)) void weight_block(const float* d, int64_t ds, int64_t ld, const float* const x[2],
+                                            int64_t phase_ld, int64_t srs, int64_t rows, bool first,
+                                            float* const sums[kBlockOut][6]) {
   __m512 acc[kBlockOut][6];
   for (int o = 0; o < kBlockOut; ++o) {
     for (int k = 0; k < 6; ++k) acc[o][k] = _mm512_setzero_ps();
@@ -747,7 +749,9 @@ void conv2d_backward_weight(const ConvGeometry& g, const float* dy, const float*
               for (int ky = 0; ky < 3; ++ky) {
                 const float* src[2];
                 float* sums[kBlockOut][6];
-                for (int c = 0; c < 2; ++c) src[c] = band.data + (i0 + c) * band.channel_stride() + bands.tap(band, y0, y0, ky, 0);
+                for (int c = 0; c < 2; ++c) {
+                  src[c] = band.data + (i0 + c) * band.channel_stride() + bands.tap(band, y0, y0, ky, 0);
+                }
                 for (int k = 0; k < 6; ++k) {
                   for (int o = 0; o < kBlockOut; ++o) {
                     sums[o][k] = lanes.get() + (((o0 + o) * cig + i0 + k / 3) * kTaps + ky * 3 + k % 3) * kLanes;
