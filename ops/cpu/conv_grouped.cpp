@@ -5,7 +5,9 @@
 // of 2-6 rows when rows are narrow): per source channel and kernel tap, 6 loads and 4 broadcasts
 // feed 24 fused multiply-adds. The weight gradient keeps 4 output channels x 2 input channels x
 // 3 kernel columns of one kernel row (24 sums, each a vector of 16 positions' products) while it
-// sweeps a band's positions: 4 loads of dy and 6 of x per 24 multiply-adds.
+// sweeps a band's positions: per 24 multiply-adds, 4 loads of dy and 4 of x (two channels' vector
+// and the next), kernel columns 1 and 2 shifted out of them in registers (at stride 2 column 1 is
+// the odd phase's row: 2 more loads, 2 shifts).
 //
 // Flat sweeps. At stride 1 a band's rows can sit only W + 2 floats apart (the columns the taps
 // read) and be swept as one long row: the forward and the input gradient drop the 2 lanes per
@@ -60,6 +62,8 @@ int64_t round_up(int64_t a, int64_t m) { return (a + m - 1) / m * m; }
 int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }
 __mmask16 lanes_mask(int64_t n) { return n >= kLanes ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1); }
+// [0, 1, ..., 15]: lane l's index, to compare positions against bounds a vector at a time.
+__m512i lane_indices() { return _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15); }
 
 // One thread's scratch, aligned to a cache line: band rows (ld a multiple of 16 floats) then start
 // on one, and the loads of the taps in kernel column 0 do not straddle two lines.
@@ -109,7 +113,7 @@ void interleave(const float* even, const float* odd, int64_t W, float* row) {
 // (a memcpy and two fills per row were a tenth of the weight gradient's time on rows of 84, most
 // of it in the calls).
 void copy_padded(const float* src, int64_t lo, int64_t hi, int64_t ld, float* out) {
-  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i lane = lane_indices();
   for (int64_t j = 0; j < ld; j += kLanes) {
     // Lanes j + l in [lo, hi) read src; the others are zero (masked loads do not touch memory).
     const __m512i at = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(j)), lane);
@@ -329,7 +333,7 @@ void compute_flat(const float* src, int64_t cs, int64_t cin, const Taps& taps, c
   const int64_t end = (rows - 1) * ld + width;  // past the last row's last position
   const int64_t vectors = ceil_div(end, kLanes);
   to.resize(static_cast<size_t>(vectors));
-  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i lane = lane_indices();
   for (int64_t v = 0; v < vectors; ++v) {
     // Flat position f = v 16 + lane is column f % ld of row f / ld; with ld > 16 a vector meets
     // at most one row's end.
@@ -742,6 +746,7 @@ void conv2d_backward_weight(const ConvGeometry& g, const float* dy, const float*
           const bool first = n == 0 && y0 == 0;  // the group's sums start here (no zeroing pass)
           // A flat sweep is one row of dy_ld positions; otherwise y1 - y0 rows of row_ld.
           const int64_t sweep_ld = flat ? dy_ld : row_ld, sweep_rows = flat ? 1 : y1 - y0;
+          const int64_t srs = g.sh * band.phases * band.ld;  // x's band rows from one output row to the next
           for (int64_t o0 = 0; o0 < cog; o0 += kBlockOut) {
             copy_rows(dy + (n * g.C_out + grp * cog + o0) * g.P(), g.P(), g.W_out, y0, y1, kBlockOut, row_ld, dy_ld,
                       dy_rows.get());
@@ -758,7 +763,6 @@ void conv2d_backward_weight(const ConvGeometry& g, const float* dy, const float*
                   }
                 }
                 next.ahead();
-                const int64_t srs = g.sh * band.phases * band.ld;
                 if (band.phases == 1) {
                   weight_block<1>(dy_rows.get(), dy_ld, sweep_ld, src, 0, srs, sweep_rows, first, sums);
                 } else {
