@@ -27,6 +27,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <numeric>
 #include <omp.h>
 #include <stdexcept>
 #include <utility>
@@ -703,28 +704,232 @@ __m512d lane_sums(const float* v) {
   return fold(fold(t[0], t[1]), fold(t[2], t[3]));
 }
 
+// Where weight_block's 24 sums for output channels o0..o0 + 3, input channels i0, i0 + 1 and
+// kernel row ky live among a group's (cout x cin x 9 weights, 16 lanes each).
+void sum_pointers(float* lanes, int64_t cig, int64_t o0, int64_t i0, int ky, float* (&sums)[kBlockOut][6]) {
+  for (int k = 0; k < 6; ++k) {
+    for (int o = 0; o < kBlockOut; ++o) {
+      sums[o][k] = lanes + (((o0 + o) * cig + i0 + k / 3) * kTaps + ky * 3 + k % 3) * kLanes;
+    }
+  }
+}
+
+// A group's weights from its sums: across the lanes, in double, 8 weights at a time (`block`,
+// the group's weight count, is a multiple of 4 x 4 x 9).
+void store_lane_sums(const float* lanes, int64_t block, float* dw) {
+  for (int64_t e = 0; e < block; e += 8) {
+    _mm256_storeu_ps(dw + e, _mm512_maskz_cvtpd_ps(0xFF, lane_sums(lanes + e * kLanes)));
+  }
+}
+
+// Which lanes of each vector of a plane with rows W long (the one at position 16 j: masks[2 j]
+// and masks[2 j + 1]) have a neighbour on the left in their row (kernel column 0 reads it) and on
+// the right (column 2): column c > 0, c < W - 1. A table over the whole plane (a quarter of a
+// plane's floats in bytes) so that the sweep indexes it as it goes: indexing a table of one
+// period of the pattern (21 vectors at 168, 84 and 42 columns) and wrapping around made GCC 12
+// store the accumulators at every wrap.
+struct RowEdges {
+  std::vector<__mmask16> masks;
+  RowEdges(int64_t W, int64_t positions) : masks(static_cast<size_t>(2 * ceil_div(positions, kLanes))) {
+    for (size_t j = 0; j < masks.size() / 2; ++j) {
+      for (int l = 0; l < kLanes; ++l) {
+        const int64_t c = (static_cast<int64_t>(j) * kLanes + l) % W;
+        if (c > 0) masks[2 * j] |= static_cast<__mmask16>(1u << l);
+        if (c < W - 1) masks[2 * j + 1] |= static_cast<__mmask16>(1u << l);
+      }
+    }
+  }
+};
+
+// *m into a mask register by one load (GCC 12 loads it into a general register first, then moves it
+// over on port 5, where it takes the place of a multiply-add).
+__attribute__((always_inline)) inline __mmask16 load_mask(const __mmask16* m) {
+  __mmask16 k;
+  asm("kmovw (%1), %0" : "=k"(k) : "r"(m));
+  return k;
+}
+
+// Lanes l with first + l in [lo, hi).
+__mmask16 lanes_within(int64_t first, int64_t lo, int64_t hi) {
+  return static_cast<__mmask16>(lanes_mask(hi - first) & ~lanes_mask(lo - first));
+}
+
+// The lanes one vector of direct_weight_block's sweep keeps: all its products (`keep`), kernel
+// column 0's (`left`) and column 2's (`right`); and the lanes of x's two vectors (from p + shift
+// and 16 on) that its loads may read (`xa`, `xb`).
+struct StepMasks {
+  __mmask16 keep, left, right, xa, xb;
+};
+
+// direct_weight_block's sweep over dy's positions [s, e) against x from p + shift: vectors j
+// (positions 16 j on) from the one holding s to the one holding e - 1, every load unmasked
+// between i0 and i1 (16 positions in [s, e), x's 32 floats from p + shift in its plane). The
+// few vectors at either end (at most 2 each) load under masks made here once per band and
+// kernel row for every block of channels: made in the loop they were 5% of layer4's time.
+struct Sweep {
+  int64_t shift, j0, i0, i1, j1;
+  std::vector<StepMasks> ends;  // vectors [j0, i0) then [i1, j1)
+
+  Sweep(int64_t s, int64_t e, int64_t shift_, int64_t plane, const RowEdges& rows) : shift(shift_) {
+    j0 = floor_div(s, kLanes), j1 = std::max(j0, ceil_div(e, kLanes));
+    i0 = std::clamp(std::max(ceil_div(s, kLanes), ceil_div(-shift, kLanes)), j0, j1);
+    i1 = std::clamp(std::min(floor_div(e, kLanes), floor_div(plane - shift - 2 * kLanes, kLanes) + 1), i0, j1);
+    auto end = [&](int64_t j) {
+      const int64_t p = j * kLanes, at = p + shift;
+      const __mmask16 keep = lanes_within(p, s, e);
+      ends.push_back({keep, static_cast<__mmask16>(rows.masks[2 * j] & keep),
+                      static_cast<__mmask16>(rows.masks[2 * j + 1] & keep), lanes_within(at, 0, plane),
+                      lanes_within(at + kLanes, 0, plane)});
+    };
+    for (int64_t j = j0; j < i0; ++j) end(j);
+    for (int64_t j = i1; j < j1; ++j) end(j);
+  }
+};
+
+// One vector of direct_weight_block's sweep: dy's 16 positions from p (4 channels, ds apart)
+// times x's 2 channels' 3 kernel columns (x[c] + p + shift + kx), kernel columns 0 and 2 under
+// m.left and m.right. At the sweep's ends (`edge`) every load is masked as well (dy to m.keep, x
+// to its plane), so nothing outside either is read, and every product under m.keep.
+template <bool edge>
+__attribute__((always_inline)) inline void direct_step(const float* d, int64_t ds, const float* const (&x)[4],
+                                                       int64_t p, int64_t shift, const StepMasks& m,
+                                                       __m512 (&acc)[kBlockOut][6]) {
+  const float *x0 = x[0], *x1 = x[1], *x0_next = x[2], *x1_next = x[3];
+  const int64_t at = p + shift;
+  __m512 a0, b0, a1, b1;
+  if constexpr (edge) {
+    a0 = _mm512_maskz_loadu_ps(m.xa, x0 + at), b0 = _mm512_maskz_loadu_ps(m.xb, x0_next + at);
+    a1 = _mm512_maskz_loadu_ps(m.xa, x1 + at), b1 = _mm512_maskz_loadu_ps(m.xb, x1_next + at);
+  } else {
+    a0 = _mm512_loadu_ps(x0 + at), b0 = _mm512_loadu_ps(x0_next + at);
+    a1 = _mm512_loadu_ps(x1 + at), b1 = _mm512_loadu_ps(x1_next + at);
+  }
+  const __m512 xv[6] = {a0, shifted<1>(a0, b0), shifted<2>(a0, b0), a1, shifted<1>(a1, b1), shifted<2>(a1, b1)};
+  for (int o = 0; o < kBlockOut; ++o) {
+    const __m512 dv = edge ? _mm512_maskz_loadu_ps(m.keep, d + o * ds + p) : _mm512_loadu_ps(d + o * ds + p);
+    for (int c = 0; c < 2; ++c) {
+      acc[o][3 * c] = _mm512_mask3_fmadd_ps(dv, xv[3 * c], acc[o][3 * c], m.left);
+      acc[o][3 * c + 1] = edge ? _mm512_mask3_fmadd_ps(dv, xv[3 * c + 1], acc[o][3 * c + 1], m.keep)
+                               : _mm512_fmadd_ps(dv, xv[3 * c + 1], acc[o][3 * c + 1]);
+      acc[o][3 * c + 2] = _mm512_mask3_fmadd_ps(dv, xv[3 * c + 2], acc[o][3 * c + 2], m.right);
+    }
+  }
+}
+
+// weight_block's sums (the same 24) straight from the tensors, at stride 1 with rows as wide in
+// x as in dy: over dy's positions of 4 channels' planes (d, ds apart) that `sweep` says, x[c]'s
+// kernel column kx at plane position p + shift + kx. Rows then follow one another in both with
+// no columns between, so where a kernel column wraps into the neighbouring row the products are
+// masked off (RowEdges) instead of multiplied by copied zeros: the copies of x's band and dy's rows
+// were a third of layer2's weight gradient (8 channels per group) and a fifth of layer3's.
+__attribute__((noinline)) void direct_weight_block(const float* d, int64_t ds, const float* const x[2],
+                                                   const Sweep& sweep, const RowEdges& rows, bool first,
+                                                   float* const sums[kBlockOut][6]) {
+  __m512 acc[kBlockOut][6];
+  for (int o = 0; o < kBlockOut; ++o) {
+    for (int k = 0; k < 6; ++k) acc[o][k] = _mm512_setzero_ps();
+  }
+  // x's vectors 16 floats on, through pointers the compiler cannot see are x[c] + 16: else it
+  // keeps each vector in a register to be the next step's first (2 loads fewer), and the 33
+  // registers that takes spill an accumulator every step.
+  const float* x0_next = x[0] + kLanes;
+  const float* x1_next = x[1] + kLanes;
+  asm("" : "+r"(x0_next), "+r"(x1_next));
+  const float* const xs[4] = {x[0], x[1], x0_next, x1_next};
+  const int64_t shift = sweep.shift;
+  const StepMasks* end = sweep.ends.data();
+  for (int64_t j = sweep.j0; j < sweep.i0; ++j) direct_step<true>(d, ds, xs, j * kLanes, shift, *end++, acc);
+  const __mmask16* m = rows.masks.data();
+  for (int64_t j = sweep.i0; j < sweep.i1; ++j) {
+    const StepMasks inner{0xFFFF, load_mask(m + 2 * j), load_mask(m + 2 * j + 1), 0xFFFF, 0xFFFF};
+    direct_step<false>(d, ds, xs, j * kLanes, shift, inner, acc);
+  }
+  for (int64_t j = sweep.i1; j < sweep.j1; ++j) direct_step<true>(d, ds, xs, j * kLanes, shift, *end++, acc);
+  for (int o = 0; o < kBlockOut; ++o) {
+    for (int k = 0; k < 6; ++k) {
+      _mm512_store_ps(sums[o][k], first ? acc[o][k] : _mm512_add_ps(_mm512_load_ps(sums[o][k]), acc[o][k]));
+    }
+  }
+}
+
+// The weight gradient at stride 1, pw = 1 (below), from bands of output rows whose x rows (all
+// the group's channels) fit kWeightBandBytes: each is swept cout / 4 x 3 times from L2.
+void backward_weight_direct(const ConvGeometry& g, const float* dy, const float* x, float* dw) {
+  const int64_t cig = g.cin_g(), cog = g.cout_g(), block = cog * cig * kTaps;
+  const RowEdges edges(g.W, g.P());
+  const int64_t row_bytes = cig * g.W * int64_t{sizeof(float)};
+  const int64_t rows = std::clamp<int64_t>(kWeightBandBytes / row_bytes - 2, 1, g.H_out);
+  const int64_t calls = cog / kBlockOut * (cig / 2) * 3;  // direct_weight_block calls per band
+  // The x rows that output rows [y0, y1) read, starting at image n, group grp's first channel.
+  auto band_prefetcher = [&](int64_t n, int64_t grp, int64_t y0, int64_t y1) {
+    const int64_t r0 = std::max<int64_t>(0, y0 - g.ph), r1 = std::min(g.H, y1 + 2 - g.ph);
+    if (r1 <= r0) return Prefetcher();
+    return Prefetcher(x + (n * g.C_in + grp * cig) * g.HW() + r0 * g.W, g.HW(), (r1 - r0) * g.W, cig, calls);
+  };
+#pragma omp parallel if (g.groups > 1)
+  {
+    const Scratch lanes(block * kLanes);  // the group's sums, 16 lanes per weight
+    const auto [lo, hi] = thread_share(g.groups);
+    for (int64_t grp = lo; grp < hi; ++grp) {
+      for (int64_t n = 0; n < g.N; ++n) {
+        for (int64_t y0 = 0; y0 < g.H_out; y0 += rows) {
+          const int64_t y1 = std::min(g.H_out, y0 + rows);
+          // The next band: this image's next rows, the next image's first, or the next group's.
+          Prefetcher next;
+          if (y1 < g.H_out) {
+            next = band_prefetcher(n, grp, y1, std::min(g.H_out, y1 + rows));
+          } else if (n + 1 < g.N) {
+            next = band_prefetcher(n + 1, grp, 0, std::min(g.H_out, rows));
+          } else if (grp + 1 < hi) {
+            next = band_prefetcher(0, grp + 1, 0, std::min(g.H_out, rows));
+          }
+          const bool first = n == 0 && y0 == 0;  // the group's sums start here (no zeroing pass)
+          // Kernel row ky sweeps the band's output rows whose row ky is in x: oy + ky - ph in [0, H).
+          std::vector<Sweep> sweeps;
+          for (int ky = 0; ky < 3; ++ky) {
+            const int64_t ys = std::clamp<int64_t>(g.ph - ky, y0, y1), ye = std::clamp<int64_t>(g.H + g.ph - ky, ys, y1);
+            sweeps.emplace_back(ys * g.W, ye * g.W, (ky - g.ph) * g.W - 1, g.HW(), edges);
+          }
+          for (int64_t o0 = 0; o0 < cog; o0 += kBlockOut) {
+            const float* d = dy + (n * g.C_out + grp * cog + o0) * g.P();
+            for (int64_t i0 = 0; i0 < cig; i0 += 2) {
+              const float* xc = x + (n * g.C_in + grp * cig + i0) * g.HW();
+              const float* const src[2] = {xc, xc + g.HW()};
+              for (int ky = 0; ky < 3; ++ky) {
+                float* sums[kBlockOut][6];
+                sum_pointers(lanes.get(), cig, o0, i0, ky, sums);
+                next.ahead();
+                direct_weight_block(d, g.P(), src, sweeps[static_cast<size_t>(ky)], edges, first, sums);
+              }
+            }
+          }
+        }
+      }
+      store_lane_sums(lanes.get(), block, dw + grp * block);
+    }
+  }
+}
+
 }  // namespace
 
 // dw[o][i][ky][kx] = sum over images and output positions of dy[o][oy][ox] x[i][oy sh + ky - ph][ox sw + kx - pw].
 //
-// dy's rows are copied, 4 channels at a time, with zeros past each row, so that the kernel
-// sweeps whole vectors only (a masked tail per row cost a third of layer3's time). With stride
-// 1 the copy's rows are as far apart as the band's (W_out + 2: `tight` bands) and one sweep runs
-// over all of a band's positions as if they were one row: the 2 columns between rows are the only
-// lanes spent on zeros (layer3's 84-column rows took 6 vectors each). With stride 2 each row is
-// rounded up to whole vectors. The lanes on zeros multiply x values the sums do not need, so an
-// infinite x there makes NaN of weights it would not have reached.
+// At stride 1 with the width kept (pw = 1: ResNeXt's stride-1 3 x 3s) straight from x and dy
+// (direct_weight_block). Otherwise from a padded band of x, as the forward reads it, and dy's rows
+// copied 4 channels at a time with zeros past each row, so that the kernel sweeps whole vectors
+// only (a masked tail per row cost a third of layer3's time); the lanes on zeros multiply x
+// values the sums do not need, so an infinite x there makes NaN of weights it would not have
+// reached.
 void conv2d_backward_weight(const ConvGeometry& g, const float* dy, const float* x, float* dw) {
+  if (g.sh == 1 && g.sw == 1 && g.pw == 1) return backward_weight_direct(g, dy, x, dw);
   const int64_t cig = g.cin_g(), cog = g.cout_g(), block = cog * cig * kTaps;
-  const bool flat = g.sh == 1 && g.sw == 1;  // at every width: 336 columns the same, 168 3%, 84 8% faster
-  const InputBands bands(g, kWeightBandBytes, flat);
-  const int64_t row_ld = flat ? bands.ld : round_up(g.W_out, kLanes);
+  const InputBands bands(g, kWeightBandBytes);
+  const int64_t row_ld = round_up(g.W_out, kLanes);
   auto channel_ld = [&](int64_t rows) { return round_up(rows * row_ld, kLanes); };
   const int64_t calls = cog / kBlockOut * (cig / 2) * 3;  // weight_block calls per band
 #pragma omp parallel if (g.groups > 1)
   {
     const Scratch scratch(bands.scratch());
-    std::fill(scratch.get(), scratch.get() + bands.scratch(), 0.0f);  // what flat sweeps read past a band: finite
     const Scratch dy_rows(kBlockOut * channel_ld(bands.rows_out));
     const Scratch lanes(block * kLanes);  // the group's sums, 16 lanes per weight
     const auto [lo, hi] = thread_share(g.groups);
@@ -744,8 +949,6 @@ void conv2d_backward_weight(const ConvGeometry& g, const float* dy, const float*
           }
           const int64_t dy_ld = channel_ld(y1 - y0);
           const bool first = n == 0 && y0 == 0;  // the group's sums start here (no zeroing pass)
-          // A flat sweep is one row of dy_ld positions; otherwise y1 - y0 rows of row_ld.
-          const int64_t sweep_ld = flat ? dy_ld : row_ld, sweep_rows = flat ? 1 : y1 - y0;
           const int64_t srs = g.sh * band.phases * band.ld;  // x's band rows from one output row to the next
           for (int64_t o0 = 0; o0 < cog; o0 += kBlockOut) {
             copy_rows(dy + (n * g.C_out + grp * cog + o0) * g.P(), g.P(), g.W_out, y0, y1, kBlockOut, row_ld, dy_ld,
@@ -753,30 +956,23 @@ void conv2d_backward_weight(const ConvGeometry& g, const float* dy, const float*
             for (int64_t i0 = 0; i0 < cig; i0 += 2) {
               for (int ky = 0; ky < 3; ++ky) {
                 const float* src[2];
-                float* sums[kBlockOut][6];
                 for (int c = 0; c < 2; ++c) {
                   src[c] = band.data + (i0 + c) * band.channel_stride() + bands.tap(band, y0, y0, ky, 0);
                 }
-                for (int k = 0; k < 6; ++k) {
-                  for (int o = 0; o < kBlockOut; ++o) {
-                    sums[o][k] = lanes.get() + (((o0 + o) * cig + i0 + k / 3) * kTaps + ky * 3 + k % 3) * kLanes;
-                  }
-                }
+                float* sums[kBlockOut][6];
+                sum_pointers(lanes.get(), cig, o0, i0, ky, sums);
                 next.ahead();
                 if (band.phases == 1) {
-                  weight_block<1>(dy_rows.get(), dy_ld, sweep_ld, src, 0, srs, sweep_rows, first, sums);
+                  weight_block<1>(dy_rows.get(), dy_ld, row_ld, src, 0, srs, y1 - y0, first, sums);
                 } else {
-                  weight_block<2>(dy_rows.get(), dy_ld, sweep_ld, src, band.ld, srs, sweep_rows, first, sums);
+                  weight_block<2>(dy_rows.get(), dy_ld, row_ld, src, band.ld, srs, y1 - y0, first, sums);
                 }
               }
             }
           }
         }
       }
-      // Across the lanes, in double, 8 weights at a time (block is a multiple of 4 x 4 x 9).
-      for (int64_t e = 0; e < block; e += 8) {
-        _mm256_storeu_ps(dw + grp * block + e, _mm512_maskz_cvtpd_ps(0xFF, lane_sums(lanes.get() + e * kLanes)));
-      }
+      store_lane_sums(lanes.get(), block, dw + grp * block);
     }
   }
 }
