@@ -163,7 +163,65 @@ struct Taps {
   int count = 0;
   int64_t offset[kTaps];
   int weight[kTaps];
-  void add(int64_t off, int w) { offset[count] = off, weight[count] = w, ++count; }
+  int column[kTaps];  // the source column each reads, relative to the output's (read straight from a tensor)
+  // The lanes a block's first and last vector load (masked blocks only: RowMasks).
+  __mmask16 first[kTaps], last[kTaps];
+  void add(int64_t off, int w, int col = 0) { offset[count] = off, weight[count] = w, column[count] = col, ++count; }
+};
+
+// *m into a mask register by one load (GCC 12 loads it into a general register first, then moves it
+// over on port 5, where it takes the place of a multiply-add). The pointer goes in as a register,
+// not as a memory operand: with one, GCC 12 stored the accumulators before every such load.
+__attribute__((always_inline)) inline __mmask16 load_mask(const __mmask16* m) {
+  __mmask16 k;
+  asm("kmovw (%1), %0" : "=k"(k) : "r"(m));
+  return k;
+}
+
+// The lanes of p[0, 16) under m, zeros elsewhere (nothing read there), as a load the compiler
+// does not see: with _mm512_maskz_loadu_ps in the block's loop GCC 12 stored the 24 accumulators
+// at every tap (2.2x slower). Only for memory nothing writes while the kernel runs.
+__attribute__((always_inline)) inline __m512 masked_load(__mmask16 m, const float* p) {
+  __m512 v;
+  asm("vmovups (%1), %0%{%2%}%{z%}" : "=v"(v) : "r"(p), "Yk"(m));
+  return v;
+}
+
+// Where a stride-1 forward or input gradient reads its source straight from the tensor (its rows
+// as wide as the output's, no padded band): for each tap, the lanes of a row's first vector and
+// of its last whose source column (the output's plus the tap's column offset) is inside the row.
+// Kept in copies of the taps, where the block's loop reads them beside each tap's offset: read
+// from an array of their own, GCC 12 stored the 24 accumulators at every tap (2.2x slower).
+struct RowMasks {
+  // The taps with the masks of a block's first and last vector: none, the row's first, its last,
+  // both (a block of a whole row), and for blocks of one vector its last or a row's only one.
+  Taps inner, head, tail, head_tail, one_tail, one_both;
+  RowMasks(const Taps& taps, int64_t width)
+      : inner(taps), head(taps), tail(taps), head_tail(taps), one_tail(taps), one_both(taps) {
+    const int64_t last = (ceil_div(width, kLanes) - 1) * kLanes;
+    auto inside = [&](int64_t first, int d) {  // lanes l with first + l and first + l + d in [0, width)
+      __mmask16 m = 0;
+      for (int l = 0; l < kLanes; ++l) {
+        const int64_t c = first + l;
+        if (c < width && c + d >= 0 && c + d < width) m = static_cast<__mmask16>(m | (1u << l));
+      }
+      return m;
+    };
+    for (int t = 0; t < taps.count; ++t) {
+      const __mmask16 h = inside(0, taps.column[t]), e = inside(last, taps.column[t]);
+      inner.first[t] = inner.last[t] = 0xFFFF;
+      head.first[t] = h, head.last[t] = 0xFFFF;
+      tail.first[t] = 0xFFFF, tail.last[t] = e;
+      head_tail.first[t] = h, head_tail.last[t] = e;
+      one_tail.first[t] = one_tail.last[t] = e;
+      one_both.first[t] = one_both.last[t] = static_cast<__mmask16>(h & e);
+    }
+  }
+  // The taps of a block of V vectors from the row's first (`first`) or to its last (`end`).
+  const Taps& of(int V, bool first, bool end) const {
+    if (V == 1) return first && end ? one_both : first ? head : end ? one_tail : inner;
+    return first && end ? head_tail : first ? head : end ? tail : inner;
+  }
 };
 
 // Touches the cache lines of the next band's input (rows `span` floats long from `first`, in
@@ -203,7 +261,9 @@ std::pair<int64_t, int64_t> thread_share(int64_t items) {
 // acc[o][r V + v] (o < 4, r < R, v < V), lane l = bias[o] + sum over source channels c and taps t
 // of w[o * wo + c * 9 + t.weight] * src[c * cs + t.offset + r srs + 16 v + l]: R output rows of V
 // vectors each (R > 1 for narrow rows, so that V R accumulators per channel are still busy).
-template <int V, int R>
+// With `masked`, each row's first vector loads under taps.first[t] and its last under
+// taps.last[t] (the source read straight from a tensor: RowMasks).
+template <int V, int R, bool masked>
 __attribute__((always_inline)) inline void accumulate(const float* src, int64_t cs, int64_t cin, const Taps& taps,
                                                       const float* w, int64_t wo, const float* bias, int64_t srs,
                                                       __m512 (&acc)[kBlockOut][R * V]) {
@@ -217,8 +277,18 @@ __attribute__((always_inline)) inline void accumulate(const float* src, int64_t 
     for (int t = 0; t < taps.count; ++t) {
       const float* p = s + taps.offset[t];
       __m512 in[R * V];
-      for (int r = 0; r < R; ++r) {
-        for (int v = 0; v < V; ++v) in[r * V + v] = _mm512_loadu_ps(p + r * srs + v * kLanes);
+      if constexpr (masked) {
+        const __mmask16 mf = taps.first[t], ml = taps.last[t];
+        for (int r = 0; r < R; ++r) {
+          for (int v = 0; v < V; ++v) {
+            const float* at = p + r * srs + v * kLanes;
+            in[r * V + v] = v == 0 ? masked_load(mf, at) : v == V - 1 ? masked_load(ml, at) : _mm512_loadu_ps(at);
+          }
+        }
+      } else {
+        for (int r = 0; r < R; ++r) {
+          for (int v = 0; v < V; ++v) in[r * V + v] = _mm512_loadu_ps(p + r * srs + v * kLanes);
+        }
       }
       const float* wt = wc + taps.weight[t];
       for (int o = 0; o < kBlockOut; ++o) {
@@ -230,11 +300,11 @@ __attribute__((always_inline)) inline void accumulate(const float* src, int64_t 
 }
 
 // The sums above stored to out[o * os + r * ors + 16 v + l], each row's last vector under `last`.
-template <int V, int R>
+template <int V, int R, bool masked = false>
 void block(const float* src, int64_t cs, int64_t cin, const Taps& taps, const float* w, int64_t wo, const float* bias,
            float* out, int64_t os, __mmask16 last, int64_t srs, int64_t ors) {
   __m512 acc[kBlockOut][R * V];
-  accumulate<V, R>(src, cs, cin, taps, w, wo, bias, srs, acc);
+  accumulate<V, R, masked>(src, cs, cin, taps, w, wo, bias, srs, acc);
   for (int o = 0; o < kBlockOut; ++o) {
     for (int r = 0; r < R; ++r) {
       float* d = out + o * os + r * ors;
@@ -256,7 +326,7 @@ template <int V>
 void flat_block(const float* src, int64_t cs, int64_t cin, const Taps& taps, const float* w, int64_t wo,
                 const float* bias, float* out, int64_t os, const FlatVector* to) {
   __m512 acc[kBlockOut][V];
-  accumulate<V, 1>(src, cs, cin, taps, w, wo, bias, 0, acc);
+  accumulate<V, 1, false>(src, cs, cin, taps, w, wo, bias, 0, acc);
   for (int o = 0; o < kBlockOut; ++o) {
     float* d = out + o * os;
     for (int v = 0; v < V; ++v) {
@@ -271,52 +341,44 @@ void flat_block(const float* src, int64_t cs, int64_t cin, const Taps& taps, con
 }
 
 // `rows` output rows (ors apart) of `cout` channels (os apart) and `width` positions, whose taps
-// read srs further in the source per row.
+// read srs further in the source per row; the source read straight from a tensor where `masks`
+// is given (each row's first and last vector loaded under them).
 void compute_rows(const float* src, int64_t cs, int64_t cin, const Taps& taps, const float* w, int64_t wo,
                   int64_t cout, const float* bias, float* out, int64_t os, int64_t width, int64_t rows, int64_t srs,
-                  int64_t ors, Prefetcher* prefetch = nullptr) {
+                  int64_t ors, Prefetcher* prefetch = nullptr, const RowMasks* masks = nullptr) {
   const int64_t vectors = ceil_div(width, kLanes);
   const __mmask16 tail = lanes_mask(width - (vectors - 1) * kLanes);
   for (int64_t o = 0; o < cout; o += kBlockOut) {
     const float* wb = w + o * wo;
     const float* bb = bias != nullptr ? bias + o : nullptr;
     float* ob = out + o * os;
+    // V vectors of R rows from row r, vector v0 (of `vectors`) on.
+    auto run = [&]<int V, int R>(int64_t r, int64_t v0, int64_t rs, int64_t os_row) {
+      const float* s = src + r * srs + v0 * kLanes;
+      float* d = ob + r * ors + v0 * kLanes;
+      const bool first = v0 == 0, end = v0 + V == vectors;
+      const __mmask16 last = end ? tail : __mmask16(0xFFFF);
+      if (prefetch != nullptr) prefetch->ahead();
+      if (masks == nullptr) return block<V, R>(s, cs, cin, taps, wb, wo, bb, d, os, last, rs, os_row);
+      block<V, R, true>(s, cs, cin, masks->of(V, first, end), wb, wo, bb, d, os, last, rs, os_row);
+    };
     int64_t r = 0;
-    auto rows_at = [&](int64_t r0) { return std::pair{src + r0 * srs, ob + r0 * ors}; };
     if (vectors == 3) {  // ResNeXt's layer4 (42 columns): two rows per block
-      for (; r + 2 <= rows; r += 2) {
-        const auto [s, d] = rows_at(r);
-        if (prefetch != nullptr) prefetch->ahead();
-        block<3, 2>(s, cs, cin, taps, wb, wo, bb, d, os, tail, srs, ors);
-      }
+      for (; r + 2 <= rows; r += 2) run.template operator()<3, 2>(r, 0, srs, ors);
     } else if (vectors == 2) {
-      for (; r + 3 <= rows; r += 3) {
-        const auto [s, d] = rows_at(r);
-        if (prefetch != nullptr) prefetch->ahead();
-        block<2, 3>(s, cs, cin, taps, wb, wo, bb, d, os, tail, srs, ors);
-      }
+      for (; r + 3 <= rows; r += 3) run.template operator()<2, 3>(r, 0, srs, ors);
     } else if (vectors == 1) {
-      for (; r + 6 <= rows; r += 6) {
-        const auto [s, d] = rows_at(r);
-        if (prefetch != nullptr) prefetch->ahead();
-        block<1, 6>(s, cs, cin, taps, wb, wo, bb, d, os, tail, srs, ors);
-      }
+      for (; r + 6 <= rows; r += 6) run.template operator()<1, 6>(r, 0, srs, ors);
     }
     for (; r < rows; ++r) {
-      const auto [row_src, row_out] = rows_at(r);
       for (int64_t v0 = 0; v0 < vectors; v0 += kMaxVectors) {
-        const int n = static_cast<int>(std::min<int64_t>(kMaxVectors, vectors - v0));
-        const __mmask16 last = v0 + n == vectors ? tail : __mmask16(0xFFFF);
-        const float* s = row_src + v0 * kLanes;
-        float* d = row_out + v0 * kLanes;
-        if (prefetch != nullptr) prefetch->ahead();
-        switch (n) {
-          case 1: block<1, 1>(s, cs, cin, taps, wb, wo, bb, d, os, last, 0, 0); break;
-          case 2: block<2, 1>(s, cs, cin, taps, wb, wo, bb, d, os, last, 0, 0); break;
-          case 3: block<3, 1>(s, cs, cin, taps, wb, wo, bb, d, os, last, 0, 0); break;
-          case 4: block<4, 1>(s, cs, cin, taps, wb, wo, bb, d, os, last, 0, 0); break;
-          case 5: block<5, 1>(s, cs, cin, taps, wb, wo, bb, d, os, last, 0, 0); break;
-          default: block<6, 1>(s, cs, cin, taps, wb, wo, bb, d, os, last, 0, 0); break;
+        switch (std::min<int64_t>(kMaxVectors, vectors - v0)) {
+          case 1: run.template operator()<1, 1>(r, v0, 0, 0); break;
+          case 2: run.template operator()<2, 1>(r, v0, 0, 0); break;
+          case 3: run.template operator()<3, 1>(r, v0, 0, 0); break;
+          case 4: run.template operator()<4, 1>(r, v0, 0, 0); break;
+          case 5: run.template operator()<5, 1>(r, v0, 0, 0); break;
+          default: run.template operator()<6, 1>(r, v0, 0, 0); break;
         }
       }
     }
@@ -455,6 +517,9 @@ bool applies_to_weight_gradient(const ConvGeometry& g) { return applies(g) && g.
 void conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const float* b, float* y) {
   const int64_t cig = g.cin_g(), cog = g.cout_g();
   const bool flat = flat_rows(g, g.W_out);
+  // Straight from x where rows rounded up to whole vectors lose little (not flat) and a row of
+  // x is as wide as one of y (stride 1, pw = 1): the band's copy was 14% of layer2's time.
+  const bool direct = !flat && g.sh == 1 && g.sw == 1 && g.pw == 1;
   const InputBands bands(g, kBandBytes, flat);
   const int64_t per_image = g.groups * bands.count(), items = g.N * per_image;
   // Item i: image i / per_image, group (i % per_image) / bands, band i % bands.
@@ -475,20 +540,40 @@ void conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const
     for (int64_t item = lo; item < hi; ++item) {
       const int64_t n = item / per_image, grp = item % per_image / bands.count();
       const auto [y0, y1] = rows_of(item);
-      const Band band = bands.fill(x, n, grp, y0, y1, scratch.get());
       Prefetcher next;
       if (item + 1 < hi) {
         const auto [n0, n1] = rows_of(item + 1);
         next = bands.prefetcher(x, (item + 1) / per_image, (item + 1) % per_image / bands.count(), n0, n1,
                                 calls(y1 - y0));
       }
+      const float* wg = w + grp * cog * cig * kTaps;
+      const float* bg = b != nullptr ? b + grp * cog : nullptr;
+      float* yb = y + ((n * g.C_out + grp * cog) * g.H_out + y0) * g.W_out;
+      if (direct) {  // runs of rows whose kernel rows all reach the same rows of x
+        const float* xg = x + (n * g.C_in + grp * cig) * g.HW();
+        auto reach = [&](int64_t oy) {  // kernel rows [lo, hi) read inside x: oy + ky - ph in [0, H)
+          return std::pair{std::max<int64_t>(0, g.ph - oy), std::min<int64_t>(3, g.H + g.ph - oy)};
+        };
+        for (int64_t r0 = y0, r1; r0 < y1; r0 = r1) {
+          const auto [lo, hi] = reach(r0);
+          for (r1 = r0 + 1; r1 < y1 && reach(r1) == reach(r0);) ++r1;
+          Taps taps;
+          for (int64_t ky = lo; ky < hi; ++ky) {
+            for (int kx = 0; kx < 3; ++kx) {
+              taps.add((r0 + ky - g.ph) * g.W + kx - 1, static_cast<int>(ky) * 3 + kx, kx - 1);
+            }
+          }
+          const RowMasks masks(taps, g.W_out);
+          compute_rows(xg, g.HW(), cig, taps, wg, cig * kTaps, cog, bg, yb + (r0 - y0) * g.W_out, g.P(), g.W_out, r1 - r0,
+                       g.W, g.W_out, &next, &masks);
+        }
+        continue;
+      }
+      const Band band = bands.fill(x, n, grp, y0, y1, scratch.get());
       Taps taps;  // of row y0; each further row reads sh band rows further on
       for (int ky = 0; ky < 3; ++ky) {
         for (int kx = 0; kx < 3; ++kx) taps.add(bands.tap(band, y0, y0, ky, kx), ky * 3 + kx);
       }
-      const float* wg = w + grp * cog * cig * kTaps;
-      const float* bg = b != nullptr ? b + grp * cog : nullptr;
-      float* yb = y + ((n * g.C_out + grp * cog) * g.H_out + y0) * g.W_out;
       if (flat) {
         compute_flat(band.data, band.channel_stride(), cig, taps, wg, cig * kTaps, cog, bg, yb, g.P(), g.W_out, y1 - y0,
                      band.ld, to, &next);
@@ -740,14 +825,6 @@ struct RowEdges {
     }
   }
 };
-
-// *m into a mask register by one load (GCC 12 loads it into a general register first, then moves it
-// over on port 5, where it takes the place of a multiply-add).
-__attribute__((always_inline)) inline __mmask16 load_mask(const __mmask16* m) {
-  __mmask16 k;
-  asm("kmovw (%1), %0" : "=k"(k) : "r"(m));
-  return k;
-}
 
 // Lanes l with first + l in [lo, hi).
 __mmask16 lanes_within(int64_t first, int64_t lo, int64_t hi) {
