@@ -606,6 +606,8 @@ void conv2d_backward_input(const ConvGeometry& g, const float* dy, const float* 
   // Band rows: a whole number of vectors past the taps' reach, or for a flat sweep (stride 1) the
   // W + 2 columns the taps read (dy columns -pad_left on; the taps read columns [0, 2] on).
   const bool flat = flat_rows(g, g.W);
+  // Straight from dy as the forward reads x (`direct` there): rows not swept flat, stride 1, pw = 1.
+  const bool direct = !flat && g.sh == 1 && g.sw == 1 && g.pw == 1;
   const int64_t ld = flat ? g.W + 2 : round_up(round_up(phase_width, kLanes) + (g.sw - 1 + g.pw) / g.sw + pad_left + 1, kLanes);
   // dy rows that dx rows [y0, y1) read: [floor((y0 + ph - 2) / sh), floor((y1 - 1 + ph) / sh)].
   auto first_row = [&](int64_t y0) { return floor_div(y0 + g.ph - 2, g.sh); };
@@ -648,10 +650,30 @@ void conv2d_backward_input(const ConvGeometry& g, const float* dy, const float* 
                             cog, calls(y1 - y0));
         }
       }
-      const Band band{cog, rows_in(y0, y1), 1, ld, scratch.get()};
-      fill_band(dy + (n * g.C_out + grp * cog) * g.P(), g.P(), g.H_out, g.W_out, row0, -pad_left, band);
       const float* wg = wt.data() + grp * taps_w;
       float* dx_rows = dx + (n * g.C_in + grp * cig) * g.HW();
+      if (direct) {  // runs of rows whose kernel rows all reach the same rows of dy
+        const float* dyg = dy + (n * g.C_out + grp * cog) * g.P();
+        auto reach = [&](int64_t iy) {  // kernel rows (lo, hi] read inside dy: iy + ph - ky in [0, H_out)
+          return std::pair{std::max<int64_t>(-1, iy + g.ph - g.H_out), std::min<int64_t>(2, iy + g.ph)};
+        };
+        for (int64_t r0 = y0, r1; r0 < y1; r0 = r1) {
+          const auto [lo, hi] = reach(r0);
+          for (r1 = r0 + 1; r1 < y1 && reach(r1) == reach(r0);) ++r1;
+          Taps taps;
+          for (int64_t ky = hi; ky > lo; --ky) {
+            for (int kx = 2; kx >= 0; --kx) {
+              taps.add((r0 + g.ph - ky) * g.W_out + 1 - kx, static_cast<int>(ky) * 3 + kx, 1 - kx);
+            }
+          }
+          const RowMasks masks(taps, g.W);
+          compute_rows(dyg, g.P(), cog, taps, wg, cog * kTaps, cig, nullptr, dx_rows + r0 * g.W, g.HW(), g.W, r1 - r0,
+                       g.W_out, g.W, &next, &masks);
+        }
+        continue;
+      }
+      const Band band{cog, rows_in(y0, y1), 1, ld, scratch.get()};
+      fill_band(dy + (n * g.C_out + grp * cog) * g.P(), g.P(), g.H_out, g.W_out, row0, -pad_left, band);
       for (int64_t iy = y0; iy < y1; ++iy) {
         if (g.sh == 1 && g.sw == 1 && iy > y0) break;  // the first row's call did the whole band
         for (int64_t q = 0; q < g.sw; ++q) {

@@ -397,6 +397,12 @@ TEST_CASE("grouped 3x3 conv2d by the direct kernels agrees with the double refer
       {2, 16, 20, 12, 16, 3, 3, {1, 1}, {1, 1}, {1, 1}, 4},    // one vector per row: 6 rows per block, 2 left
       {1, 32, 16, 30, 32, 3, 3, {1, 1}, {1, 1}, {1, 1}, 4},    // two vectors per row: 3 rows per block, 1 left
       {1, 128, 24, 84, 128, 3, 3, {1, 1}, {1, 1}, {1, 1}, 2},  // flat sweeps over bands of 8 (12) rows of 86
+      // Read straight from the tensors (stride 1, pw = 1, rows not swept flat): one row of 3
+      // vectors (2 rows per block elsewhere), padding 2 down (rows that reach 1-3 kernel rows),
+      // one vector exactly.
+      {1, 16, 1, 47, 16, 3, 3, {1, 1}, {1, 1}, {1, 1}, 4},
+      {2, 32, 5, 46, 32, 3, 3, {1, 1}, {2, 1}, {1, 1}, 4},
+      {1, 8, 7, 16, 8, 3, 3, {1, 1}, {1, 1}, {1, 1}, 2},
   };
   const auto bound = [](int64_t terms) { return 8.0 * std::pow(static_cast<double>(terms), 1.5) * std::ldexp(1.0, -24) + 1e-6; };
   Generator gen(41);
