@@ -12,10 +12,17 @@
 // Flat sweeps. At stride 1 a band's rows can sit only W + 2 floats apart (the columns the taps
 // read) and be swept as one long row: the forward and the input gradient drop the 2 lanes per
 // row that fall between rows as they store (compute_flat; where rounding rows up to whole vectors
-// would waste more), the weight gradient multiplies them by zeros in its copy of dy.
+// would waste more).
 //
-// Memory. A band's padded copy is made from memory that the previous band's computation asked
-// for (Prefetcher): each thread works through a contiguous run of bands, so it knows the next.
+// Straight from the tensors. At stride 1 with padding 1 across, a row of the source is as wide
+// as a row of the output, so nothing needs copying: the weight gradient sweeps x's and dy's
+// planes together and masks off the products where a kernel column wraps into the next row
+// (direct_weight_block); the forward and input gradient, where their rows are not swept flat,
+// load each row's first and last vector under masks (RowMasks). Everything else reads padded
+// copies (bands), split by column phase at stride 2.
+//
+// Memory. A band's input (copied or not) is asked for while the previous band computes
+// (Prefetcher): each thread works through a contiguous run of bands, so it knows the next.
 //
 // Summation order. Every output element is summed by one thread in an order fixed by the
 // geometry (source channel, then tap), and each group's weight gradient by one thread (in 16

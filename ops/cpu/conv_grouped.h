@@ -9,11 +9,12 @@
 //
 // Data flow, for the forward and the input gradient alike: a band of output rows of one (image,
 // group) is computed from a padded copy of the source rows it needs (zeros around, columns split
-// by stride phase so that every tap reads 16 consecutive floats), summing over the source
-// channels and a per-row list of kernel taps. The input gradient is the same sum with dy as the
+// by stride phase so that every tap reads 16 consecutive floats), or at stride 1 straight from
+// the source with the row's ends loaded under masks, summing over the source channels and a
+// per-row list of kernel taps. The input gradient is the same sum with dy as the
 // source, the taps that reach each dx row and column phase, and the kernel's channel axes swapped.
-// The weight gradient sums dy x shifted x over the positions, for each group on one thread (the
-// result does not depend on the thread count).
+// The weight gradient sums dy x shifted x over the positions (at stride 1 straight from both
+// tensors), for each group on one thread (the result does not depend on the thread count).
 #pragma once
 
 #include "ops/conv_geometry.h"
