@@ -196,9 +196,8 @@ __attribute__((always_inline)) inline __m512 masked_load(__mmask16 m, const floa
 
 // Where a stride-1 forward or input gradient reads its source straight from the tensor (its rows
 // as wide as the output's, no padded band): for each tap, the lanes of a row's first vector and
-// of its last whose source column (the output's plus the tap's column offset) is inside the row.
-// Kept in copies of the taps, where the block's loop reads them beside each tap's offset: read
-// from an array of their own, GCC 12 stored the 24 accumulators at every tap (2.2x slower).
+// of its last whose source column (the output's plus the tap's column offset) is inside the row,
+// kept in copies of the taps, where the block's loop reads them beside each tap's offset.
 struct RowMasks {
   // The taps with the masks of a block's first and last vector: none, the row's first, its last,
   // both (a block of a whole row), and for blocks of one vector its last or a row's only one.
