@@ -70,6 +70,10 @@ int64_t round_up(int64_t a, int64_t m) { return (a + m - 1) / m * m; }
 int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }
 __mmask16 lanes_mask(int64_t n) { return n >= kLanes ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1); }
+// Lanes l with first + l in [lo, hi).
+__mmask16 lanes_within(int64_t first, int64_t lo, int64_t hi) {
+  return static_cast<__mmask16>(lanes_mask(hi - first) & ~lanes_mask(lo - first));
+}
 // [0, 1, ..., 15]: lane l's index, to compare positions against bounds a vector at a time.
 __m512i lane_indices() { return _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15); }
 
@@ -121,13 +125,9 @@ void interleave(const float* even, const float* odd, int64_t W, float* row) {
 // (a memcpy and two fills per row were a tenth of the weight gradient's time on rows of 84, most
 // of it in the calls).
 void copy_padded(const float* src, int64_t lo, int64_t hi, int64_t ld, float* out) {
-  const __m512i lane = lane_indices();
   for (int64_t j = 0; j < ld; j += kLanes) {
     // Lanes j + l in [lo, hi) read src; the others are zero (masked loads do not touch memory).
-    const __m512i at = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(j)), lane);
-    const __mmask16 in = _mm512_cmpge_epi32_mask(at, _mm512_set1_epi32(static_cast<int>(lo))) &
-                         _mm512_cmplt_epi32_mask(at, _mm512_set1_epi32(static_cast<int>(hi)));
-    _mm512_mask_storeu_ps(out + j, lanes_mask(ld - j), _mm512_maskz_loadu_ps(in, src + (j - lo)));
+    _mm512_mask_storeu_ps(out + j, lanes_mask(ld - j), _mm512_maskz_loadu_ps(lanes_within(j, lo, hi), src + (j - lo)));
   }
 }
 
@@ -206,12 +206,7 @@ struct RowMasks {
       : inner(taps), head(taps), tail(taps), head_tail(taps), one_tail(taps), one_both(taps) {
     const int64_t last = (ceil_div(width, kLanes) - 1) * kLanes;
     auto inside = [&](int64_t first, int d) {  // lanes l with first + l and first + l + d in [0, width)
-      __mmask16 m = 0;
-      for (int l = 0; l < kLanes; ++l) {
-        const int64_t c = first + l;
-        if (c < width && c + d >= 0 && c + d < width) m = static_cast<__mmask16>(m | (1u << l));
-      }
-      return m;
+      return lanes_within(first, std::max(0, -d), width - std::max(0, d));
     };
     for (int t = 0; t < taps.count; ++t) {
       const __mmask16 h = inside(0, taps.column[t]), e = inside(last, taps.column[t]);
@@ -468,7 +463,7 @@ int64_t band_rows(int64_t out_rows, int64_t channels, int64_t phases, int64_t ld
 // [y0 sh - ph, (y1 - 1) sh - ph + 3), columns split by the stride. Rows are ld floats apart: a
 // whole number of vectors past the output row's width and the taps' reach, or `tight` (stride 1
 // only), exactly the W_out + 2 columns the taps read, so that the band's positions run on from
-// row to row with 2 columns between (the weight gradient's flat sweep).
+// row to row with 2 columns between (the forward's flat sweep).
 struct InputBands {
   const ConvGeometry& g;
   int64_t ld, rows_out, rows_in;
@@ -853,11 +848,6 @@ struct RowEdges {
     }
   }
 };
-
-// Lanes l with first + l in [lo, hi).
-__mmask16 lanes_within(int64_t first, int64_t lo, int64_t hi) {
-  return static_cast<__mmask16>(lanes_mask(hi - first) & ~lanes_mask(lo - first));
-}
 
 // The lanes one vector of direct_weight_block's sweep keeps: all its products (`keep`), kernel
 // column 0's (`left`) and column 2's (`right`); and the lanes of x's two vectors (from p + shift
