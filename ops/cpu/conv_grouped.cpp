@@ -142,23 +142,10 @@ void fill_band(const float* planes, int64_t plane_stride, int64_t H, int64_t W, 
         continue;
       }
       const float* row = planes + c * plane_stride + ih * W;
-      for (int64_t q = 0; q < b.phases; ++q, out += b.ld) {
-        // j reads column col0 + j * phases + q, inside the plane for j in [lo, hi).
-        const int64_t first = col0 + q;
-        const int64_t lo = std::clamp<int64_t>(ceil_div(-first, b.phases), 0, b.ld);
-        const int64_t hi = std::clamp<int64_t>(floor_div(W - 1 - first, b.phases) + 1, lo, b.ld);
-        const float* src = row + first + lo * b.phases;
-        if (b.phases == 1) {
-          copy_padded(src, lo, hi, b.ld, out);
-          continue;
-        }
-        std::fill(out, out + lo, 0.0f);
-        if (b.phases == 2) {
-          cpu::deinterleave_stride2(src, hi - lo, W - (first + lo * b.phases), out + lo);
-        } else {
-          for (int64_t j = lo; j < hi; ++j) out[j] = row[first + j * b.phases];
-        }
-        std::fill(out + hi, out + b.ld, 0.0f);
+      if (b.phases == 2) {
+        cpu::split_stride2_padded(row, col0, W, b.ld, out, out + b.ld);
+      } else {  // out[j] = row[col0 + j] for col0 + j in [0, W)
+        copy_padded(row, -col0, W - col0, b.ld, out);
       }
     }
   }

@@ -394,6 +394,7 @@ TEST_CASE("grouped 3x3 conv2d by the direct kernels agrees with the double refer
       {1, 8, 64, 300, 8, 3, 3, {1, 1}, {1, 1}, {1, 1}, 2},     // long rows: two bands of 32 rows
       {1, 16, 18, 35, 16, 3, 3, {2, 1}, {1, 0}, {1, 1}, 2},    // stride 2 down, 1 across
       {2, 16, 17, 34, 16, 3, 3, {1, 2}, {0, 2}, {1, 1}, 4},    // stride 1 down, 2 across, padding 2
+      {1, 16, 9, 33, 16, 3, 3, {2, 2}, {0, 0}, {1, 1}, 4},     // stride 2, valid: the band's rows from column 0
       {2, 16, 20, 12, 16, 3, 3, {1, 1}, {1, 1}, {1, 1}, 4},    // one vector per row: 6 rows per block, 2 left
       {1, 32, 16, 30, 32, 3, 3, {1, 1}, {1, 1}, {1, 1}, 4},    // two vectors per row: 3 rows per block, 1 left
       {1, 128, 24, 84, 128, 3, 3, {1, 1}, {1, 1}, {1, 1}, 2},  // flat sweeps over bands of 8 (12) rows of 86
