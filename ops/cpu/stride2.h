@@ -11,14 +11,19 @@
 
 namespace gndet::cpu {
 
+#if defined(__AVX512F__)
+namespace stride2_detail {
+// The first k of 16 lanes (none for k <= 0, all for k >= 16).
+inline __mmask16 first_lanes(int64_t k) { return k >= 16 ? __mmask16(0xFFFF) : k <= 0 ? __mmask16(0) : __mmask16((1u << k) - 1); }
+}  // namespace stride2_detail
+#endif
+
 // d[j] = row[2 j] for j in [0, n), reading no further than row[available - 1]
 // (available >= 2 n - 1): 16 at a time with AVX-512, the last ones under masks.
 inline void deinterleave_stride2(const float* row, int64_t n, int64_t available, float* d) {
 #if defined(__AVX512F__)
   constexpr int64_t kLanes = 16;
-  const auto mask = [](int64_t k) {
-    return k >= kLanes ? __mmask16(0xFFFF) : k <= 0 ? __mmask16(0) : __mmask16((1u << k) - 1);
-  };
+  const auto mask = stride2_detail::first_lanes;
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   for (int64_t j = 0; j < n; j += kLanes) {
     const float* s = row + 2 * j;
@@ -41,9 +46,7 @@ inline void deinterleave_stride2(const float* row, int64_t n, int64_t available,
 inline void split_stride2_padded(const float* row, int64_t first, int64_t W, int64_t n, float* even, float* odd) {
 #if defined(__AVX512F__)
   constexpr int64_t kLanes = 16;
-  const auto mask = [](int64_t k) {
-    return k >= kLanes ? __mmask16(0xFFFF) : k <= 0 ? __mmask16(0) : __mmask16((1u << k) - 1);
-  };
+  const auto mask = stride2_detail::first_lanes;
   // Lanes l whose column at + l is inside the row.
   const auto inside = [&](int64_t at) { return static_cast<__mmask16>(mask(W - at) & ~mask(-at)); };
   const __m512i pick_even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
