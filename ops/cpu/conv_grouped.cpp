@@ -34,7 +34,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
-#include <numeric>
 #include <omp.h>
 #include <stdexcept>
 #include <utility>
