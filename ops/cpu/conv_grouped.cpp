@@ -480,6 +480,169 @@ struct InputBands {
   }
 };
 
+// ---- The stride-2 forward straight from x (pw = 1) ----
+//
+// Output column j of kernel column kx reads x column 2 j + kx - 1: the even phase of the row from
+// column kx - 1. Each tap loads the 32 columns behind 16 outputs and picks every second with one
+// vpermt2ps, so nothing is copied and no band leaves L1: per tap, V shuffles feed 8 x V
+// multiply-adds (8 output channels per block, so the shuffles are an eighth of the multiply-adds;
+// with 4 they were a quarter). The band copy it replaces made layer3's strided forward 1.3x
+// slower, layer2's 1.6x (the band did not fit L1, and x was read twice).
+constexpr int kStridedOut = 8;
+
+// The taps of one output row that read inside x: where each reads relative to the kernel's first
+// such row at the block's first output column (kernel column kx: the even phase of the row from
+// column kx - 1), and the lanes of a vector's two loads inside the row (from column at + kx - 1
+// and 16 further on, at = 32 x the vector's index) for the row's first vector (`head`) and its
+// last (`lo`, `hi`). The masks are read from here as the block uses them (load_mask), so they hold
+// no mask registers for the length of the block.
+struct StridedTaps {
+  int count = 0;
+  int64_t offset[kTaps];
+  __mmask16 head[kTaps], lo[kTaps], hi[kTaps];
+  // Kernel rows [0, rows) of x rows W floats apart; the row's last vector starts at column `last`.
+  StridedTaps(int rows, int64_t W, int64_t last) {
+    for (int r = 0; r < rows; ++r) {
+      for (int kx = 0; kx < 3; ++kx, ++count) {
+        offset[count] = (r * W + kx - 1) * int64_t{sizeof(float)};
+        head[count] = lanes_within(kx - 1, 0, W);
+        lo[count] = lanes_within(last + kx - 1, 0, W), hi[count] = lanes_within(last + kx - 1 + kLanes, 0, W);
+      }
+    }
+  }
+};
+
+// 8 output channels (os apart) x V vectors of one output row: out = bias + the sum over `cin`
+// source channels (cs apart) and the taps (weights packed by strided_weights: w[(c * 9 + t) * 8
+// + o] for the t-th tap, w from the first kernel row that reads inside x). The block's first
+// vector is the row's first (`head`) or its last the row's last (`tail`): their loads go under
+// the taps' masks. Meanwhile each tap asks for one cache line of x from prefetch + c cs on
+// (the next output row's; prefetches never fault). Not inlined: GCC then allocates the 24
+// accumulators to registers as it does not inside the caller's loops.
+template <int V, bool head, bool tail>
+__attribute__((noinline)) void strided_block(const float* src, int64_t cs, int64_t cin, const StridedTaps& taps,
+                                             const float* w, const float* bias, float* out, int64_t os,
+                                             __mmask16 last, const char* prefetch) {
+  const __m512i pick_even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  __m512 acc[kStridedOut][V];
+  for (int o = 0; o < kStridedOut; ++o) {
+    const __m512 init = bias != nullptr ? _mm512_set1_ps(bias[o]) : _mm512_setzero_ps();
+    for (int v = 0; v < V; ++v) acc[o][v] = init;
+  }
+  for (int64_t c = 0; c < cin; ++c) {
+    // A line per tap: a loop of its own here had GCC store the accumulators at every tap.
+    const char* ahead = prefetch + c * cs * int64_t{sizeof(float)};
+    const char* s = reinterpret_cast<const char*>(src + c * cs);
+    const float* wc = w + c * kTaps * kStridedOut;
+    for (int t = 0; t < taps.count; ++t) {
+      const float* p = reinterpret_cast<const float*>(s + taps.offset[t]);
+      _mm_prefetch(ahead + 64 * t, _MM_HINT_T1);
+      __m512 in[V];
+      for (int v = 0; v < V; ++v) {
+        const float* at = p + 2 * kLanes * v;
+        __m512 lo, hi;
+        if (tail && v == V - 1) {
+          lo = masked_load(load_mask(&taps.lo[t]), at), hi = masked_load(load_mask(&taps.hi[t]), at + kLanes);
+        } else {
+          lo = head && v == 0 ? masked_load(load_mask(&taps.head[t]), at) : _mm512_loadu_ps(at);
+          hi = _mm512_loadu_ps(at + kLanes);
+        }
+        in[v] = _mm512_permutex2var_ps(lo, pick_even, hi);
+      }
+      const float* wt = wc + t * kStridedOut;
+      for (int o = 0; o < kStridedOut; ++o) {
+        const __m512 wv = _mm512_set1_ps(wt[o]);
+        for (int v = 0; v < V; ++v) acc[o][v] = _mm512_fmadd_ps(wv, in[v], acc[o][v]);
+      }
+    }
+  }
+  for (int o = 0; o < kStridedOut; ++o) {
+    float* d = out + o * os;
+    for (int v = 0; v < V; ++v) {
+      if (tail && v == V - 1) {
+        _mm512_mask_storeu_ps(d + v * kLanes, last, acc[o][v]);
+      } else {
+        _mm512_storeu_ps(d + v * kLanes, acc[o][v]);
+      }
+    }
+  }
+}
+
+// Whether the forward takes the path above: stride 2 both ways, one column of padding (ResNeXt's
+// strided 3 x 3s), output channels per group a multiple of 8.
+bool strided_direct(const ConvGeometry& g) {
+  return g.sh == 2 && g.sw == 2 && g.pw == 1 && g.cout_g() % kStridedOut == 0;
+}
+
+// One group's weights (cout_g x cin_g x 9 from wg) as strided_block reads them: per block of 8
+// output channels, per source channel and tap, the 8 channels' weights side by side, so that a
+// block's broadcasts read one base pointer (8 pointers kept the general registers spilling).
+void strided_weights(const float* wg, int64_t cog, int64_t cig, float* packed) {
+  for (int64_t o = 0; o < cog; ++o) {
+    for (int64_t c = 0; c < cig; ++c) {
+      for (int t = 0; t < kTaps; ++t) {
+        const int64_t to = ((o / kStridedOut * cig + c) * kTaps + t) * kStridedOut + o % kStridedOut;
+        packed[to] = wg[(o * cig + c) * kTaps + t];
+      }
+    }
+  }
+}
+
+// Output rows [y0, y1) of one (image, group) by strided_block: xg is the group's channel 0, packed
+// its weights (strided_weights), yg its output channel 0. The blocks of a row share out, one line
+// per tap, the x rows that the next output row adds (for the last row, the `next_rows` rows from
+// `next_first` that the next item's first row reads): an even trickle, where a burst of
+// prefetches before each block stalled it.
+void strided_rows(const ConvGeometry& g, const float* xg, const float* packed, const float* bg, float* yg, int64_t y0,
+                  int64_t y1, const float* next_first, int64_t next_rows) {
+  const int64_t cig = g.cin_g(), cog = g.cout_g();
+  const int64_t vectors = ceil_div(g.W_out, kLanes), blocks_per_row = ceil_div(vectors, 3) * (cog / kStridedOut);
+  const __mmask16 last = lanes_mask(g.W_out - (vectors - 1) * kLanes);
+  for (int64_t oy = y0; oy < y1; ++oy) {
+    const int64_t top = oy * 2 - g.ph;  // the x row kernel row 0 reads
+    const int64_t lo = std::max<int64_t>(0, -top), hi = std::min<int64_t>(3, g.H - top);
+    const StridedTaps taps(static_cast<int>(hi - lo), g.W, (vectors - 1) * 2 * kLanes);
+    const float* ahead = next_first;  // the x rows the next output row reads and this one does not
+    int64_t ahead_rows = next_rows;
+    if (oy + 1 < y1) {
+      const int64_t from = std::max<int64_t>(0, top + 3), to = std::min<int64_t>(g.H, top + 5);
+      ahead = xg + from * g.W, ahead_rows = std::max<int64_t>(0, to - from);
+    }
+    // Per channel, the lines they span; block b of the row asks for those from b x share on.
+    const uintptr_t span = reinterpret_cast<uintptr_t>(ahead) & ~uintptr_t{63};
+    const int64_t span_lines =
+        ahead_rows > 0 ? ceil_div(static_cast<int64_t>(reinterpret_cast<uintptr_t>(ahead + ahead_rows * g.W) - span), 64) : 0;
+    const int64_t share = ceil_div(span_lines, blocks_per_row);
+    int64_t block = 0;
+    for (int64_t o = 0; o < cog; o += kStridedOut) {
+      for (int64_t v0 = 0; v0 < vectors; v0 += 3, ++block) {
+        const float* s = xg + (top + lo) * g.W + 2 * kLanes * v0;
+        // Nothing left to ask for: the block's own x (in cache already) instead.
+        const char* pf = block * share < span_lines ? reinterpret_cast<const char*>(span + 64 * block * share)
+                                                    : reinterpret_cast<const char*>(s);
+        const float* w = packed + o * cig * kTaps + 3 * kStridedOut * lo;
+        const float* b = bg != nullptr ? bg + o : nullptr;
+        float* d = yg + (o * g.H_out + oy) * g.W_out + kLanes * v0;
+        const int64_t os = g.P(), V = std::min<int64_t>(3, vectors - v0);
+        const bool head = v0 == 0, tail = v0 + V == vectors;
+        switch (V * 4 + head * 2 + tail) {
+          case 12: strided_block<3, false, false>(s, g.HW(), cig, taps, w, b, d, os, last, pf); break;
+          case 13: strided_block<3, false, true>(s, g.HW(), cig, taps, w, b, d, os, last, pf); break;
+          case 14: strided_block<3, true, false>(s, g.HW(), cig, taps, w, b, d, os, last, pf); break;
+          case 15: strided_block<3, true, true>(s, g.HW(), cig, taps, w, b, d, os, last, pf); break;
+          case 9: strided_block<2, false, true>(s, g.HW(), cig, taps, w, b, d, os, last, pf); break;
+          case 11: strided_block<2, true, true>(s, g.HW(), cig, taps, w, b, d, os, last, pf); break;
+          case 5:  // a row's last vector alone
+          case 7:  // a row of one vector: its tail masks (from column 0) keep column -1 out as well
+            strided_block<1, false, true>(s, g.HW(), cig, taps, w, b, d, os, last, pf);
+            break;
+          default: throw std::logic_error("strided_rows: no block for this shape");
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 bool enabled() {
@@ -507,6 +670,7 @@ void conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const
   // Straight from x where rows rounded up to whole vectors lose little (not flat) and a row of
   // x is as wide as one of y (stride 1, pw = 1): the band's copy was 14% of layer2's time.
   const bool direct = !flat && g.sh == 1 && g.sw == 1 && g.pw == 1;
+  const bool strided = strided_direct(g);
   const InputBands bands(g, kBandBytes, flat);
   const int64_t per_image = g.groups * bands.count(), items = g.N * per_image;
   // Item i: image i / per_image, group (i % per_image) / bands, band i % bands.
@@ -521,8 +685,10 @@ void conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const
   };
 #pragma omp parallel if (items > 1)
   {
-    const Scratch scratch(bands.scratch());
+    const Scratch scratch(strided ? kLanes : bands.scratch());  // strided: no band
     std::vector<FlatVector> to;
+    std::vector<float> packed(strided ? static_cast<size_t>(cog * cig * kTaps) : 0);  // strided_weights of packed_group
+    int64_t packed_group = -1;
     const auto [lo, hi] = thread_share(items);
     for (int64_t item = lo; item < hi; ++item) {
       const int64_t n = item / per_image, grp = item % per_image / bands.count();
@@ -535,6 +701,20 @@ void conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const
       }
       const float* wg = w + grp * cog * cig * kTaps;
       const float* bg = b != nullptr ? b + grp * cog : nullptr;
+      if (strided) {  // the next item's first row's x rows, to ask for during this item's last row
+        const float* next_first = nullptr;
+        int64_t next_rows = 0;
+        if (item + 1 < hi) {
+          const int64_t top = rows_of(item + 1).first * 2 - g.ph, from = std::max<int64_t>(0, top);
+          const int64_t nn = (item + 1) / per_image, ng = (item + 1) % per_image / bands.count();
+          next_first = x + (nn * g.C_in + ng * cig) * g.HW() + from * g.W;
+          next_rows = std::max<int64_t>(0, std::min(g.H, top + 3) - from);
+        }
+        if (grp != packed_group) strided_weights(wg, cog, cig, packed.data()), packed_group = grp;
+        strided_rows(g, x + (n * g.C_in + grp * cig) * g.HW(), packed.data(), bg, y + (n * g.C_out + grp * cog) * g.P(), y0, y1,
+                     next_first, next_rows);
+        continue;
+      }
       float* yb = y + ((n * g.C_out + grp * cog) * g.H_out + y0) * g.W_out;
       if (direct) {  // runs of rows whose kernel rows all reach the same rows of x
         const float* xg = x + (n * g.C_in + grp * cig) * g.HW();

@@ -404,6 +404,15 @@ TEST_CASE("grouped 3x3 conv2d by the direct kernels agrees with the double refer
       {1, 16, 1, 47, 16, 3, 3, {1, 1}, {1, 1}, {1, 1}, 4},
       {2, 32, 5, 46, 32, 3, 3, {1, 1}, {2, 1}, {1, 1}, 4},
       {1, 8, 7, 16, 8, 3, 3, {1, 1}, {1, 1}, {1, 1}, 2},
+      // Stride 2 read straight from x (pw = 1, 8k output channels per group): blocks of 3 vectors,
+      // the row's first and last (layer4's 42 columns: both in one), 3 + 2 and 3 + 1 vectors,
+      // odd widths, padding 0 and 2 down, one vector exactly, bands that split the map.
+      {1, 64, 9, 84, 64, 3, 3, {2, 2}, {1, 1}, {1, 1}, 2},
+      {1, 16, 8, 139, 16, 3, 3, {2, 2}, {1, 1}, {1, 1}, 2},
+      {2, 32, 7, 120, 16, 3, 3, {2, 2}, {2, 1}, {1, 1}, 2},
+      {1, 32, 6, 185, 32, 3, 3, {2, 2}, {0, 1}, {1, 1}, 2},
+      {1, 16, 5, 32, 16, 3, 3, {2, 2}, {1, 1}, {1, 1}, 2},
+      {1, 32, 30, 168, 32, 3, 3, {2, 2}, {1, 1}, {1, 1}, 2},
   };
   const auto bound = [](int64_t terms) { return 8.0 * std::pow(static_cast<double>(terms), 1.5) * std::ldexp(1.0, -24) + 1e-6; };
   Generator gen(41);
