@@ -671,6 +671,7 @@ void conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const
   // x is as wide as one of y (stride 1, pw = 1): the band's copy was 14% of layer2's time.
   const bool direct = !flat && g.sh == 1 && g.sw == 1 && g.pw == 1;
   const bool strided = strided_direct(g);
+  // The bands' rows also make the work items of the strided path, which copies no band.
   const InputBands bands(g, kBandBytes, flat);
   const int64_t per_image = g.groups * bands.count(), items = g.N * per_image;
   // Item i: image i / per_image, group (i % per_image) / bands, band i % bands.
@@ -693,12 +694,6 @@ void conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const
     for (int64_t item = lo; item < hi; ++item) {
       const int64_t n = item / per_image, grp = item % per_image / bands.count();
       const auto [y0, y1] = rows_of(item);
-      Prefetcher next;
-      if (item + 1 < hi) {
-        const auto [n0, n1] = rows_of(item + 1);
-        next = bands.prefetcher(x, (item + 1) / per_image, (item + 1) % per_image / bands.count(), n0, n1,
-                                calls(y1 - y0));
-      }
       const float* wg = w + grp * cog * cig * kTaps;
       const float* bg = b != nullptr ? b + grp * cog : nullptr;
       if (strided) {  // the next item's first row's x rows, to ask for during this item's last row
@@ -714,6 +709,12 @@ void conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const
         strided_rows(g, x + (n * g.C_in + grp * cig) * g.HW(), packed.data(), bg, y + (n * g.C_out + grp * cog) * g.P(), y0, y1,
                      next_first, next_rows);
         continue;
+      }
+      Prefetcher next;  // the next band's input (the strided path asks for its own)
+      if (item + 1 < hi) {
+        const auto [n0, n1] = rows_of(item + 1);
+        next = bands.prefetcher(x, (item + 1) / per_image, (item + 1) % per_image / bands.count(), n0, n1,
+                                calls(y1 - y0));
       }
       float* yb = y + ((n * g.C_out + grp * cog) * g.H_out + y0) * g.W_out;
       if (direct) {  // runs of rows whose kernel rows all reach the same rows of x
