@@ -413,6 +413,10 @@ TEST_CASE("grouped 3x3 conv2d by the direct kernels agrees with the double refer
       {1, 32, 6, 185, 32, 3, 3, {2, 2}, {0, 1}, {1, 1}, 2},
       {1, 16, 5, 32, 16, 3, 3, {2, 2}, {1, 1}, {1, 1}, 2},
       {1, 32, 30, 168, 32, 3, 3, {2, 2}, {1, 1}, {1, 1}, 2},
+      // Both gradients at stride 2 straight from the tensors as well (the input gradient's two
+      // column phases in one block, the weight gradient's bands of packed dy rows): the cases
+      // above, and rows of one vector (first and last at once) in two bands of rows.
+      {1, 16, 100, 30, 16, 3, 3, {2, 2}, {1, 1}, {1, 1}, 2},
   };
   const auto bound = [](int64_t terms) { return 8.0 * std::pow(static_cast<double>(terms), 1.5) * std::ldexp(1.0, -24) + 1e-6; };
   Generator gen(41);
