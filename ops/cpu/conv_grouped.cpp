@@ -18,8 +18,10 @@
 // as a row of the output, so nothing needs copying: the weight gradient sweeps x's and dy's
 // planes together and masks off the products where a kernel column wraps into the next row
 // (direct_weight_block); the forward and input gradient, where their rows are not swept flat,
-// load each row's first and last vector under masks (RowMasks). Everything else reads padded
-// copies (bands), split by column phase at stride 2.
+// load each row's first and last vector under masks (RowMasks). At stride 2 with padding 1
+// across and 8k output channels per group (ResNeXt's strided 3 x 3s) all three go to
+// conv_grouped_strided.cpp, which picks the column phases in registers. Everything else reads
+// padded copies (bands), split by column phase at stride 2.
 //
 // Memory. A band's input (copied or not) is asked for while the previous band computes
 // (Prefetcher): each thread works through a contiguous run of bands, so it knows the next.
@@ -39,6 +41,8 @@
 #include <utility>
 #include <vector>
 
+#include "ops/cpu/conv_grouped_simd.h"
+#include "ops/cpu/conv_grouped_strided.h"
 #include "ops/cpu/stride2.h"
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -49,8 +53,8 @@ namespace gndet::grouped {
 #if defined(__AVX512F__)
 namespace {
 
-constexpr int kLanes = 16;
-constexpr int kTaps = 9;           // 3x3
+using namespace simd;
+
 constexpr int kBlockOut = 4;       // output channels per register block
 constexpr int kMaxVectors = 6;     // position vectors per register block: 4 x 6 = 24 accumulators
 constexpr int64_t kMaxChannels = 64;  // per group; wider groups make a GEMM wide enough to pay
@@ -65,33 +69,9 @@ constexpr int64_t kBandBytes = int64_t{192} << 10;
 // same; standalone, best of 20, 2026-12-07).
 constexpr int64_t kWeightBandBytes = int64_t{512} << 10;
 
-int64_t round_up(int64_t a, int64_t m) { return (a + m - 1) / m * m; }
-int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
-int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }
-__mmask16 lanes_mask(int64_t n) { return n >= kLanes ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1); }
-// Lanes l with first + l in [lo, hi).
-__mmask16 lanes_within(int64_t first, int64_t lo, int64_t hi) {
-  return static_cast<__mmask16>(lanes_mask(hi - first) & ~lanes_mask(lo - first));
-}
 // [0, 1, ..., 15]: lane l's index, to compare positions against bounds a vector at a time.
 __m512i lane_indices() { return _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15); }
 
-// One thread's scratch, aligned to a cache line: band rows (ld a multiple of 16 floats) then start
-// on one, and the loads of the taps in kernel column 0 do not straddle two lines.
-class Scratch {
- public:
-  explicit Scratch(int64_t floats)
-      : data_(static_cast<float*>(std::aligned_alloc(64, static_cast<size_t>(round_up(floats, kLanes)) * sizeof(float)))) {
-    if (data_ == nullptr) throw std::bad_alloc();
-  }
-  ~Scratch() { std::free(data_); }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  float* get() const { return data_; }
-
- private:
-  float* data_;
-};
 
 // A padded copy of `channels` source planes' rows [row0, row0 + rows), each row's columns split
 // by phase modulo `phases` (the stride): element (c, r, q, j) is plane_c[row0 + r][col0 + j *
@@ -162,23 +142,6 @@ struct Taps {
   void add(int64_t off, int w, int col = 0) { offset[count] = off, weight[count] = w, column[count] = col, ++count; }
 };
 
-// *m into a mask register by one load (GCC 12 loads it into a general register first, then moves it
-// over on port 5, where it takes the place of a multiply-add). The pointer goes in as a register,
-// not as a memory operand: with one, GCC 12 stored the accumulators before every such load.
-__attribute__((always_inline)) inline __mmask16 load_mask(const __mmask16* m) {
-  __mmask16 k;
-  asm("kmovw (%1), %0" : "=k"(k) : "r"(m));
-  return k;
-}
-
-// The lanes of p[0, 16) under m, zeros elsewhere (nothing read there), as a load the compiler
-// does not see: with _mm512_maskz_loadu_ps in the block's loop GCC 12 stored the 24 accumulators
-// at every tap (2.2x slower). Only for memory nothing writes while the kernel runs.
-__attribute__((always_inline)) inline __m512 masked_load(__mmask16 m, const float* p) {
-  __m512 v;
-  asm("vmovups (%1), %0%{%2%}%{z%}" : "=v"(v) : "r"(p), "Yk"(m));
-  return v;
-}
 
 // Where a stride-1 forward or input gradient reads its source straight from the tensor (its rows
 // as wide as the output's, no padded band): for each tap, the lanes of a row's first vector and
@@ -238,12 +201,6 @@ class Prefetcher {
   int64_t plane_bytes_ = 0, span_bytes_ = 0, channels_ = 0, per_call_ = 0, channel_ = 0, offset_ = 0;
 };
 
-// [lo, hi): thread t's contiguous share of `items` (the next item a thread takes is its own next one,
-// which the prefetching needs to know).
-std::pair<int64_t, int64_t> thread_share(int64_t items) {
-  const int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
-  return {items * t / T, items * (t + 1) / T};
-}
 
 // acc[o][r V + v] (o < 4, r < R, v < V), lane l = bias[o] + sum over source channels c and taps t
 // of w[o * wo + c * 9 + t.weight] * src[c * cs + t.offset + r srs + 16 v + l]: R output rows of V
@@ -480,308 +437,6 @@ struct InputBands {
   }
 };
 
-// ---- The stride-2 forward straight from x (pw = 1) ----
-//
-// Output column j of kernel column kx reads x column 2 j + kx - 1: the even phase of the row from
-// column kx - 1. Each tap loads the 32 columns behind 16 outputs and picks every second with one
-// vpermt2ps, so nothing is copied and no band leaves L1: per tap, V shuffles feed 8 x V
-// multiply-adds (8 output channels per block, so the shuffles are an eighth of the multiply-adds;
-// with 4 they were a quarter). The band copy it replaces made layer3's strided forward 1.3x
-// slower, layer2's 1.6x (the band did not fit L1, and x was read twice).
-constexpr int kStridedOut = 8;
-
-// The taps of one output row that read inside x: where each reads relative to the kernel's first
-// such row at the block's first output column (kernel column kx: the even phase of the row from
-// column kx - 1), and the lanes of a vector's two loads inside the row (from column at + kx - 1
-// and 16 further on, at = 32 x the vector's index) for the row's first vector (`head`) and its
-// last (`lo`, `hi`). The masks are read from here as the block uses them (load_mask), so they hold
-// no mask registers for the length of the block.
-struct StridedTaps {
-  int count = 0;
-  int64_t offset[kTaps];
-  __mmask16 head[kTaps], lo[kTaps], hi[kTaps];
-  // Kernel rows [0, rows) of x rows W floats apart; the row's last vector starts at column `last`.
-  StridedTaps(int rows, int64_t W, int64_t last) {
-    for (int r = 0; r < rows; ++r) {
-      for (int kx = 0; kx < 3; ++kx, ++count) {
-        offset[count] = (r * W + kx - 1) * int64_t{sizeof(float)};
-        head[count] = lanes_within(kx - 1, 0, W);
-        lo[count] = lanes_within(last + kx - 1, 0, W), hi[count] = lanes_within(last + kx - 1 + kLanes, 0, W);
-      }
-    }
-  }
-};
-
-// 8 output channels (os apart) x V vectors of one output row: out = bias + the sum over `cin`
-// source channels (cs apart) and the taps (weights packed by strided_weights: w[(c * 9 + t) * 8
-// + o] for the t-th tap, w from the first kernel row that reads inside x). The block's first
-// vector is the row's first (`head`) or its last the row's last (`tail`): their loads go under
-// the taps' masks. Meanwhile each tap asks for one cache line of x from prefetch + c cs on
-// (the next output row's; prefetches never fault). Not inlined: GCC then allocates the 24
-// accumulators to registers as it does not inside the caller's loops.
-template <int V, bool head, bool tail>
-__attribute__((noinline)) void strided_block(const float* src, int64_t cs, int64_t cin, const StridedTaps& taps,
-                                             const float* w, const float* bias, float* out, int64_t os,
-                                             __mmask16 last, const char* prefetch) {
-  const __m512i pick_even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  __m512 acc[kStridedOut][V];
-  for (int o = 0; o < kStridedOut; ++o) {
-    const __m512 init = bias != nullptr ? _mm512_set1_ps(bias[o]) : _mm512_setzero_ps();
-    for (int v = 0; v < V; ++v) acc[o][v] = init;
-  }
-  for (int64_t c = 0; c < cin; ++c) {
-    // A line per tap: a loop of its own here had GCC store the accumulators at every tap.
-    const char* ahead = prefetch + c * cs * int64_t{sizeof(float)};
-    const char* s = reinterpret_cast<const char*>(src + c * cs);
-    const float* wc = w + c * kTaps * kStridedOut;
-    for (int t = 0; t < taps.count; ++t) {
-      const float* p = reinterpret_cast<const float*>(s + taps.offset[t]);
-      _mm_prefetch(ahead + 64 * t, _MM_HINT_T1);
-      __m512 in[V];
-      for (int v = 0; v < V; ++v) {
-        const float* at = p + 2 * kLanes * v;
-        __m512 lo, hi;
-        if (tail && v == V - 1) {
-          lo = masked_load(load_mask(&taps.lo[t]), at), hi = masked_load(load_mask(&taps.hi[t]), at + kLanes);
-        } else {
-          lo = head && v == 0 ? masked_load(load_mask(&taps.head[t]), at) : _mm512_loadu_ps(at);
-          hi = _mm512_loadu_ps(at + kLanes);
-        }
-        in[v] = _mm512_permutex2var_ps(lo, pick_even, hi);
-      }
-      const float* wt = wc + t * kStridedOut;
-      for (int o = 0; o < kStridedOut; ++o) {
-        const __m512 wv = _mm512_set1_ps(wt[o]);
-        for (int v = 0; v < V; ++v) acc[o][v] = _mm512_fmadd_ps(wv, in[v], acc[o][v]);
-      }
-    }
-  }
-  for (int o = 0; o < kStridedOut; ++o) {
-    float* d = out + o * os;
-    for (int v = 0; v < V; ++v) {
-      if (tail && v == V - 1) {
-        _mm512_mask_storeu_ps(d + v * kLanes, last, acc[o][v]);
-      } else {
-        _mm512_storeu_ps(d + v * kLanes, acc[o][v]);
-      }
-    }
-  }
-}
-
-// Whether the forward takes the path above: stride 2 both ways, one column of padding (ResNeXt's
-// strided 3 x 3s), output channels per group a multiple of 8.
-bool strided_direct(const ConvGeometry& g) {
-  return g.sh == 2 && g.sw == 2 && g.pw == 1 && g.cout_g() % kStridedOut == 0;
-}
-
-// One group's weights (cout_g x cin_g x 9 from wg) as strided_block reads them: per block of 8
-// output channels, per source channel and tap, the 8 channels' weights side by side, so that a
-// block's broadcasts read one base pointer (8 pointers kept the general registers spilling).
-void strided_weights(const float* wg, int64_t cog, int64_t cig, float* packed) {
-  for (int64_t o = 0; o < cog; ++o) {
-    for (int64_t c = 0; c < cig; ++c) {
-      for (int t = 0; t < kTaps; ++t) {
-        const int64_t to = ((o / kStridedOut * cig + c) * kTaps + t) * kStridedOut + o % kStridedOut;
-        packed[to] = wg[(o * cig + c) * kTaps + t];
-      }
-    }
-  }
-}
-
-// Output rows [y0, y1) of one (image, group) by strided_block: xg is the group's channel 0, packed
-// its weights (strided_weights), yg its output channel 0. The blocks of a row share out, one line
-// per tap, the x rows that the next output row adds (for the last row, the `next_rows` rows from
-// `next_first` that the next item's first row reads): an even trickle, where a burst of
-// prefetches before each block stalled it.
-void strided_rows(const ConvGeometry& g, const float* xg, const float* packed, const float* bg, float* yg, int64_t y0,
-                  int64_t y1, const float* next_first, int64_t next_rows) {
-  const int64_t cig = g.cin_g(), cog = g.cout_g();
-  const int64_t vectors = ceil_div(g.W_out, kLanes), blocks_per_row = ceil_div(vectors, 3) * (cog / kStridedOut);
-  const __mmask16 last = lanes_mask(g.W_out - (vectors - 1) * kLanes);
-  for (int64_t oy = y0; oy < y1; ++oy) {
-    const int64_t top = oy * 2 - g.ph;  // the x row kernel row 0 reads
-    const int64_t lo = std::max<int64_t>(0, -top), hi = std::min<int64_t>(3, g.H - top);
-    const StridedTaps taps(static_cast<int>(hi - lo), g.W, (vectors - 1) * 2 * kLanes);
-    const float* ahead = next_first;  // the x rows the next output row reads and this one does not
-    int64_t ahead_rows = next_rows;
-    if (oy + 1 < y1) {
-      const int64_t from = std::max<int64_t>(0, top + 3), to = std::min<int64_t>(g.H, top + 5);
-      ahead = xg + from * g.W, ahead_rows = std::max<int64_t>(0, to - from);
-    }
-    // Per channel, the lines they span; block b of the row asks for those from b x share on.
-    const uintptr_t span = reinterpret_cast<uintptr_t>(ahead) & ~uintptr_t{63};
-    const int64_t span_lines =
-        ahead_rows > 0 ? ceil_div(static_cast<int64_t>(reinterpret_cast<uintptr_t>(ahead + ahead_rows * g.W) - span), 64) : 0;
-    const int64_t share = ceil_div(span_lines, blocks_per_row);
-    int64_t block = 0;
-    for (int64_t o = 0; o < cog; o += kStridedOut) {
-      for (int64_t v0 = 0; v0 < vectors; v0 += 3, ++block) {
-        const float* s = xg + (top + lo) * g.W + 2 * kLanes * v0;
-        // Nothing left to ask for: the block's own x (in cache already) instead.
-        const char* pf = block * share < span_lines ? reinterpret_cast<const char*>(span + 64 * block * share)
-                                                    : reinterpret_cast<const char*>(s);
-        const float* w = packed + o * cig * kTaps + 3 * kStridedOut * lo;
-        const float* b = bg != nullptr ? bg + o : nullptr;
-        float* d = yg + (o * g.H_out + oy) * g.W_out + kLanes * v0;
-        const int64_t os = g.P(), V = std::min<int64_t>(3, vectors - v0);
-        const bool head = v0 == 0, tail = v0 + V == vectors;
-        switch (V * 4 + head * 2 + tail) {
-          case 12: strided_block<3, false, false>(s, g.HW(), cig, taps, w, b, d, os, last, pf); break;
-          case 13: strided_block<3, false, true>(s, g.HW(), cig, taps, w, b, d, os, last, pf); break;
-          case 14: strided_block<3, true, false>(s, g.HW(), cig, taps, w, b, d, os, last, pf); break;
-          case 15: strided_block<3, true, true>(s, g.HW(), cig, taps, w, b, d, os, last, pf); break;
-          case 9: strided_block<2, false, true>(s, g.HW(), cig, taps, w, b, d, os, last, pf); break;
-          case 11: strided_block<2, true, true>(s, g.HW(), cig, taps, w, b, d, os, last, pf); break;
-          case 5:  // a row's last vector alone
-          case 7:  // a row of one vector: its tail masks (from column 0) keep column -1 out as well
-            strided_block<1, false, true>(s, g.HW(), cig, taps, w, b, d, os, last, pf);
-            break;
-          default: throw std::logic_error("strided_rows: no block for this shape");
-        }
-      }
-    }
-  }
-}
-
-// ---- The stride-2 input gradient straight from dy (pw = 1) ----
-//
-// dx column 2 b takes kernel column 1 of dy column b; column 2 b + 1 takes kernel column 2 of dy
-// column b and kernel column 0 of column b + 1. A block sums both phases of 16 x V column pairs
-// of one dx row from dy's own rows: per dy channel and kernel row, V vectors from column b and V
-// from b + 1 (loads one float apart, nothing to pick), 3 weights per dx channel, and the two
-// phases are interleaved in registers as they are stored. What it replaces: a padded band of dy,
-// a row per column phase (4 output channels of one phase per block, 1-4 taps deep) and a pass
-// that interleaved the two into dx.
-constexpr int kStridedIn = 4;  // dx channels per block: x 2 phases x 3 vectors = 24 accumulators
-
-// The kernel rows that reach one dx row: where each one's dy row starts (bytes from the block's
-// source) and where its weights start among a dy channel's (strided_input_weights).
-struct StridedInputRows {
-  int count = 0;
-  int64_t offset[2];
-  int64_t weight[2];
-};
-
-// The masks of a row's last block: the lanes of its last vector inside dy's row from column b
-// (`from_b`) and from b + 1 (`from_next`), and of the two dx vectors it stores (`store_lo`,
-// `store_hi`), read by load_mask where they are used.
-struct StridedInputMasks {
-  __mmask16 from_b, from_next, store_lo, store_hi;
-};
-
-// 4 dx channels (os apart) x 16 V column pairs of one dx row: the sum over `cout` dy channels (cs
-// apart) and `rows`, weights packed by strided_input_weights (w[(c * 9 + ky * 3 + kx) * 4 + i]).
-// With `tail` the last vector is the row's last: its loads and stores go under `masks`. Not
-// inlined, as strided_block.
-template <int V, bool tail>
-__attribute__((noinline)) void strided_input_block(const float* src, int64_t cs, int64_t cout,
-                                                   const StridedInputRows& rows, const float* w, float* out,
-                                                   int64_t os, const StridedInputMasks& masks, const char* prefetch) {
-  __m512 even[kStridedIn][V], odd[kStridedIn][V];
-  for (int i = 0; i < kStridedIn; ++i) {
-    for (int v = 0; v < V; ++v) even[i][v] = odd[i][v] = _mm512_setzero_ps();
-  }
-  for (int64_t c = 0; c < cout; ++c) {
-    const char* s = reinterpret_cast<const char*>(src + c * cs);
-    const float* wc = w + c * kTaps * kStridedIn;
-    const char* ahead = prefetch + c * cs * int64_t{sizeof(float)};
-    _mm_prefetch(ahead, _MM_HINT_T1);
-    _mm_prefetch(ahead + 64, _MM_HINT_T1);
-    for (int t = 0; t < rows.count; ++t) {
-      const float* p = reinterpret_cast<const float*>(s + rows.offset[t]);
-      const float* wt = wc + rows.weight[t];  // [kx][i]
-      __m512 in[V];
-      for (int v = 0; v < V; ++v) {
-        in[v] = tail && v == V - 1 ? masked_load(load_mask(&masks.from_b), p + kLanes * v) : _mm512_loadu_ps(p + kLanes * v);
-      }
-      for (int i = 0; i < kStridedIn; ++i) {
-        const __m512 w1 = _mm512_set1_ps(wt[kStridedIn + i]), w2 = _mm512_set1_ps(wt[2 * kStridedIn + i]);
-        for (int v = 0; v < V; ++v) {
-          even[i][v] = _mm512_fmadd_ps(w1, in[v], even[i][v]);
-          odd[i][v] = _mm512_fmadd_ps(w2, in[v], odd[i][v]);
-        }
-      }
-      for (int v = 0; v < V; ++v) {
-        const float* at = p + kLanes * v + 1;
-        in[v] = tail && v == V - 1 ? masked_load(load_mask(&masks.from_next), at) : _mm512_loadu_ps(at);
-      }
-      for (int i = 0; i < kStridedIn; ++i) {
-        const __m512 w0 = _mm512_set1_ps(wt[i]);
-        for (int v = 0; v < V; ++v) odd[i][v] = _mm512_fmadd_ps(w0, in[v], odd[i][v]);
-      }
-    }
-  }
-  const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-  const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-  for (int i = 0; i < kStridedIn; ++i) {
-    float* d = out + i * os;
-    for (int v = 0; v < V; ++v) {
-      const __m512 first = _mm512_permutex2var_ps(even[i][v], lo, odd[i][v]);
-      const __m512 second = _mm512_permutex2var_ps(even[i][v], hi, odd[i][v]);
-      if (tail && v == V - 1) {
-        _mm512_mask_storeu_ps(d + 2 * kLanes * v, masks.store_lo, first);
-        _mm512_mask_storeu_ps(d + 2 * kLanes * v + kLanes, masks.store_hi, second);
-      } else {
-        _mm512_storeu_ps(d + 2 * kLanes * v, first);
-        _mm512_storeu_ps(d + 2 * kLanes * v + kLanes, second);
-      }
-    }
-  }
-}
-
-// One group's weights (cout_g x cin_g x 9 from wg) as strided_input_block reads them: per block
-// of 4 dx channels, per dy channel and tap, the 4 channels' weights side by side.
-void strided_input_weights(const float* wg, int64_t cog, int64_t cig, float* packed) {
-  for (int64_t o = 0; o < cog; ++o) {
-    for (int64_t i = 0; i < cig; ++i) {
-      for (int t = 0; t < kTaps; ++t) {
-        packed[((i / kStridedIn * cog + o) * kTaps + t) * kStridedIn + i % kStridedIn] = wg[(o * cig + i) * kTaps + t];
-      }
-    }
-  }
-}
-
-// dx rows [y0, y1) of one (image, group) by strided_input_block: dyg is the group's dy channel 0,
-// packed its weights (strided_input_weights), dxg its dx channel 0.
-void strided_input_rows(const ConvGeometry& g, const float* dyg, const float* packed, float* dxg, int64_t y0, int64_t y1,
-                        const float* next_first) {
-  const int64_t cig = g.cin_g(), cog = g.cout_g();
-  const int64_t vectors = ceil_div(g.W_out, kLanes), last = (vectors - 1) * kLanes;
-  const StridedInputMasks masks{lanes_mask(g.W_out - last), lanes_mask(g.W_out - last - 1), lanes_mask(g.W - 2 * last),
-                                lanes_mask(g.W - 2 * last - kLanes)};
-  for (int64_t iy = y0; iy < y1; ++iy) {
-    StridedInputRows rows;
-    for (int ky = 0; ky < 3; ++ky) {  // dx row iy takes kernel row ky of dy row (iy + ph - ky) / 2 where exact
-      const int64_t e = iy + g.ph - ky;
-      if (e < 0 || e % 2 != 0 || e / 2 >= g.H_out) continue;
-      rows.offset[rows.count] = e / 2 * g.W_out * int64_t{sizeof(float)}, rows.weight[rows.count] = ky * 3 * kStridedIn;
-      ++rows.count;
-    }
-    // The dy row after the last this one reads (or the next item's first), 2 lines per channel per block.
-    const int64_t after = floor_div(iy + g.ph, 2) + 1;
-    const char* ahead = reinterpret_cast<const char*>(after < g.H_out ? dyg + after * g.W_out : next_first);
-    int64_t block = 0;
-    for (int64_t i = 0; i < cig; i += kStridedIn) {
-      const float* w = packed + i * cog * kTaps;
-      for (int64_t v0 = 0; v0 < vectors; v0 += 3, ++block) {
-        const float* s = dyg + kLanes * v0;
-        const char* pf = ahead != nullptr && 128 * block < g.W_out * int64_t{sizeof(float)} ? ahead + 128 * block
-                                                                                       : reinterpret_cast<const char*>(s);
-        float* d = dxg + (i * g.H + iy) * g.W + 2 * kLanes * v0;
-        const int64_t V = std::min<int64_t>(3, vectors - v0);
-        const bool tail = v0 + V == vectors;
-        switch (V * 2 + tail) {
-          case 6: strided_input_block<3, false>(s, g.P(), cog, rows, w, d, g.HW(), masks, pf); break;
-          case 7: strided_input_block<3, true>(s, g.P(), cog, rows, w, d, g.HW(), masks, pf); break;
-          case 5: strided_input_block<2, true>(s, g.P(), cog, rows, w, d, g.HW(), masks, pf); break;
-          case 3: strided_input_block<1, true>(s, g.P(), cog, rows, w, d, g.HW(), masks, pf); break;
-          default: throw std::logic_error("strided_input_rows: no block for this shape");
-        }
-      }
-    }
-  }
-}
-
 }  // namespace
 
 bool enabled() {
@@ -804,13 +459,12 @@ bool applies(const ConvGeometry& g) {
 bool applies_to_weight_gradient(const ConvGeometry& g) { return applies(g) && g.cin_g() <= kMaxWeightChannels; }
 
 void conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const float* b, float* y) {
+  if (strided::applies(g)) return strided::forward(g, x, w, b, y);
   const int64_t cig = g.cin_g(), cog = g.cout_g();
   const bool flat = flat_rows(g, g.W_out);
   // Straight from x where rows rounded up to whole vectors lose little (not flat) and a row of
   // x is as wide as one of y (stride 1, pw = 1): the band's copy was 14% of layer2's time.
   const bool direct = !flat && g.sh == 1 && g.sw == 1 && g.pw == 1;
-  const bool strided = strided_direct(g);
-  // The bands' rows also make the work items of the strided path, which copies no band.
   const InputBands bands(g, kBandBytes, flat);
   const int64_t per_image = g.groups * bands.count(), items = g.N * per_image;
   // Item i: image i / per_image, group (i % per_image) / bands, band i % bands.
@@ -825,31 +479,15 @@ void conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const
   };
 #pragma omp parallel if (items > 1)
   {
-    const Scratch scratch(strided ? kLanes : bands.scratch());  // strided: no band
+    const Scratch scratch(bands.scratch());
     std::vector<FlatVector> to;
-    std::vector<float> packed(strided ? static_cast<size_t>(cog * cig * kTaps) : 0);  // strided_weights of packed_group
-    int64_t packed_group = -1;
     const auto [lo, hi] = thread_share(items);
     for (int64_t item = lo; item < hi; ++item) {
       const int64_t n = item / per_image, grp = item % per_image / bands.count();
       const auto [y0, y1] = rows_of(item);
       const float* wg = w + grp * cog * cig * kTaps;
       const float* bg = b != nullptr ? b + grp * cog : nullptr;
-      if (strided) {  // the next item's first row's x rows, to ask for during this item's last row
-        const float* next_first = nullptr;
-        int64_t next_rows = 0;
-        if (item + 1 < hi) {
-          const int64_t top = rows_of(item + 1).first * 2 - g.ph, from = std::max<int64_t>(0, top);
-          const int64_t nn = (item + 1) / per_image, ng = (item + 1) % per_image / bands.count();
-          next_first = x + (nn * g.C_in + ng * cig) * g.HW() + from * g.W;
-          next_rows = std::max<int64_t>(0, std::min(g.H, top + 3) - from);
-        }
-        if (grp != packed_group) strided_weights(wg, cog, cig, packed.data()), packed_group = grp;
-        strided_rows(g, x + (n * g.C_in + grp * cig) * g.HW(), packed.data(), bg, y + (n * g.C_out + grp * cog) * g.P(), y0, y1,
-                     next_first, next_rows);
-        continue;
-      }
-      Prefetcher next;  // the next band's input (the strided path asks for its own)
+      Prefetcher next;  // the next band's input
       if (item + 1 < hi) {
         const auto [n0, n1] = rows_of(item + 1);
         next = bands.prefetcher(x, (item + 1) / per_image, (item + 1) % per_image / bands.count(), n0, n1,
@@ -897,6 +535,7 @@ void conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const
 // x = 2 b + q of one phase q share their taps: each phase is computed as a row of its own and
 // the two are interleaved into dx.
 void conv2d_backward_input(const ConvGeometry& g, const float* dy, const float* w, float* dx) {
+  if (strided::applies(g)) return strided::backward_input(g, dy, w, dx);
   const int64_t cig = g.cin_g(), cog = g.cout_g(), taps_w = cig * cog * kTaps;
   // The kernel with its channel axes swapped, per group: wt[grp][i][o][tap].
   std::vector<float> wt(static_cast<size_t>(g.groups * taps_w));
@@ -915,7 +554,6 @@ void conv2d_backward_input(const ConvGeometry& g, const float* dy, const float* 
   const bool flat = flat_rows(g, g.W);
   // Straight from dy as the forward reads x (`direct` there): rows not swept flat, stride 1, pw = 1.
   const bool direct = !flat && g.sh == 1 && g.sw == 1 && g.pw == 1;
-  const bool strided = g.sh == 2 && g.sw == 2 && g.pw == 1;  // straight from dy as well, both phases at once
   const int64_t ld = flat ? g.W + 2 : round_up(round_up(phase_width, kLanes) + (g.sw - 1 + g.pw) / g.sw + pad_left + 1, kLanes);
   // dy rows that dx rows [y0, y1) read: [floor((y0 + ph - 2) / sh), floor((y1 - 1 + ph) / sh)].
   auto first_row = [&](int64_t y0) { return floor_div(y0 + g.ph - 2, g.sh); };
@@ -943,23 +581,10 @@ void conv2d_backward_input(const ConvGeometry& g, const float* dy, const float* 
     const Scratch scratch(cog * max_rows_in * ld + 2 * kLanes + cig * g.sw * phase_ld);
     float* phases = scratch.get() + cog * max_rows_in * ld + 2 * kLanes;
     std::vector<FlatVector> to;
-    std::vector<float> packed(strided ? static_cast<size_t>(taps_w) : 0);  // strided_input_weights of packed_group
-    int64_t packed_group = -1;
     const auto [lo, hi] = thread_share(items);
     for (int64_t item = lo; item < hi; ++item) {
       const int64_t n = item / per_image, grp = item % per_image / count;
       const auto [y0, y1] = rows_of(item);
-      if (strided) {
-        if (grp != packed_group) strided_input_weights(w + grp * taps_w, cog, cig, packed.data()), packed_group = grp;
-        const float* next_first = nullptr;  // the first dy row the next item reads
-        if (item + 1 < hi) {
-          const int64_t nn = (item + 1) / per_image, ng = (item + 1) % per_image / count;
-          next_first = dy + (nn * g.C_out + ng * cog) * g.P() + std::max<int64_t>(0, first_row(rows_of(item + 1).first)) * g.W_out;
-        }
-        strided_input_rows(g, dy + (n * g.C_out + grp * cog) * g.P(), packed.data(), dx + (n * g.C_in + grp * cig) * g.HW(),
-                           y0, y1, next_first);
-        continue;
-      }
       const int64_t row0 = first_row(y0);
       Prefetcher next;
       if (item + 1 < hi) {  // the dy rows of the next band
@@ -1106,31 +731,6 @@ void copy_rows(const float* dy, int64_t P, int64_t W, int64_t y0, int64_t y1, in
   }
 }
 
-// The sums of 8 vectors of 16 floats (v[j * 16, j * 16 + 16) for j < 8), in double: each vector's
-// halves added, then the 8 partial vectors folded into one by a fixed tree of 3 transposing
-// steps (a horizontal sum per weight took 6% of layer4's weight gradient, 32 channels per group).
-__m512d lane_sums(const float* v) {
-  // The zero-masking forms with every lane kept: the plain ones' undefined merge source makes
-  // GCC 12 warn (maybe-uninitialized).
-  constexpr __mmask8 all = 0xFF;
-  __m512d d[8];
-  for (int j = 0; j < 8; ++j) {
-    d[j] = _mm512_add_pd(_mm512_maskz_cvtps_pd(all, _mm256_load_ps(v + j * kLanes)),
-                         _mm512_maskz_cvtps_pd(all, _mm256_load_ps(v + j * kLanes + 8)));
-  }
-  // Pairs: lanes [a0+a1, b0+b1, a2+a3, b2+b3, ...] for (a, b) = (d0, d1), (d2, d3), ...
-  __m512d t[4];
-  for (int j = 0; j < 4; ++j) {
-    t[j] = _mm512_add_pd(_mm512_maskz_unpacklo_pd(all, d[2 * j], d[2 * j + 1]),
-                         _mm512_maskz_unpackhi_pd(all, d[2 * j], d[2 * j + 1]));
-  }
-  // Then 128-bit blocks: block k of fold(a, b) is the sum of blocks 2k and 2k + 1 of (a, a, b, b).
-  auto fold = [](__m512d a, __m512d b) {
-    return _mm512_add_pd(_mm512_maskz_shuffle_f64x2(all, a, b, _MM_SHUFFLE(2, 0, 2, 0)),
-                         _mm512_maskz_shuffle_f64x2(all, a, b, _MM_SHUFFLE(3, 1, 3, 1)));
-  };
-  return fold(fold(t[0], t[1]), fold(t[2], t[3]));
-}
 
 // Where weight_block's 24 sums for output channels o0..o0 + 3, input channels i0, i0 + 1 and
 // kernel row ky live among a group's (cout x cin x 9 weights, 16 lanes each).
@@ -1142,13 +742,6 @@ void sum_pointers(float* lanes, int64_t cig, int64_t o0, int64_t i0, int ky, flo
   }
 }
 
-// A group's weights from its sums: across the lanes, in double, 8 weights at a time (`block`,
-// the group's weight count, is a multiple of 4 x 4 x 9).
-void store_lane_sums(const float* lanes, int64_t block, float* dw) {
-  for (int64_t e = 0; e < block; e += 8) {
-    _mm256_storeu_ps(dw + e, _mm512_maskz_cvtpd_ps(0xFF, lane_sums(lanes + e * kLanes)));
-  }
-}
 
 // Which lanes of each vector of a plane with rows W long (the one at position 16 j: masks[2 j]
 // and masks[2 j + 1]) have a neighbour on the left in their row (kernel column 0 reads it) and on
@@ -1327,153 +920,6 @@ void backward_weight_direct(const ConvGeometry& g, const float* dy, const float*
 
 }  // namespace
 
-// ---- The stride-2 weight gradient straight from x and dy (pw = 1) ----
-//
-// Kernel column kx of dy column j reads x column 2 j + kx - 1: per 16 positions of a dy row, the
-// 32 columns of x from 2 j give column 1 (their even lanes) and column 2 (their odd lanes), the
-// 32 from 2 j - 1 column 0 (their even lanes): 4 loads and 3 vpermt2ps for 3 x vectors, each
-// multiplied by 8 output channels' dy. A block keeps the 24 sums of 8 output channels x 3 kernel
-// columns of one input channel and kernel row while it sweeps a band of rows whose dy (8
-// channels) stays in L1 across the band's blocks; nothing is copied. The padded x band and dy rows
-// it replaces were copied for every band, and each of its blocks swept the band from L2.
-
-// dy's rows of 8 output channels, packed for strided_weight_block: element (r, j, o, l) is
-// dy[o][y0 + r][16 j + l], zero past the row's end, so that a step reads its 8 channels' vectors
-// from one pointer and never masks them (with 8 pointers the general registers spilled).
-void pack_dy_rows(const float* d, int64_t ds, int64_t W_out, int64_t y0, int64_t y1, int64_t vectors, float* out) {
-  for (int64_t r = y0; r < y1; ++r) {
-    for (int64_t j = 0; j < vectors; ++j) {
-      const __mmask16 keep = lanes_within(kLanes * j, 0, W_out);
-      for (int o = 0; o < kStridedOut; ++o, out += kLanes) {
-        _mm512_store_ps(out, _mm512_maskz_loadu_ps(keep, d + o * ds + r * W_out + kLanes * j));
-      }
-    }
-  }
-}
-
-// The lanes of x's loads inside a row (W columns) for a row's first vector (`head`: column -1 of
-// the load from column 2 j - 1 = -1) and its last (j = last: the loads from 32 j - 1, 16 on, 32 j
-// and 16 on).
-struct StridedWeightMasks {
-  __mmask16 head, minus, minus_hi, even, even_hi;
-  StridedWeightMasks(int64_t last, int64_t W)
-      : head(lanes_within(-1, 0, W)), minus(lanes_within(2 * kLanes * last - 1, 0, W)),
-        minus_hi(lanes_within(2 * kLanes * last - 1 + kLanes, 0, W)), even(lanes_within(2 * kLanes * last, 0, W)),
-        even_hi(lanes_within(2 * kLanes * last + kLanes, 0, W)) {}
-};
-
-enum class Edge { none, head, tail };
-
-// One vector of a row: 8 channels' dy (packed, d[16 o + l]) times x's kernel columns 0-2 from x
-// (x[2 l + kx - 1]). A row's first vector loads its column -1 under m.head; its last loads x
-// under the rest of m (its dy is zero past the row).
-template <Edge edge>
-__attribute__((always_inline)) inline void strided_weight_step(const float* d, const float* x, const StridedWeightMasks& m,
-                                                               __m512 (&acc)[kStridedOut][3]) {
-  const __m512i pick_even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  const __m512i pick_odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-  __m512 a, b, e, f;
-  if constexpr (edge == Edge::tail) {
-    a = masked_load(m.minus, x - 1), b = masked_load(m.minus_hi, x - 1 + kLanes);
-    e = masked_load(m.even, x), f = masked_load(m.even_hi, x + kLanes);
-  } else {
-    a = edge == Edge::head ? masked_load(m.head, x - 1) : _mm512_loadu_ps(x - 1);
-    b = _mm512_loadu_ps(x - 1 + kLanes), e = _mm512_loadu_ps(x), f = _mm512_loadu_ps(x + kLanes);
-  }
-  const __m512 xv[3] = {_mm512_permutex2var_ps(a, pick_even, b), _mm512_permutex2var_ps(e, pick_even, f),
-                        _mm512_permutex2var_ps(e, pick_odd, f)};
-  for (int o = 0; o < kStridedOut; ++o) {
-    __m512 dv = _mm512_load_ps(d + kLanes * o);
-    asm("" : "+v"(dv));  // in a register: else GCC 12 folds the load into each of the 3 multiply-adds
-    for (int kx = 0; kx < 3; ++kx) acc[o][kx] = _mm512_fmadd_ps(dv, xv[kx], acc[o][kx]);
-  }
-}
-
-// The 24 sums of 8 output channels (dy packed by pack_dy_rows) x kernel columns 0-2 of one input
-// channel and kernel row (x from row x, rows xrs apart) over `rows` rows of `vectors` vectors,
-// added to sums[o * so + 16 kx] (stored, the group's `first` time). Not inlined, as strided_block.
-__attribute__((noinline)) void strided_weight_block(const float* d, const float* x, int64_t xrs, int64_t rows,
-                                                    int64_t vectors, const StridedWeightMasks& masks, bool first,
-                                                    float* sums, int64_t so, const char* ahead, const char* ahead_end) {
-  __m512 acc[kStridedOut][3];
-  for (int o = 0; o < kStridedOut; ++o) {
-    for (int kx = 0; kx < 3; ++kx) acc[o][kx] = _mm512_setzero_ps();
-  }
-  const StridedWeightMasks m = masks;  // in mask registers for the block's length
-  const int64_t step = kStridedOut * kLanes;
-  for (int64_t r = 0; r < rows; ++r, x += xrs) {
-    if (vectors == 1) {
-      strided_weight_step<Edge::tail>(d, x, m, acc);  // its tail masks keep column -1 out as well
-      d += step;
-      continue;
-    }
-    strided_weight_step<Edge::head>(d, x, m, acc);
-    d += step;
-    for (int64_t j = 1; j < vectors - 1; ++j, d += step) {
-      if (ahead < ahead_end) _mm_prefetch(ahead, _MM_HINT_T1), ahead += 64;
-      strided_weight_step<Edge::none>(d, x + 2 * kLanes * j, m, acc);
-    }
-    strided_weight_step<Edge::tail>(d, x + 2 * kLanes * (vectors - 1), m, acc);
-    d += step;
-  }
-  for (int o = 0; o < kStridedOut; ++o) {
-    for (int kx = 0; kx < 3; ++kx) {
-      float* s = sums + o * so + kLanes * kx;
-      _mm512_store_ps(s, first ? acc[o][kx] : _mm512_add_ps(_mm512_load_ps(s), acc[o][kx]));
-    }
-  }
-}
-
-// The weight gradient by strided_weight_block: per group (one thread's), per image, bands of dy
-// rows whose 8 channels' packed rows take kStridedDyBytes (L1, beside x's rows of one channel),
-// for every block of 8 output channels, input channel and kernel row.
-constexpr int64_t kStridedDyBytes = int64_t{24} << 10;
-void strided_backward_weight(const ConvGeometry& g, const float* dy, const float* x, float* dw) {
-  const int64_t cig = g.cin_g(), cog = g.cout_g(), block = cog * cig * kTaps;
-  const int64_t vectors = ceil_div(g.W_out, kLanes), row_floats = vectors * kStridedOut * kLanes;
-  const int64_t rows_per_band = std::max<int64_t>(1, kStridedDyBytes / (row_floats * int64_t{sizeof(float)}));
-  const StridedWeightMasks masks(vectors - 1, g.W);
-#pragma omp parallel if (g.groups > 1)
-  {
-    const Scratch lanes(block * kLanes);  // the group's sums, 16 lanes per weight (o, i, tap)
-    const Scratch packed(rows_per_band * row_floats);
-    const auto [lo, hi] = thread_share(g.groups);
-    for (int64_t grp = lo; grp < hi; ++grp) {
-      for (int64_t n = 0; n < g.N; ++n) {
-        const float* dyg = dy + (n * g.C_out + grp * cog) * g.P();
-        const float* xg = x + (n * g.C_in + grp * cig) * g.HW();
-        for (int64_t y0 = 0; y0 < g.H_out; y0 += rows_per_band) {
-          const int64_t y1 = std::min(g.H_out, y0 + rows_per_band);
-          const bool first = n == 0 && y0 == 0;  // the group's sums start here (no zeroing pass)
-          for (int64_t o0 = 0; o0 < cog; o0 += kStridedOut) {
-            pack_dy_rows(dyg + o0 * g.P(), g.P(), g.W_out, y0, y1, vectors, packed.get());
-            for (int64_t i = 0; i < cig; ++i) {
-              for (int ky = 0; ky < 3; ++ky) {
-                // dy rows [r0, r1) of the band read x rows 2 oy + ky - ph inside x.
-                const int64_t r0 = std::clamp(ceil_div(g.ph - ky, 2), y0, y1);
-                const int64_t r1 = std::clamp(floor_div(g.H - 1 + g.ph - ky, 2) + 1, r0, y1);
-                float* sums = lanes.get() + ((o0 * cig + i) * kTaps + ky * 3) * kLanes;
-                const float* xr = r1 > r0 ? xg + i * g.HW() + (2 * r0 + ky - g.ph) * g.W : xg;
-                // The first block of channels asks for the next band's x rows of this channel, a third per kernel row.
-                const char *ahead = nullptr, *ahead_end = nullptr;
-                if (o0 == 0 && y1 < g.H_out) {
-                  const int64_t from = std::max<int64_t>(0, 2 * y1 - g.ph + 2), to = std::min(g.H, 2 * std::min(g.H_out, y1 + rows_per_band) - g.ph + 3);
-                  const char* first_line = reinterpret_cast<const char*>(xg + i * g.HW() + from * g.W);
-                  const int64_t bytes = std::max<int64_t>(0, (to - from) * g.W * int64_t{sizeof(float)});
-                  ahead = first_line + bytes * ky / 3, ahead_end = first_line + bytes * (ky + 1) / 3;
-                }
-                strided_weight_block(packed.get() + (r0 - y0) * row_floats, xr, 2 * g.W, r1 - r0, vectors, masks, first,
-                                     sums, cig * kTaps * kLanes, ahead, ahead_end);
-              }
-            }
-          }
-        }
-      }
-      store_lane_sums(lanes.get(), block, dw + grp * block);
-    }
-  }
-}
-
 // dw[o][i][ky][kx] = sum over images and output positions of dy[o][oy][ox] x[i][oy sh + ky - ph][ox sw + kx - pw].
 //
 // At stride 1 with the width kept (pw = 1: ResNeXt's stride-1 3 x 3s) straight from x and dy
@@ -1484,7 +930,7 @@ void strided_backward_weight(const ConvGeometry& g, const float* dy, const float
 // reached.
 void conv2d_backward_weight(const ConvGeometry& g, const float* dy, const float* x, float* dw) {
   if (g.sh == 1 && g.sw == 1 && g.pw == 1) return backward_weight_direct(g, dy, x, dw);
-  if (strided_direct(g)) return strided_backward_weight(g, dy, x, dw);
+  if (strided::applies(g)) return strided::backward_weight(g, dy, x, dw);
   const int64_t cig = g.cin_g(), cog = g.cout_g(), block = cog * cig * kTaps;
   const InputBands bands(g, kWeightBandBytes);
   const int64_t row_ld = round_up(g.W_out, kLanes);

@@ -11,11 +11,12 @@
 // group) is computed from a padded copy of the source rows it needs (zeros around, columns split
 // by stride phase so that every tap reads 16 consecutive floats), or at stride 1 straight from
 // the source with the row's ends loaded under masks, summing over the source channels and a
-// per-row list of kernel taps. The stride-2 forward (padding 1 across) reads x straight from the
-// tensor too, each tap's column phase picked from two loads in registers. The input gradient is the same sum with dy as the
-// source, the taps that reach each dx row and column phase, and the kernel's channel axes swapped.
-// The weight gradient sums dy x shifted x over the positions (at stride 1 straight from both
-// tensors), for each group on one thread (the result does not depend on the thread count).
+// per-row list of kernel taps. The input gradient is the same sum with dy as the source, the taps
+// that reach each dx row and column phase, and the kernel's channel axes swapped. The weight
+// gradient sums dy x shifted x over the positions (at stride 1 straight from both tensors), for
+// each group on one thread (the result does not depend on the thread count). At stride 2 with
+// padding 1 across (ResNeXt's strided 3 x 3s) all three read straight from the tensors, the
+// column phases picked in registers: conv_grouped_strided.h.
 #pragma once
 
 #include "ops/conv_geometry.h"

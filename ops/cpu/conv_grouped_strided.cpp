@@ -1,0 +1,550 @@
+// The grouped 3 x 3 convolutions at stride 2 with one column of padding, read straight from the
+// tensors: see conv_grouped_strided.h for what and why, and each section below for how.
+#include "ops/cpu/conv_grouped_strided.h"
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <stdexcept>
+#include <utility>
+#include <vector>
+
+#include "ops/cpu/conv_grouped_simd.h"
+
+namespace gndet::grouped::strided {
+namespace {
+
+using namespace simd;
+
+// ---- The forward ----
+//
+// Output column j of kernel column kx reads x column 2 j + kx - 1: the even phase of the row from
+// column kx - 1. Each tap loads the 32 columns behind 16 outputs and picks every second with one
+// vpermt2ps, so nothing is copied and no band leaves L1: per tap, V shuffles feed 8 x V
+// multiply-adds (8 output channels per block, so the shuffles are an eighth of the multiply-adds;
+// with 4 they were a quarter). The band copy it replaces made layer3's strided forward 1.3x
+// slower, layer2's 1.6x (the band did not fit L1, and x was read twice).
+constexpr int kStridedOut = 8;
+
+// The taps of one output row that read inside x: where each reads relative to the kernel's first
+// such row at the block's first output column (kernel column kx: the even phase of the row from
+// column kx - 1), and the lanes of a vector's two loads inside the row (from column at + kx - 1
+// and 16 further on, at = 32 x the vector's index) for the row's first vector (`head`) and its
+// last (`lo`, `hi`). The masks are read from here as the block uses them (load_mask), so they hold
+// no mask registers for the length of the block.
+struct StridedTaps {
+  int count = 0;
+  int64_t offset[kTaps];
+  __mmask16 head[kTaps], lo[kTaps], hi[kTaps];
+  // Kernel rows [0, rows) of x rows W floats apart; the row's last vector starts at column `last`.
+  StridedTaps(int rows, int64_t W, int64_t last) {
+    for (int r = 0; r < rows; ++r) {
+      for (int kx = 0; kx < 3; ++kx, ++count) {
+        offset[count] = (r * W + kx - 1) * int64_t{sizeof(float)};
+        head[count] = lanes_within(kx - 1, 0, W);
+        lo[count] = lanes_within(last + kx - 1, 0, W), hi[count] = lanes_within(last + kx - 1 + kLanes, 0, W);
+      }
+    }
+  }
+};
+
+// 8 output channels (os apart) x V vectors of one output row: out = bias + the sum over `cin`
+// source channels (cs apart) and the taps (weights packed by strided_weights: w[(c * 9 + t) * 8
+// + o] for the t-th tap, w from the first kernel row that reads inside x). The block's first
+// vector is the row's first (`head`) or its last the row's last (`tail`): their loads go under
+// the taps' masks. Meanwhile each tap asks for one cache line of x from prefetch + c cs on
+// (the next output row's; prefetches never fault). Not inlined: GCC then allocates the 24
+// accumulators to registers as it does not inside the caller's loops.
+template <int V, bool head, bool tail>
+__attribute__((noinline)) void strided_block(const float* src, int64_t cs, int64_t cin, const StridedTaps& taps,
+                                             const float* w, const float* bias, float* out, int64_t os,
+                                             __mmask16 last, const char* prefetch) {
+  const __m512i pick_even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  __m512 acc[kStridedOut][V];
+  for (int o = 0; o < kStridedOut; ++o) {
+    const __m512 init = bias != nullptr ? _mm512_set1_ps(bias[o]) : _mm512_setzero_ps();
+    for (int v = 0; v < V; ++v) acc[o][v] = init;
+  }
+  for (int64_t c = 0; c < cin; ++c) {
+    // A line per tap: a loop of its own here had GCC store the accumulators at every tap.
+    const char* ahead = prefetch + c * cs * int64_t{sizeof(float)};
+    const char* s = reinterpret_cast<const char*>(src + c * cs);
+    const float* wc = w + c * kTaps * kStridedOut;
+    for (int t = 0; t < taps.count; ++t) {
+      const float* p = reinterpret_cast<const float*>(s + taps.offset[t]);
+      _mm_prefetch(ahead + 64 * t, _MM_HINT_T1);
+      __m512 in[V];
+      for (int v = 0; v < V; ++v) {
+        const float* at = p + 2 * kLanes * v;
+        __m512 lo, hi;
+        if (tail && v == V - 1) {
+          lo = masked_load(load_mask(&taps.lo[t]), at), hi = masked_load(load_mask(&taps.hi[t]), at + kLanes);
+        } else {
+          lo = head && v == 0 ? masked_load(load_mask(&taps.head[t]), at) : _mm512_loadu_ps(at);
+          hi = _mm512_loadu_ps(at + kLanes);
+        }
+        in[v] = _mm512_permutex2var_ps(lo, pick_even, hi);
+      }
+      const float* wt = wc + t * kStridedOut;
+      for (int o = 0; o < kStridedOut; ++o) {
+        const __m512 wv = _mm512_set1_ps(wt[o]);
+        for (int v = 0; v < V; ++v) acc[o][v] = _mm512_fmadd_ps(wv, in[v], acc[o][v]);
+      }
+    }
+  }
+  for (int o = 0; o < kStridedOut; ++o) {
+    float* d = out + o * os;
+    for (int v = 0; v < V; ++v) {
+      if (tail && v == V - 1) {
+        _mm512_mask_storeu_ps(d + v * kLanes, last, acc[o][v]);
+      } else {
+        _mm512_storeu_ps(d + v * kLanes, acc[o][v]);
+      }
+    }
+  }
+}
+
+// One group's weights (cout_g x cin_g x 9 from wg) as strided_block reads them: per block of 8
+// output channels, per source channel and tap, the 8 channels' weights side by side, so that a
+// block's broadcasts read one base pointer (8 pointers kept the general registers spilling).
+void strided_weights(const float* wg, int64_t cog, int64_t cig, float* packed) {
+  for (int64_t o = 0; o < cog; ++o) {
+    for (int64_t c = 0; c < cig; ++c) {
+      for (int t = 0; t < kTaps; ++t) {
+        const int64_t to = ((o / kStridedOut * cig + c) * kTaps + t) * kStridedOut + o % kStridedOut;
+        packed[to] = wg[(o * cig + c) * kTaps + t];
+      }
+    }
+  }
+}
+
+// Output rows [y0, y1) of one (image, group) by strided_block: xg is the group's channel 0, packed
+// its weights (strided_weights), yg its output channel 0. The blocks of a row share out, one line
+// per tap, the x rows that the next output row adds (for the last row, the `next_rows` rows from
+// `next_first` that the next item's first row reads): an even trickle, where a burst of
+// prefetches before each block stalled it.
+void strided_rows(const ConvGeometry& g, const float* xg, const float* packed, const float* bg, float* yg, int64_t y0,
+                  int64_t y1, const float* next_first, int64_t next_rows) {
+  const int64_t cig = g.cin_g(), cog = g.cout_g();
+  const int64_t vectors = ceil_div(g.W_out, kLanes), blocks_per_row = ceil_div(vectors, 3) * (cog / kStridedOut);
+  const __mmask16 last = lanes_mask(g.W_out - (vectors - 1) * kLanes);
+  for (int64_t oy = y0; oy < y1; ++oy) {
+    const int64_t top = oy * 2 - g.ph;  // the x row kernel row 0 reads
+    const int64_t lo = std::max<int64_t>(0, -top), hi = std::min<int64_t>(3, g.H - top);
+    const StridedTaps taps(static_cast<int>(hi - lo), g.W, (vectors - 1) * 2 * kLanes);
+    const float* ahead = next_first;  // the x rows the next output row reads and this one does not
+    int64_t ahead_rows = next_rows;
+    if (oy + 1 < y1) {
+      const int64_t from = std::max<int64_t>(0, top + 3), to = std::min<int64_t>(g.H, top + 5);
+      ahead = xg + from * g.W, ahead_rows = std::max<int64_t>(0, to - from);
+    }
+    // Per channel, the lines they span; block b of the row asks for those from b x share on.
+    const uintptr_t span = reinterpret_cast<uintptr_t>(ahead) & ~uintptr_t{63};
+    const int64_t span_lines =
+        ahead_rows > 0 ? ceil_div(static_cast<int64_t>(reinterpret_cast<uintptr_t>(ahead + ahead_rows * g.W) - span), 64) : 0;
+    const int64_t share = ceil_div(span_lines, blocks_per_row);
+    int64_t block = 0;
+    for (int64_t o = 0; o < cog; o += kStridedOut) {
+      for (int64_t v0 = 0; v0 < vectors; v0 += 3, ++block) {
+        const float* s = xg + (top + lo) * g.W + 2 * kLanes * v0;
+        // Nothing left to ask for: the block's own x (in cache already) instead.
+        const char* pf = block * share < span_lines ? reinterpret_cast<const char*>(span + 64 * block * share)
+                                                    : reinterpret_cast<const char*>(s);
+        const float* w = packed + o * cig * kTaps + 3 * kStridedOut * lo;
+        const float* b = bg != nullptr ? bg + o : nullptr;
+        float* d = yg + (o * g.H_out + oy) * g.W_out + kLanes * v0;
+        const int64_t os = g.P(), V = std::min<int64_t>(3, vectors - v0);
+        const bool head = v0 == 0, tail = v0 + V == vectors;
+        switch (V * 4 + head * 2 + tail) {
+          case 12: strided_block<3, false, false>(s, g.HW(), cig, taps, w, b, d, os, last, pf); break;
+          case 13: strided_block<3, false, true>(s, g.HW(), cig, taps, w, b, d, os, last, pf); break;
+          case 14: strided_block<3, true, false>(s, g.HW(), cig, taps, w, b, d, os, last, pf); break;
+          case 15: strided_block<3, true, true>(s, g.HW(), cig, taps, w, b, d, os, last, pf); break;
+          case 9: strided_block<2, false, true>(s, g.HW(), cig, taps, w, b, d, os, last, pf); break;
+          case 11: strided_block<2, true, true>(s, g.HW(), cig, taps, w, b, d, os, last, pf); break;
+          case 5:  // a row's last vector alone
+          case 7:  // a row of one vector: its tail masks (from column 0) keep column -1 out as well
+            strided_block<1, false, true>(s, g.HW(), cig, taps, w, b, d, os, last, pf);
+            break;
+          default: throw std::logic_error("strided_rows: no block for this shape");
+        }
+      }
+    }
+  }
+}
+
+// ---- The input gradient ----
+//
+// dx column 2 b takes kernel column 1 of dy column b; column 2 b + 1 takes kernel column 2 of dy
+// column b and kernel column 0 of column b + 1. A block sums both phases of 16 x V column pairs
+// of one dx row from dy's own rows: per dy channel and kernel row, V vectors from column b and V
+// from b + 1 (loads one float apart, nothing to pick), 3 weights per dx channel, and the two
+// phases are interleaved in registers as they are stored. What it replaces: a padded band of dy,
+// a row per column phase (4 output channels of one phase per block, 1-4 taps deep) and a pass
+// that interleaved the two into dx. Standalone, best of 30, 3 alternated rounds (2026-12-07):
+// layer2's 3 x 3 / 2 input gradient 127 -> 210, layer3's 164 -> 223, layer4's 176 -> 230 GFLOP/s.
+constexpr int kStridedIn = 4;  // dx channels per block: x 2 phases x 3 vectors = 24 accumulators
+
+// The kernel rows that reach one dx row: where each one's dy row starts (bytes from the block's
+// source) and where its weights start among a dy channel's (strided_input_weights).
+struct StridedInputRows {
+  int count = 0;
+  int64_t offset[2];
+  int64_t weight[2];
+};
+
+// The masks of a row's last block: the lanes of its last vector inside dy's row from column b
+// (`from_b`) and from b + 1 (`from_next`), and of the two dx vectors it stores (`store_lo`,
+// `store_hi`), read by load_mask where they are used.
+struct StridedInputMasks {
+  __mmask16 from_b, from_next, store_lo, store_hi;
+};
+
+// 4 dx channels (os apart) x 16 V column pairs of one dx row: the sum over `cout` dy channels (cs
+// apart) and `rows`, weights packed by strided_input_weights (w[(c * 9 + ky * 3 + kx) * 4 + i]).
+// With `tail` the last vector is the row's last: its loads and stores go under `masks`. Not
+// inlined, as strided_block.
+template <int V, bool tail>
+__attribute__((noinline)) void strided_input_block(const float* src, int64_t cs, int64_t cout,
+                                                   const StridedInputRows& rows, const float* w, float* out,
+                                                   int64_t os, const StridedInputMasks& masks, const char* prefetch) {
+  __m512 even[kStridedIn][V], odd[kStridedIn][V];
+  for (int i = 0; i < kStridedIn; ++i) {
+    for (int v = 0; v < V; ++v) even[i][v] = odd[i][v] = _mm512_setzero_ps();
+  }
+  for (int64_t c = 0; c < cout; ++c) {
+    const char* s = reinterpret_cast<const char*>(src + c * cs);
+    const float* wc = w + c * kTaps * kStridedIn;
+    const char* ahead = prefetch + c * cs * int64_t{sizeof(float)};
+    _mm_prefetch(ahead, _MM_HINT_T1);
+    _mm_prefetch(ahead + 64, _MM_HINT_T1);
+    for (int t = 0; t < rows.count; ++t) {
+      const float* p = reinterpret_cast<const float*>(s + rows.offset[t]);
+      const float* wt = wc + rows.weight[t];  // [kx][i]
+      __m512 in[V];
+      for (int v = 0; v < V; ++v) {
+        const float* at = p + kLanes * v;
+        in[v] = tail && v == V - 1 ? masked_load(load_mask(&masks.from_b), at) : _mm512_loadu_ps(at);
+      }
+      for (int i = 0; i < kStridedIn; ++i) {
+        const __m512 w1 = _mm512_set1_ps(wt[kStridedIn + i]), w2 = _mm512_set1_ps(wt[2 * kStridedIn + i]);
+        for (int v = 0; v < V; ++v) {
+          even[i][v] = _mm512_fmadd_ps(w1, in[v], even[i][v]);
+          odd[i][v] = _mm512_fmadd_ps(w2, in[v], odd[i][v]);
+        }
+      }
+      for (int v = 0; v < V; ++v) {
+        const float* at = p + kLanes * v + 1;
+        in[v] = tail && v == V - 1 ? masked_load(load_mask(&masks.from_next), at) : _mm512_loadu_ps(at);
+      }
+      for (int i = 0; i < kStridedIn; ++i) {
+        const __m512 w0 = _mm512_set1_ps(wt[i]);
+        for (int v = 0; v < V; ++v) odd[i][v] = _mm512_fmadd_ps(w0, in[v], odd[i][v]);
+      }
+    }
+  }
+  const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  for (int i = 0; i < kStridedIn; ++i) {
+    float* d = out + i * os;
+    for (int v = 0; v < V; ++v) {
+      const __m512 first = _mm512_permutex2var_ps(even[i][v], lo, odd[i][v]);
+      const __m512 second = _mm512_permutex2var_ps(even[i][v], hi, odd[i][v]);
+      if (tail && v == V - 1) {
+        _mm512_mask_storeu_ps(d + 2 * kLanes * v, masks.store_lo, first);
+        _mm512_mask_storeu_ps(d + 2 * kLanes * v + kLanes, masks.store_hi, second);
+      } else {
+        _mm512_storeu_ps(d + 2 * kLanes * v, first);
+        _mm512_storeu_ps(d + 2 * kLanes * v + kLanes, second);
+      }
+    }
+  }
+}
+
+// One group's weights (cout_g x cin_g x 9 from wg) as strided_input_block reads them: per block
+// of 4 dx channels, per dy channel and tap, the 4 channels' weights side by side.
+void strided_input_weights(const float* wg, int64_t cog, int64_t cig, float* packed) {
+  for (int64_t o = 0; o < cog; ++o) {
+    for (int64_t i = 0; i < cig; ++i) {
+      for (int t = 0; t < kTaps; ++t) {
+        packed[((i / kStridedIn * cog + o) * kTaps + t) * kStridedIn + i % kStridedIn] = wg[(o * cig + i) * kTaps + t];
+      }
+    }
+  }
+}
+
+// dx rows [y0, y1) of one (image, group) by strided_input_block: dyg is the group's dy channel 0,
+// packed its weights (strided_input_weights), dxg its dx channel 0. The blocks of a row ask for
+// the dy row after the last one it reads (past the plane's last, from next_first: the next
+// item's first), 2 lines per channel each (x evicted before each call: 2-9% faster).
+void strided_input_rows(const ConvGeometry& g, const float* dyg, const float* packed, float* dxg, int64_t y0,
+                        int64_t y1, const float* next_first) {
+  const int64_t cig = g.cin_g(), cog = g.cout_g();
+  const int64_t vectors = ceil_div(g.W_out, kLanes), last = (vectors - 1) * kLanes;
+  const StridedInputMasks masks{lanes_mask(g.W_out - last), lanes_mask(g.W_out - last - 1), lanes_mask(g.W - 2 * last),
+                                lanes_mask(g.W - 2 * last - kLanes)};
+  for (int64_t iy = y0; iy < y1; ++iy) {
+    StridedInputRows rows;
+    for (int ky = 0; ky < 3; ++ky) {  // dx row iy takes kernel row ky of dy row (iy + ph - ky) / 2 where exact
+      const int64_t e = iy + g.ph - ky;
+      if (e < 0 || e % 2 != 0 || e / 2 >= g.H_out) continue;
+      rows.offset[rows.count] = e / 2 * g.W_out * int64_t{sizeof(float)}, rows.weight[rows.count] = ky * 3 * kStridedIn;
+      ++rows.count;
+    }
+    // The dy row after the last this one reads (or the next item's first), 2 lines per channel per block.
+    const int64_t after = floor_div(iy + g.ph, 2) + 1;
+    const char* ahead = reinterpret_cast<const char*>(after < g.H_out ? dyg + after * g.W_out : next_first);
+    int64_t block = 0;
+    for (int64_t i = 0; i < cig; i += kStridedIn) {
+      const float* w = packed + i * cog * kTaps;
+      for (int64_t v0 = 0; v0 < vectors; v0 += 3, ++block) {
+        const float* s = dyg + kLanes * v0;
+        const bool share_left = ahead != nullptr && 128 * block < g.W_out * int64_t{sizeof(float)};
+        const char* pf = share_left ? ahead + 128 * block : reinterpret_cast<const char*>(s);
+        float* d = dxg + (i * g.H + iy) * g.W + 2 * kLanes * v0;
+        const int64_t V = std::min<int64_t>(3, vectors - v0);
+        const bool tail = v0 + V == vectors;
+        switch (V * 2 + tail) {
+          case 6: strided_input_block<3, false>(s, g.P(), cog, rows, w, d, g.HW(), masks, pf); break;
+          case 7: strided_input_block<3, true>(s, g.P(), cog, rows, w, d, g.HW(), masks, pf); break;
+          case 5: strided_input_block<2, true>(s, g.P(), cog, rows, w, d, g.HW(), masks, pf); break;
+          case 3: strided_input_block<1, true>(s, g.P(), cog, rows, w, d, g.HW(), masks, pf); break;
+          default: throw std::logic_error("strided_input_rows: no block for this shape");
+        }
+      }
+    }
+  }
+}
+
+// ---- The weight gradient ----
+//
+// Kernel column kx of dy column j reads x column 2 j + kx - 1: per 16 positions of a dy row, the
+// 32 columns of x from 2 j give column 1 (their even lanes) and column 2 (their odd lanes), the
+// 32 from 2 j - 1 column 0 (their even lanes): 4 loads and 3 vpermt2ps for 3 x vectors, each
+// multiplied by 8 output channels' dy. A block keeps the 24 sums of 8 output channels x 3 kernel
+// columns of one input channel and kernel row while it sweeps a band of rows whose dy (8
+// channels, packed once per band) stays in L1 across the band's blocks; x is not copied. The
+// padded x band it replaces was copied for every band and swept from L2 by every block (4 output
+// x 2 input channels each). Standalone, best of 30, 3 alternated rounds (2026-12-07): layer2's
+// 3 x 3 / 2 weight gradient 116 -> 161, layer3's 156 -> 177, layer4's 172 level (GFLOP/s). With
+// every load of every step masked (one code path for a row's ends and its inside) it was 1.2x
+// slower; the inside's loads are now plain and the masks stay in mask registers.
+
+// dy's rows of 8 output channels, packed for strided_weight_block: element (r, j, o, l) is
+// dy[o][y0 + r][16 j + l], zero past the row's end, so that a step reads its 8 channels' vectors
+// from one pointer and never masks them (with 8 pointers the general registers spilled).
+void pack_dy_rows(const float* d, int64_t ds, int64_t W_out, int64_t y0, int64_t y1, int64_t vectors, float* out) {
+  for (int64_t r = y0; r < y1; ++r) {
+    for (int64_t j = 0; j < vectors; ++j) {
+      const __mmask16 keep = lanes_within(kLanes * j, 0, W_out);
+      for (int o = 0; o < kStridedOut; ++o, out += kLanes) {
+        _mm512_store_ps(out, _mm512_maskz_loadu_ps(keep, d + o * ds + r * W_out + kLanes * j));
+      }
+    }
+  }
+}
+
+// The lanes of x's loads inside a row (W columns) for a row's first vector (`head`: column -1 of
+// the load from column 2 j - 1 = -1) and its last (j = last: the loads from 32 j - 1, 16 on, 32 j
+// and 16 on).
+struct StridedWeightMasks {
+  __mmask16 head, minus, minus_hi, even, even_hi;
+  StridedWeightMasks(int64_t last, int64_t W)
+      : head(lanes_within(-1, 0, W)), minus(lanes_within(2 * kLanes * last - 1, 0, W)),
+        minus_hi(lanes_within(2 * kLanes * last - 1 + kLanes, 0, W)), even(lanes_within(2 * kLanes * last, 0, W)),
+        even_hi(lanes_within(2 * kLanes * last + kLanes, 0, W)) {}
+};
+
+enum class Edge { none, head, tail };
+
+// One vector of a row: 8 channels' dy (packed, d[16 o + l]) times x's kernel columns 0-2 from x
+// (x[2 l + kx - 1]). A row's first vector loads its column -1 under m.head; its last loads x
+// under the rest of m (its dy is zero past the row).
+template <Edge edge>
+__attribute__((always_inline)) inline void strided_weight_step(const float* d, const float* x,
+                                                               const StridedWeightMasks& m,
+                                                               __m512 (&acc)[kStridedOut][3]) {
+  const __m512i pick_even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i pick_odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  __m512 a, b, e, f;
+  if constexpr (edge == Edge::tail) {
+    a = masked_load(m.minus, x - 1), b = masked_load(m.minus_hi, x - 1 + kLanes);
+    e = masked_load(m.even, x), f = masked_load(m.even_hi, x + kLanes);
+  } else {
+    a = edge == Edge::head ? masked_load(m.head, x - 1) : _mm512_loadu_ps(x - 1);
+    b = _mm512_loadu_ps(x - 1 + kLanes), e = _mm512_loadu_ps(x), f = _mm512_loadu_ps(x + kLanes);
+  }
+  const __m512 xv[3] = {_mm512_permutex2var_ps(a, pick_even, b), _mm512_permutex2var_ps(e, pick_even, f),
+                        _mm512_permutex2var_ps(e, pick_odd, f)};
+  for (int o = 0; o < kStridedOut; ++o) {
+    __m512 dv = _mm512_load_ps(d + kLanes * o);
+    asm("" : "+v"(dv));  // in a register: else GCC 12 folds the load into each of the 3 multiply-adds
+    for (int kx = 0; kx < 3; ++kx) acc[o][kx] = _mm512_fmadd_ps(dv, xv[kx], acc[o][kx]);
+  }
+}
+
+// The 24 sums of 8 output channels (dy packed by pack_dy_rows) x kernel columns 0-2 of one input
+// channel and kernel row (x from row x, rows xrs apart) over `rows` rows of `vectors` vectors,
+// added to sums[o * so + 16 kx] (stored, the group's `first` time). Meanwhile one cache line from
+// [ahead, ahead_end) per inner step is asked for (the next band's x). Not inlined, as
+// strided_block.
+__attribute__((noinline)) void strided_weight_block(const float* d, const float* x, int64_t xrs, int64_t rows,
+                                                    int64_t vectors, const StridedWeightMasks& masks, bool first,
+                                                    float* sums, int64_t so, const char* ahead, const char* ahead_end) {
+  __m512 acc[kStridedOut][3];
+  for (int o = 0; o < kStridedOut; ++o) {
+    for (int kx = 0; kx < 3; ++kx) acc[o][kx] = _mm512_setzero_ps();
+  }
+  const StridedWeightMasks m = masks;  // in mask registers for the block's length
+  const int64_t step = kStridedOut * kLanes;
+  for (int64_t r = 0; r < rows; ++r, x += xrs) {
+    if (vectors == 1) {
+      strided_weight_step<Edge::tail>(d, x, m, acc);  // its tail masks keep column -1 out as well
+      d += step;
+      continue;
+    }
+    strided_weight_step<Edge::head>(d, x, m, acc);
+    d += step;
+    for (int64_t j = 1; j < vectors - 1; ++j, d += step) {
+      if (ahead < ahead_end) _mm_prefetch(ahead, _MM_HINT_T1), ahead += 64;
+      strided_weight_step<Edge::none>(d, x + 2 * kLanes * j, m, acc);
+    }
+    strided_weight_step<Edge::tail>(d, x + 2 * kLanes * (vectors - 1), m, acc);
+    d += step;
+  }
+  for (int o = 0; o < kStridedOut; ++o) {
+    for (int kx = 0; kx < 3; ++kx) {
+      float* s = sums + o * so + kLanes * kx;
+      _mm512_store_ps(s, first ? acc[o][kx] : _mm512_add_ps(_mm512_load_ps(s), acc[o][kx]));
+    }
+  }
+}
+
+// A band's packed dy rows: 24 KB made layer4's weight gradient 170 -> 178 GFLOP/s against 16 KB;
+// 32 KB was no faster, and layer2's (memory-bound) the same at all three (standalone, alternated
+// rounds, 2026-12-07).
+constexpr int64_t kStridedDyBytes = int64_t{24} << 10;
+
+// Output rows per work item of the forward (dx rows: twice as many): each (image, group) in a few
+// items, so that two threads' shares differ by little.
+constexpr int64_t kRowsPerItem = 8;
+
+}  // namespace
+
+bool applies(const ConvGeometry& g) { return g.sh == 2 && g.sw == 2 && g.pw == 1 && g.cout_g() % kStridedOut == 0; }
+
+// The forward: work items of kRowsPerItem output rows of one (image, group), each thread through
+// a contiguous run of them (so it knows the next item's first x rows, to ask for during this
+// item's last row).
+void forward(const ConvGeometry& g, const float* x, const float* w, const float* b, float* y) {
+  const int64_t cig = g.cin_g(), cog = g.cout_g();
+  const int64_t count = ceil_div(g.H_out, kRowsPerItem), per_image = g.groups * count, items = g.N * per_image;
+#pragma omp parallel if (items > 1)
+  {
+    std::vector<float> packed(static_cast<size_t>(cog * cig * kTaps));  // strided_weights of packed_group
+    int64_t packed_group = -1;
+    const auto [lo, hi] = thread_share(items);
+    for (int64_t item = lo; item < hi; ++item) {
+      const int64_t n = item / per_image, grp = item % per_image / count, y0 = item % count * kRowsPerItem;
+      const float* next_first = nullptr;
+      int64_t next_rows = 0;
+      if (item + 1 < hi) {
+        const int64_t top = (item + 1) % count * kRowsPerItem * 2 - g.ph, from = std::max<int64_t>(0, top);
+        const int64_t nn = (item + 1) / per_image, ng = (item + 1) % per_image / count;
+        next_first = x + (nn * g.C_in + ng * cig) * g.HW() + from * g.W;
+        next_rows = std::max<int64_t>(0, std::min(g.H, top + 3) - from);
+      }
+      if (grp != packed_group) {
+        strided_weights(w + grp * cog * cig * kTaps, cog, cig, packed.data()), packed_group = grp;
+      }
+      strided_rows(g, x + (n * g.C_in + grp * cig) * g.HW(), packed.data(), b != nullptr ? b + grp * cog : nullptr,
+                   y + (n * g.C_out + grp * cog) * g.P(), y0, std::min(g.H_out, y0 + kRowsPerItem), next_first,
+                   next_rows);
+    }
+  }
+}
+
+// The input gradient: work items of 2 x kRowsPerItem dx rows of one (image, group), as the
+// forward's.
+void backward_input(const ConvGeometry& g, const float* dy, const float* w, float* dx) {
+  const int64_t cig = g.cin_g(), cog = g.cout_g(), rows = 2 * kRowsPerItem;
+  const int64_t count = ceil_div(g.H, rows), per_image = g.groups * count, items = g.N * per_image;
+#pragma omp parallel if (items > 1)
+  {
+    std::vector<float> packed(static_cast<size_t>(cog * cig * kTaps));  // strided_input_weights of packed_group
+    int64_t packed_group = -1;
+    const auto [lo, hi] = thread_share(items);
+    for (int64_t item = lo; item < hi; ++item) {
+      const int64_t n = item / per_image, grp = item % per_image / count, y0 = item % count * rows;
+      const float* next_first = nullptr;  // the first dy row the next item reads
+      if (item + 1 < hi) {
+        const int64_t nn = (item + 1) / per_image, ng = (item + 1) % per_image / count;
+        const int64_t first_row = std::max<int64_t>(0, floor_div((item + 1) % count * rows + g.ph - 2, 2));
+        next_first = dy + (nn * g.C_out + ng * cog) * g.P() + first_row * g.W_out;
+      }
+      if (grp != packed_group) {
+        strided_input_weights(w + grp * cog * cig * kTaps, cog, cig, packed.data()), packed_group = grp;
+      }
+      strided_input_rows(g, dy + (n * g.C_out + grp * cog) * g.P(), packed.data(),
+                         dx + (n * g.C_in + grp * cig) * g.HW(), y0, std::min(g.H, y0 + rows), next_first);
+    }
+  }
+}
+
+// The weight gradient: per group (one thread's), per image, bands of dy
+// rows whose 8 channels' packed rows take kStridedDyBytes (L1, beside x's rows of one channel),
+// for every block of 8 output channels, input channel and kernel row.
+void backward_weight(const ConvGeometry& g, const float* dy, const float* x, float* dw) {
+  const int64_t cig = g.cin_g(), cog = g.cout_g(), block = cog * cig * kTaps;
+  const int64_t vectors = ceil_div(g.W_out, kLanes), row_floats = vectors * kStridedOut * kLanes;
+  const int64_t rows_per_band = std::max<int64_t>(1, kStridedDyBytes / (row_floats * int64_t{sizeof(float)}));
+  const StridedWeightMasks masks(vectors - 1, g.W);
+#pragma omp parallel if (g.groups > 1)
+  {
+    const Scratch lanes(block * kLanes);  // the group's sums, 16 lanes per weight (o, i, tap)
+    const Scratch packed(rows_per_band * row_floats);
+    const auto [lo, hi] = thread_share(g.groups);
+    for (int64_t grp = lo; grp < hi; ++grp) {
+      for (int64_t n = 0; n < g.N; ++n) {
+        const float* dyg = dy + (n * g.C_out + grp * cog) * g.P();
+        const float* xg = x + (n * g.C_in + grp * cig) * g.HW();
+        for (int64_t y0 = 0; y0 < g.H_out; y0 += rows_per_band) {
+          const int64_t y1 = std::min(g.H_out, y0 + rows_per_band);
+          const bool first = n == 0 && y0 == 0;  // the group's sums start here (no zeroing pass)
+          for (int64_t o0 = 0; o0 < cog; o0 += kStridedOut) {
+            pack_dy_rows(dyg + o0 * g.P(), g.P(), g.W_out, y0, y1, vectors, packed.get());
+            for (int64_t i = 0; i < cig; ++i) {
+              for (int ky = 0; ky < 3; ++ky) {
+                // dy rows [r0, r1) of the band read x rows 2 oy + ky - ph inside x.
+                const int64_t r0 = std::clamp(ceil_div(g.ph - ky, 2), y0, y1);
+                const int64_t r1 = std::clamp(floor_div(g.H - 1 + g.ph - ky, 2) + 1, r0, y1);
+                float* sums = lanes.get() + ((o0 * cig + i) * kTaps + ky * 3) * kLanes;
+                const float* xr = r1 > r0 ? xg + i * g.HW() + (2 * r0 + ky - g.ph) * g.W : xg;
+                // The first block of channels asks for the x rows of this channel that the next
+                // band adds, a third per kernel row (x evicted before each call: layer2 92 -> 119
+                // GFLOP/s, the others 2-6% faster).
+                const char *ahead = nullptr, *ahead_end = nullptr;
+                if (o0 == 0 && y1 < g.H_out) {
+                  const int64_t y2 = std::min(g.H_out, y1 + rows_per_band);
+                  const int64_t from = std::max<int64_t>(0, 2 * y1 - g.ph + 1), to = std::min(g.H, 2 * y2 - g.ph + 1);
+                  const char* first = reinterpret_cast<const char*>(xg + i * g.HW() + from * g.W);
+                  const int64_t bytes = std::max<int64_t>(0, (to - from) * g.W * int64_t{sizeof(float)});
+                  ahead = first + bytes * ky / 3, ahead_end = first + bytes * (ky + 1) / 3;
+                }
+                strided_weight_block(packed.get() + (r0 - y0) * row_floats, xr, 2 * g.W, r1 - r0, vectors, masks, first,
+                                     sums, cig * kTaps * kLanes, ahead, ahead_end);
+              }
+            }
+          }
+        }
+      }
+      store_lane_sums(lanes.get(), block, dw + grp * block);
+    }
+  }
+}
+
+}  // namespace gndet::grouped::strided
+
+#endif
