@@ -431,66 +431,72 @@ constexpr int64_t kStridedDyBytes = int64_t{24} << 10;
 // items, so that two threads' shares differ by little.
 constexpr int64_t kRowsPerItem = 8;
 
-}  // namespace
+// One work item: rows [y0, y1) of image n's group grp (n < 0: none).
+struct Item {
+  int64_t n = -1, grp = 0, y0 = 0, y1 = 0;
+};
 
-bool applies(const ConvGeometry& g) { return g.sh == 2 && g.sw == 2 && g.pw == 1 && g.cout_g() % kStridedOut == 0; }
-
-// The forward: work items of kRowsPerItem output rows of one (image, group), each thread through
-// a contiguous run of them (so it knows the next item's first x rows, to ask for during this
-// item's last row).
-void forward(const ConvGeometry& g, const float* x, const float* w, const float* b, float* y) {
+// body(item, next, packed) over the work items of `rows` rows (of `height`) of one (image, group),
+// each thread through a contiguous run of them: `next` is the thread's following item, whose first
+// rows the body asks for during its last, and `packed` the item's group's weights as
+// pack(w_group, cout_g, cin_g, out) lays them out (packed once per group and thread).
+template <class Body>
+void for_each_item(const ConvGeometry& g, int64_t height, int64_t rows, const float* w,
+                   void (*pack)(const float*, int64_t, int64_t, float*), Body body) {
   const int64_t cig = g.cin_g(), cog = g.cout_g();
-  const int64_t count = ceil_div(g.H_out, kRowsPerItem), per_image = g.groups * count, items = g.N * per_image;
+  const int64_t count = ceil_div(height, rows), per_image = g.groups * count, items = g.N * per_image;
+  auto item = [&](int64_t i) {
+    const int64_t y0 = i % count * rows;
+    return Item{i / per_image, i % per_image / count, y0, std::min(height, y0 + rows)};
+  };
 #pragma omp parallel if (items > 1)
   {
-    std::vector<float> packed(static_cast<size_t>(cog * cig * kTaps));  // strided_weights of packed_group
+    std::vector<float> packed(static_cast<size_t>(cog * cig * kTaps));
     int64_t packed_group = -1;
     const auto [lo, hi] = thread_share(items);
-    for (int64_t item = lo; item < hi; ++item) {
-      const int64_t n = item / per_image, grp = item % per_image / count, y0 = item % count * kRowsPerItem;
-      const float* next_first = nullptr;
-      int64_t next_rows = 0;
-      if (item + 1 < hi) {
-        const int64_t top = (item + 1) % count * kRowsPerItem * 2 - g.ph, from = std::max<int64_t>(0, top);
-        const int64_t nn = (item + 1) / per_image, ng = (item + 1) % per_image / count;
-        next_first = x + (nn * g.C_in + ng * cig) * g.HW() + from * g.W;
-        next_rows = std::max<int64_t>(0, std::min(g.H, top + 3) - from);
-      }
-      if (grp != packed_group) {
-        strided_weights(w + grp * cog * cig * kTaps, cog, cig, packed.data()), packed_group = grp;
-      }
-      strided_rows(g, x + (n * g.C_in + grp * cig) * g.HW(), packed.data(), b != nullptr ? b + grp * cog : nullptr,
-                   y + (n * g.C_out + grp * cog) * g.P(), y0, std::min(g.H_out, y0 + kRowsPerItem), next_first,
-                   next_rows);
+    for (int64_t i = lo; i < hi; ++i) {
+      const Item it = item(i);
+      if (it.grp != packed_group) pack(w + it.grp * cog * cig * kTaps, cog, cig, packed.data()), packed_group = it.grp;
+      body(it, i + 1 < hi ? item(i + 1) : Item{}, packed.data());
     }
   }
 }
 
-// The input gradient: work items of 2 x kRowsPerItem dx rows of one (image, group), as the
-// forward's.
-void backward_input(const ConvGeometry& g, const float* dy, const float* w, float* dx) {
-  const int64_t cig = g.cin_g(), cog = g.cout_g(), rows = 2 * kRowsPerItem;
-  const int64_t count = ceil_div(g.H, rows), per_image = g.groups * count, items = g.N * per_image;
-#pragma omp parallel if (items > 1)
-  {
-    std::vector<float> packed(static_cast<size_t>(cog * cig * kTaps));  // strided_input_weights of packed_group
-    int64_t packed_group = -1;
-    const auto [lo, hi] = thread_share(items);
-    for (int64_t item = lo; item < hi; ++item) {
-      const int64_t n = item / per_image, grp = item % per_image / count, y0 = item % count * rows;
-      const float* next_first = nullptr;  // the first dy row the next item reads
-      if (item + 1 < hi) {
-        const int64_t nn = (item + 1) / per_image, ng = (item + 1) % per_image / count;
-        const int64_t first_row = std::max<int64_t>(0, floor_div((item + 1) % count * rows + g.ph - 2, 2));
-        next_first = dy + (nn * g.C_out + ng * cog) * g.P() + first_row * g.W_out;
-      }
-      if (grp != packed_group) {
-        strided_input_weights(w + grp * cog * cig * kTaps, cog, cig, packed.data()), packed_group = grp;
-      }
-      strided_input_rows(g, dy + (n * g.C_out + grp * cog) * g.P(), packed.data(),
-                         dx + (n * g.C_in + grp * cig) * g.HW(), y0, std::min(g.H, y0 + rows), next_first);
+}  // namespace
+
+bool applies(const ConvGeometry& g) { return g.sh == 2 && g.sw == 2 && g.pw == 1 && g.cout_g() % kStridedOut == 0; }
+
+// The forward: items of kRowsPerItem output rows; during an item's last row, the next item's
+// first row's x rows are asked for.
+void forward(const ConvGeometry& g, const float* x, const float* w, const float* b, float* y) {
+  const int64_t cig = g.cin_g(), cog = g.cout_g();
+  for_each_item(g, g.H_out, kRowsPerItem, w, strided_weights, [&](const Item& it, const Item& next, const float* packed) {
+    const float* next_first = nullptr;
+    int64_t next_rows = 0;
+    if (next.n >= 0) {
+      const int64_t top = next.y0 * 2 - g.ph, from = std::max<int64_t>(0, top);
+      next_first = x + (next.n * g.C_in + next.grp * cig) * g.HW() + from * g.W;
+      next_rows = std::max<int64_t>(0, std::min(g.H, top + 3) - from);
     }
-  }
+    strided_rows(g, x + (it.n * g.C_in + it.grp * cig) * g.HW(), packed, b != nullptr ? b + it.grp * cog : nullptr,
+                 y + (it.n * g.C_out + it.grp * cog) * g.P(), it.y0, it.y1, next_first, next_rows);
+  });
+}
+
+// The input gradient: items of 2 x kRowsPerItem dx rows; the next item's first dy row asked for
+// during an item's last dx row.
+void backward_input(const ConvGeometry& g, const float* dy, const float* w, float* dx) {
+  const int64_t cig = g.cin_g(), cog = g.cout_g();
+  for_each_item(g, g.H, 2 * kRowsPerItem, w, strided_input_weights,
+                [&](const Item& it, const Item& next, const float* packed) {
+                  const float* next_first = nullptr;
+                  if (next.n >= 0) {
+                    const int64_t first_row = std::max<int64_t>(0, floor_div(next.y0 + g.ph - 2, 2));
+                    next_first = dy + (next.n * g.C_out + next.grp * cog) * g.P() + first_row * g.W_out;
+                  }
+                  strided_input_rows(g, dy + (it.n * g.C_out + it.grp * cog) * g.P(), packed,
+                                     dx + (it.n * g.C_in + it.grp * cig) * g.HW(), it.y0, it.y1, next_first);
+                });
 }
 
 // The weight gradient: per group (one thread's), per image, bands of dy
