@@ -72,7 +72,6 @@ constexpr int64_t kWeightBandBytes = int64_t{512} << 10;
 // [0, 1, ..., 15]: lane l's index, to compare positions against bounds a vector at a time.
 __m512i lane_indices() { return _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15); }
 
-
 // A padded copy of `channels` source planes' rows [row0, row0 + rows), each row's columns split
 // by phase modulo `phases` (the stride): element (c, r, q, j) is plane_c[row0 + r][col0 + j *
 // phases + q], zero outside the plane. A tap at column offset k of a stride-s convolution then
@@ -142,7 +141,6 @@ struct Taps {
   void add(int64_t off, int w, int col = 0) { offset[count] = off, weight[count] = w, column[count] = col, ++count; }
 };
 
-
 // Where a stride-1 forward or input gradient reads its source straight from the tensor (its rows
 // as wide as the output's, no padded band): for each tap, the lanes of a row's first vector and
 // of its last whose source column (the output's plus the tap's column offset) is inside the row,
@@ -200,7 +198,6 @@ class Prefetcher {
   const char* first_ = nullptr;
   int64_t plane_bytes_ = 0, span_bytes_ = 0, channels_ = 0, per_call_ = 0, channel_ = 0, offset_ = 0;
 };
-
 
 // acc[o][r V + v] (o < 4, r < R, v < V), lane l = bias[o] + sum over source channels c and taps t
 // of w[o * wo + c * 9 + t.weight] * src[c * cs + t.offset + r srs + 16 v + l]: R output rows of V
@@ -731,7 +728,6 @@ void copy_rows(const float* dy, int64_t P, int64_t W, int64_t y0, int64_t y1, in
   }
 }
 
-
 // Where weight_block's 24 sums for output channels o0..o0 + 3, input channels i0, i0 + 1 and
 // kernel row ky live among a group's (cout x cin x 9 weights, 16 lanes each).
 void sum_pointers(float* lanes, int64_t cig, int64_t o0, int64_t i0, int ky, float* (&sums)[kBlockOut][6]) {
@@ -741,7 +737,6 @@ void sum_pointers(float* lanes, int64_t cig, int64_t o0, int64_t i0, int ky, flo
     }
   }
 }
-
 
 // Which lanes of each vector of a plane with rows W long (the one at position 16 j: masks[2 j]
 // and masks[2 j + 1]) have a neighbour on the left in their row (kernel column 0 reads it) and on
@@ -923,7 +918,8 @@ void backward_weight_direct(const ConvGeometry& g, const float* dy, const float*
 // dw[o][i][ky][kx] = sum over images and output positions of dy[o][oy][ox] x[i][oy sh + ky - ph][ox sw + kx - pw].
 //
 // At stride 1 with the width kept (pw = 1: ResNeXt's stride-1 3 x 3s) straight from x and dy
-// (direct_weight_block). Otherwise from a padded band of x, as the forward reads it, and dy's rows
+// (direct_weight_block); at stride 2 with pw = 1 (ResNeXt's strided ones) straight from x as well
+// (conv_grouped_strided.h). Otherwise from a padded band of x, as the forward reads it, and dy's rows
 // copied 4 channels at a time with zeros past each row, so that the kernel sweeps whole vectors
 // only (a masked tail per row cost a third of layer3's time); the lanes on zeros multiply x
 // values the sums do not need, so an infinite x there makes NaN of weights it would not have
