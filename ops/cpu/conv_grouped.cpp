@@ -86,8 +86,8 @@ struct Band {
 // The inverse for one channel: row[2 b + q] = phase_q[b] for the W columns of a stride-2 row
 // (phase 0 holds ceil(W / 2) of them, phase 1 floor(W / 2)).
 void interleave(const float* even, const float* odd, int64_t W, float* row) {
-  const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-  const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  const __m512i lo = cpu::interleave_low_lanes();
+  const __m512i hi = cpu::interleave_high_lanes();
   for (int64_t b = 0; 2 * b < W; b += kLanes) {
     const int64_t left = W - 2 * b;  // columns of row from 2 b on
     const __m512 e = _mm512_maskz_loadu_ps(lanes_mask((left + 1) / 2), even + b);

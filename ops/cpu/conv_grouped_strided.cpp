@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "ops/cpu/conv_grouped_simd.h"
+#include "ops/cpu/stride2.h"
 
 namespace gndet::grouped::strided {
 namespace {
@@ -61,7 +62,7 @@ template <int V, bool head, bool tail>
 __attribute__((noinline)) void strided_block(const float* src, int64_t cs, int64_t cin, const StridedTaps& taps,
                                              const float* w, const float* bias, float* out, int64_t os,
                                              __mmask16 last, const char* prefetch) {
-  const __m512i pick_even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i pick_even = cpu::pick_even_lanes();
   __m512 acc[kStridedOut][V];
   for (int o = 0; o < kStridedOut; ++o) {
     const __m512 init = bias != nullptr ? _mm512_set1_ps(bias[o]) : _mm512_setzero_ps();
@@ -196,8 +197,8 @@ struct StridedInputRows {
 };
 
 // The masks of a row's last block: the lanes of its last vector inside dy's row from column b
-// (`from_b`) and from b + 1 (`from_next`), and of the two dx vectors it stores (`store_lo`,
-// `store_hi`), read by load_mask where they are used.
+// (`from_b`) and from b + 1 (`from_next`), read by load_mask where they are used, and of the two
+// dx vectors it stores (`store_lo`, `store_hi`).
 struct StridedInputMasks {
   __mmask16 from_b, from_next, store_lo, store_hi;
 };
@@ -245,8 +246,8 @@ __attribute__((noinline)) void strided_input_block(const float* src, int64_t cs,
       }
     }
   }
-  const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-  const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  const __m512i lo = cpu::interleave_low_lanes();
+  const __m512i hi = cpu::interleave_high_lanes();
   for (int i = 0; i < kStridedIn; ++i) {
     float* d = out + i * os;
     for (int v = 0; v < V; ++v) {
@@ -278,7 +279,7 @@ void strided_input_weights(const float* wg, int64_t cog, int64_t cig, float* pac
 // dx rows [y0, y1) of one (image, group) by strided_input_block: dyg is the group's dy channel 0,
 // packed its weights (strided_input_weights), dxg its dx channel 0. The blocks of a row ask for
 // the dy row after the last one it reads (past the plane's last, from next_first: the next
-// item's first), 2 lines per channel each (x evicted before each call: 2-9% faster).
+// item's first), 2 lines per channel each (dy and dx evicted before each call: 2-9% faster).
 void strided_input_rows(const ConvGeometry& g, const float* dyg, const float* packed, float* dxg, int64_t y0,
                         int64_t y1, const float* next_first) {
   const int64_t cig = g.cin_g(), cog = g.cout_g();
@@ -366,8 +367,8 @@ template <Edge edge>
 __attribute__((always_inline)) inline void strided_weight_step(const float* d, const float* x,
                                                                const StridedWeightMasks& m,
                                                                __m512 (&acc)[kStridedOut][3]) {
-  const __m512i pick_even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  const __m512i pick_odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  const __m512i pick_even = cpu::pick_even_lanes();
+  const __m512i pick_odd = cpu::pick_odd_lanes();
   __m512 a, b, e, f;
   if constexpr (edge == Edge::tail) {
     a = masked_load(m.minus, x - 1), b = masked_load(m.minus_hi, x - 1 + kLanes);

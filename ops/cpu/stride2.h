@@ -1,6 +1,6 @@
 // Splitting a row into its stride-2 phases: the strided convolutions' im2col (ops/cpu/conv.cpp)
 // reads every second float of a row, the grouped kernels' padded bands (ops/cpu/conv_grouped.cpp)
-// both phases of it.
+// both phases of it; the lane indices that pick and interleave the phases in registers.
 #pragma once
 
 #include <algorithm>
@@ -21,6 +21,21 @@ __attribute__((always_inline)) inline __mmask16 first_lanes(int64_t k) {
   return k >= 16 ? __mmask16(0xFFFF) : k <= 0 ? __mmask16(0) : __mmask16((1u << k) - 1);
 }
 }  // namespace stride2_detail
+
+// vpermt2ps indices over two vectors (lanes 0-31): the even lanes, the odd lanes, and the
+// inverse (lanes 0-7 of the first interleaved with lanes 0-7 of the second, then lanes 8-15).
+__attribute__((always_inline)) inline __m512i pick_even_lanes() {
+  return _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+}
+__attribute__((always_inline)) inline __m512i pick_odd_lanes() {
+  return _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+}
+__attribute__((always_inline)) inline __m512i interleave_low_lanes() {
+  return _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+}
+__attribute__((always_inline)) inline __m512i interleave_high_lanes() {
+  return _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+}
 #endif
 
 // d[j] = row[2 j] for j in [0, n), reading no further than row[available - 1]
@@ -29,7 +44,7 @@ inline void deinterleave_stride2(const float* row, int64_t n, int64_t available,
 #if defined(__AVX512F__)
   constexpr int64_t kLanes = 16;
   using stride2_detail::first_lanes;
-  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i even = pick_even_lanes();
   for (int64_t j = 0; j < n; j += kLanes) {
     const float* s = row + 2 * j;
     const int64_t left = available - 2 * j;
@@ -54,8 +69,8 @@ inline void split_stride2_padded(const float* row, int64_t first, int64_t W, int
   using stride2_detail::first_lanes;
   // Lanes l whose column at + l is inside the row.
   const auto inside = [&](int64_t at) { return static_cast<__mmask16>(first_lanes(W - at) & ~first_lanes(-at)); };
-  const __m512i pick_even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  const __m512i pick_odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  const __m512i pick_even = pick_even_lanes();
+  const __m512i pick_odd = pick_odd_lanes();
   for (int64_t j = 0; j < n; j += kLanes) {
     const int64_t at = first + 2 * j;  // the column of lane 0
     const __m512 lo = _mm512_maskz_loadu_ps(inside(at), row + at);
