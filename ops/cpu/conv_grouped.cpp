@@ -20,8 +20,10 @@
 // (direct_weight_block); the forward and input gradient, where their rows are not swept flat,
 // load each row's first and last vector under masks (RowMasks). At stride 2 with padding 1
 // across and 8k output channels per group (ResNeXt's strided 3 x 3s) all three go to
-// conv_grouped_strided.cpp, which picks the column phases in registers. Everything else reads
-// padded copies (bands), split by column phase at stride 2.
+// conv_grouped_strided.cpp, which picks the column phases in registers. Weight gradients with 16k
+// output channels per group and pw = 1 (ResNeXt's layer3-4) go to conv_grouped_channels.cpp,
+// whose vectors run along the output channels. Everything else reads padded copies (bands), split
+// by column phase at stride 2.
 //
 // Memory. A band's input (copied or not) is asked for while the previous band computes
 // (Prefetcher): each thread works through a contiguous run of bands, so it knows the next.
@@ -42,6 +44,7 @@
 #include <vector>
 
 #include "ops/cpu/conv_grouped_simd.h"
+#include "ops/cpu/conv_grouped_channels.h"
 #include "ops/cpu/conv_grouped_strided.h"
 #include "ops/cpu/stride2.h"
 #if defined(__AVX512F__)
@@ -917,14 +920,18 @@ void backward_weight_direct(const ConvGeometry& g, const float* dy, const float*
 
 // dw[o][i][ky][kx] = sum over images and output positions of dy[o][oy][ox] x[i][oy sh + ky - ph][ox sw + kx - pw].
 //
-// At stride 1 with the width kept (pw = 1: ResNeXt's stride-1 3 x 3s) straight from x and dy
-// (direct_weight_block); at stride 2 with pw = 1 (ResNeXt's strided ones) straight from x as well
-// (conv_grouped_strided.h). Otherwise from a padded band of x, as the forward reads it, and dy's rows
-// copied 4 channels at a time with zeros past each row, so that the kernel sweeps whole vectors
+// With 16k output channels per group and pw = 1 along the channels (conv_grouped_channels.h:
+// ResNeXt's layer3-4, both strides; standalone, best of 30, 4 alternated rounds: layer3's
+// 3 x 3 / 2 189 -> 254, layer4's 184 -> 267, layer3's 3 x 3 230 -> 273, layer4's 218 -> 274
+// GFLOP/s). Otherwise, at stride 1 with the width kept (pw = 1: ResNeXt's stride-1 3 x 3s)
+// straight from x and dy (direct_weight_block); at stride 2 with pw = 1 (ResNeXt's strided ones)
+// straight from x as well (conv_grouped_strided.h). Otherwise from a padded band of x, as the
+// forward reads it, and dy's rows copied 4 channels at a time with zeros past each row, so that the kernel sweeps whole vectors
 // only (a masked tail per row cost a third of layer3's time); the lanes on zeros multiply x
 // values the sums do not need, so an infinite x there makes NaN of weights it would not have
 // reached.
 void conv2d_backward_weight(const ConvGeometry& g, const float* dy, const float* x, float* dw) {
+  if (channels::applies_to_weight_gradient(g)) return channels::backward_weight(g, dy, x, dw);
   if (g.sh == 1 && g.sw == 1 && g.pw == 1) return backward_weight_direct(g, dy, x, dw);
   if (strided::applies(g)) return strided::backward_weight(g, dy, x, dw);
   const int64_t cig = g.cin_g(), cog = g.cout_g(), block = cog * cig * kTaps;

@@ -417,6 +417,13 @@ TEST_CASE("grouped 3x3 conv2d by the direct kernels agrees with the double refer
       // column phases in one block, the weight gradient's bands of packed dy rows): the cases
       // above, and rows of one vector (first and last at once) in two bands of rows.
       {1, 16, 100, 30, 16, 3, 3, {2, 2}, {1, 1}, {1, 1}, 2},
+      // The weight gradient along the channels (16k output channels per group, pw = 1): 16 and
+      // 32 at a time at both strides (the cases above: 64 -> 64 per group at stride 1 in bands
+      // of one row, 32 -> 32 and 16 -> 32 at stride 2, 16 -> 16 from padding 0 and odd widths),
+      // 16 at stride 1 over several images, rows of one position with and without kernel column 2.
+      {2, 32, 11, 20, 32, 3, 3, {1, 1}, {1, 1}, {1, 1}, 2},
+      {1, 64, 6, 1, 64, 3, 3, {2, 2}, {1, 1}, {1, 1}, 2},
+      {1, 32, 7, 2, 32, 3, 3, {2, 2}, {1, 1}, {1, 1}, 2},
   };
   const auto bound = [](int64_t terms) { return 8.0 * std::pow(static_cast<double>(terms), 1.5) * std::ldexp(1.0, -24) + 1e-6; };
   Generator gen(41);
