@@ -20,10 +20,10 @@
 // (direct_weight_block); the forward and input gradient, where their rows are not swept flat,
 // load each row's first and last vector under masks (RowMasks). At stride 2 with padding 1
 // across and 8k output channels per group (ResNeXt's strided 3 x 3s) all three go to
-// conv_grouped_strided.cpp, which picks the column phases in registers. Weight gradients with 16k
-// output channels per group and pw = 1 (ResNeXt's layer3-4) go to conv_grouped_channels.cpp,
-// whose vectors run along the output channels. Everything else reads padded copies (bands), split
-// by column phase at stride 2.
+// conv_grouped_strided.cpp, which picks the column phases in registers. Before either, with 16k
+// channels per group and pw = 1 (ResNeXt's layer3-4, both strides) conv_grouped_channels.cpp
+// takes them, its vectors along the channels (no column phases to pick at all). Everything else
+// reads padded copies (bands), split by column phase at stride 2.
 //
 // Memory. A band's input (copied or not) is asked for while the previous band computes
 // (Prefetcher): each thread works through a contiguous run of bands, so it knows the next.
@@ -43,8 +43,8 @@
 #include <utility>
 #include <vector>
 
-#include "ops/cpu/conv_grouped_simd.h"
 #include "ops/cpu/conv_grouped_channels.h"
+#include "ops/cpu/conv_grouped_simd.h"
 #include "ops/cpu/conv_grouped_strided.h"
 #include "ops/cpu/stride2.h"
 #if defined(__AVX512F__)
@@ -459,6 +459,7 @@ bool applies(const ConvGeometry& g) {
 bool applies_to_weight_gradient(const ConvGeometry& g) { return applies(g) && g.cin_g() <= kMaxWeightChannels; }
 
 void conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const float* b, float* y) {
+  if (channels::applies(g)) return channels::forward(g, x, w, b, y);
   if (strided::applies(g)) return strided::forward(g, x, w, b, y);
   const int64_t cig = g.cin_g(), cog = g.cout_g();
   const bool flat = flat_rows(g, g.W_out);
@@ -535,6 +536,7 @@ void conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const
 // x = 2 b + q of one phase q share their taps: each phase is computed as a row of its own and
 // the two are interleaved into dx.
 void conv2d_backward_input(const ConvGeometry& g, const float* dy, const float* w, float* dx) {
+  if (channels::applies_to_input_gradient(g)) return channels::backward_input(g, dy, w, dx);
   if (strided::applies(g)) return strided::backward_input(g, dy, w, dx);
   const int64_t cig = g.cin_g(), cog = g.cout_g(), taps_w = cig * cog * kTaps;
   // The kernel with its channel axes swapped, per group: wt[grp][i][o][tap].
@@ -921,9 +923,7 @@ void backward_weight_direct(const ConvGeometry& g, const float* dy, const float*
 // dw[o][i][ky][kx] = sum over images and output positions of dy[o][oy][ox] x[i][oy sh + ky - ph][ox sw + kx - pw].
 //
 // With 16k output channels per group and pw = 1 along the channels (conv_grouped_channels.h:
-// ResNeXt's layer3-4, both strides; standalone, best of 30, 4 alternated rounds: layer3's
-// 3 x 3 / 2 189 -> 254, layer4's 184 -> 267, layer3's 3 x 3 230 -> 273, layer4's 218 -> 274
-// GFLOP/s). Otherwise, at stride 1 with the width kept (pw = 1: ResNeXt's stride-1 3 x 3s)
+// ResNeXt's layer3-4, both strides). Otherwise, at stride 1 with the width kept (pw = 1: ResNeXt's stride-1 3 x 3s)
 // straight from x and dy (direct_weight_block); at stride 2 with pw = 1 (ResNeXt's strided ones)
 // straight from x as well (conv_grouped_strided.h). Otherwise from a padded band of x, as the
 // forward reads it, and dy's rows copied 4 channels at a time with zeros past each row, so that the kernel sweeps whole vectors

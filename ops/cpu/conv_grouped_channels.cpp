@@ -7,6 +7,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <utility>
 #include <vector>
 
 #include "ops/cpu/conv_grouped_simd.h"
@@ -55,8 +56,8 @@ __attribute__((always_inline)) inline void transpose16(__m512 (&a)[kLanes]) {
 // row (24 sums, O = 1 or 2 vectors of output channels) while it sweeps a band's dy rows: per
 // position O loads of dy (transposed: its channels side by side) and 24 multiply-adds, each with
 // the x value of its tap broadcast from memory (column S j + kx - 1 of an x row). Standalone, best
-// of 30 (2026-12-07): ResNeXt's layer3 3 x 3 / 2 weight gradient 187 -> 263, layer4's 180 -> 270
-// GFLOP/s against the per-position kernel of conv_grouped_strided.cpp.
+// of 30, 4 alternated rounds (2026-12-07), against the per-position kernels: layer3's 3 x 3 / 2
+// 189 -> 254, layer4's 184 -> 267, layer3's 3 x 3 230 -> 273, layer4's 218 -> 274 GFLOP/s.
 
 // dy rows [y0, y1) of cog channels (ds floats apart, W_out columns), transposed: element (r, j, o)
 // at out[((r - y0) * W_out + j) * cog + o]. Each 16 x 16 tile asks for the same tile `ahead`
@@ -218,16 +219,401 @@ void backward_weight_with(const ConvGeometry& g, const float* dy, const float* x
   }
 }
 
+// ---- The forward ----
+//
+// A block sums 16 output channels at P positions of one output row (P accumulators, P = 24, 12 or
+// 6): per input channel and kernel row, the 3 kernel columns' weight vectors are loaded once and
+// each x column the block reaches is broadcast once, feeding every position whose tap reads it
+// (at stride 2 an odd column feeds kernel column 0 of one position and column 2 of the one
+// before: 2 P + 1 broadcasts for 3 P multiply-adds). The accumulators are transposed 16 x 16 on
+// the way out. Standalone, best of 30, 3 alternated rounds (2026-12-07), against the
+// per-position kernels: layer3's 3 x 3 / 2 200-208 -> 286-289, layer4's 190-197 -> 292-294,
+// layer3's 3 x 3 250-258 -> ~300, layer4's 250-271 -> ~305 GFLOP/s.
+
+// The position q (0 <= q < P) whose kernel column kx reads column m of the block's x (column S
+// p0 - 1 + m of the row), or -1: none, or a tap the padding takes (the row's first position's
+// kernel column 0 with `head`, its last position's column 2 with `tail`).
+constexpr int tap_position(int P, int S, bool head, bool tail, int m, int kx) {
+  if (m < kx || (m - kx) % S != 0 || (m - kx) / S >= P) return -1;
+  const int q = (m - kx) / S;
+  if ((head && q == 0 && kx == 0) || (tail && q == P - 1 && kx == 2)) return -1;
+  return q;
+}
+
+// Column m of the block's x row (broadcast once) into every position that reads it.
+template <int P, int S, bool head, bool tail, int m>
+__attribute__((always_inline)) inline void forward_column(const float* xr, const __m512 (&w)[3], __m512 (&acc)[P]) {
+  constexpr int q0 = tap_position(P, S, head, tail, m, 0), q1 = tap_position(P, S, head, tail, m, 1),
+                q2 = tap_position(P, S, head, tail, m, 2);
+  if constexpr (q0 >= 0 || q1 >= 0 || q2 >= 0) {
+    const __m512 xv = _mm512_set1_ps(xr[m]);
+    if constexpr (q0 >= 0) acc[q0] = _mm512_fmadd_ps(w[0], xv, acc[q0]);
+    if constexpr (q1 >= 0) acc[q1] = _mm512_fmadd_ps(w[1], xv, acc[q1]);
+    if constexpr (q2 >= 0) acc[q2] = _mm512_fmadd_ps(w[2], xv, acc[q2]);
+  }
+}
+
+template <int P, int S, bool head, bool tail, int... M>
+__attribute__((always_inline)) inline void forward_row(const float* xr, const __m512 (&w)[3], __m512 (&acc)[P],
+                                                       std::integer_sequence<int, M...>) {
+  (forward_column<P, S, head, tail, M>(xr, w, acc), ...);
+}
+
+// acc[q] (16 channels at position q) to out[l * os + q] for l < 16, q < P.
+template <int P>
+__attribute__((always_inline)) inline void store_transposed(const __m512 (&acc)[P], float* out, int64_t os) {
+  for (int q0 = 0; q0 < P; q0 += kLanes) {
+    constexpr int kFull = kLanes;
+    const int n = std::min(kFull, P - q0);
+    __m512 a[kLanes];
+    for (int k = 0; k < kLanes; ++k) a[k] = k < n ? acc[q0 + k] : _mm512_setzero_ps();
+    transpose16(a);
+    const __mmask16 keep = lanes_mask(n);
+    for (int l = 0; l < kLanes; ++l) _mm512_mask_storeu_ps(out + l * os + q0, keep, a[l]);
+  }
+}
+
+// 16 output channels at positions [p0, p0 + P) of one output row: out (their first) = bias + the
+// sum over `cin` input channels (x from the first kernel row inside x, at column S p0 - 1; channels
+// cs apart, rows W apart; `rows` kernel rows) of 3 kernel columns each (weights packed by
+// pack_forward: w[(c * 3 + r) * 48 + kx * 16 + o], from the first kernel row inside x). Meanwhile
+// each input channel and kernel row asks for 2 lines from prefetch + c cs on.
+template <int P, int S, bool head, bool tail>
+__attribute__((noinline)) void forward_block(const float* x, int64_t cs, int64_t W, int rows, int64_t cin,
+                                             const float* w, const float* bias, float* out, int64_t os,
+                                             const char* prefetch) {
+  __m512 acc[P];
+  const __m512 init = bias != nullptr ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
+  for (int q = 0; q < P; ++q) acc[q] = init;
+  for (int64_t c = 0; c < cin; ++c) {
+    const char* ahead = prefetch + c * cs * int64_t{sizeof(float)};
+    for (int r = 0; r < rows; ++r) {
+      _mm_prefetch(ahead + 128 * r, _MM_HINT_T1);
+      _mm_prefetch(ahead + 128 * r + 64, _MM_HINT_T1);
+      const float* wr = w + (c * 3 + r) * 3 * kLanes;
+      const __m512 wv[3] = {_mm512_load_ps(wr), _mm512_load_ps(wr + kLanes), _mm512_load_ps(wr + 2 * kLanes)};
+      forward_row<P, S, head, tail>(x + c * cs + r * W, wv, acc, std::make_integer_sequence<int, S * (P - 1) + 3>{});
+    }
+  }
+  store_transposed<P>(acc, out, os);
+}
+
+// One group's weights (cout_g x cin_g x 9 from wg) as forward_block reads them: per 16 output
+// channels, per input channel, kernel row and column, the 16 channels' weights side by side.
+void pack_forward(const float* wg, int64_t cog, int64_t cig, float* packed) {
+  for (int64_t o = 0; o < cog; ++o) {
+    for (int64_t c = 0; c < cig; ++c) {
+      for (int t = 0; t < kTaps; ++t) packed[((o / kLanes * cig + c) * kTaps + t) * kLanes + o % kLanes] = wg[(o * cig + c) * kTaps + t];
+    }
+  }
+}
+
+using ForwardBlock = void (*)(const float*, int64_t, int64_t, int, int64_t, const float*, const float*, float*, int64_t,
+                              const char*);
+
+// The blocks of a row: P = 24 while 24 are left, then 12 and 6 while as many are left, and what
+// is left after that (< 6) by a last block of 6 that ends at the row's end (recomputing up to 5
+// positions); with `tail` the row's last block leaves out its last position's kernel column 2.
+template <int S>
+struct RowBlocks {
+  struct Block {
+    int64_t p0;
+    ForwardBlock run;
+  };
+  std::vector<Block> blocks;
+  template <int P>
+  static ForwardBlock pick(bool head, bool tail) {
+    if (head) return tail ? forward_block<P, S, true, true> : forward_block<P, S, true, false>;
+    return tail ? forward_block<P, S, false, true> : forward_block<P, S, false, false>;
+  }
+  RowBlocks(int64_t W_out, bool tail) {
+    int64_t p0 = 0;
+    for (const int P : {24, 12, 6}) {
+      while (W_out - p0 >= P) {
+        const bool last = p0 + P == W_out;
+        const bool h = p0 == 0, t = tail && last;
+        blocks.push_back({p0, P == 24 ? pick<24>(h, t) : P == 12 ? pick<12>(h, t) : pick<6>(h, t)});
+        p0 += P;
+      }
+    }
+    if (p0 < W_out) blocks.push_back({W_out - 6, pick<6>(W_out == 6, tail)});
+  }
+};
+
+// Output rows per work item: each (image, group) in a few items, so that two threads' shares
+// differ by little.
+constexpr int64_t kRowsPerItem = 8;
+
+template <int S>
+void forward_with(const ConvGeometry& g, const float* x, const float* w, const float* b, float* y) {
+  const int64_t cig = g.cin_g(), cog = g.cout_g();
+  const RowBlocks<S> row(g.W_out, S * (g.W_out - 1) + 1 >= g.W);
+  const int64_t count = ceil_div(g.H_out, kRowsPerItem), per_image = g.groups * count, items = g.N * per_image;
+  // The x rows [from, to) that output row oy reads.
+  auto x_rows = [&](int64_t oy) {
+    const int64_t top = oy * g.sh - g.ph;
+    return std::pair{std::max<int64_t>(0, top), std::min<int64_t>(g.H, top + 3)};
+  };
+#pragma omp parallel if (items > 1)
+  {
+    const Scratch packed(cog * cig * kTaps);  // aligned: the blocks load whole vectors of it
+    int64_t packed_group = -1;
+    const auto [lo, hi] = thread_share(items);
+    for (int64_t it = lo; it < hi; ++it) {
+      const int64_t n = it / per_image, grp = it % per_image / count, y0 = it % count * kRowsPerItem;
+      const int64_t y1 = std::min(g.H_out, y0 + kRowsPerItem);
+      if (grp != packed_group) pack_forward(w + grp * cog * cig * kTaps, cog, cig, packed.get()), packed_group = grp;
+      const float* xg = x + (n * g.C_in + grp * cig) * g.HW();
+      for (int64_t oy = y0; oy < y1; ++oy) {
+        const int64_t top = oy * g.sh - g.ph;
+        const auto [from, to] = x_rows(oy);
+        // What the next output row adds (the next item's first row's, after an item's last).
+        const float* ahead = nullptr;
+        int64_t ahead_rows = 0;
+        if (oy + 1 < y1) {
+          const auto [next_from, next_to] = x_rows(oy + 1);
+          ahead = xg + std::max(to, next_from) * g.W, ahead_rows = std::max<int64_t>(0, next_to - std::max(to, next_from));
+        } else if (it + 1 < hi) {
+          const int64_t m = (it + 1) / per_image, h = (it + 1) % per_image / count, z0 = (it + 1) % count * kRowsPerItem;
+          const auto [next_from, next_to] = x_rows(z0);
+          ahead = x + (m * g.C_in + h * cig) * g.HW() + next_from * g.W, ahead_rows = next_to - next_from;
+        }
+        const uintptr_t span = reinterpret_cast<uintptr_t>(ahead) & ~uintptr_t{63};
+        const int64_t span_lines =
+            ahead_rows > 0 ? ceil_div(static_cast<int64_t>(reinterpret_cast<uintptr_t>(ahead + ahead_rows * g.W) - span), 64) : 0;
+        const int lines_per_block = 2 * static_cast<int>(to - from);
+        int64_t block = 0;
+        for (int64_t o0 = 0; o0 < cog; o0 += kLanes) {
+          const float* wo = packed.get() + o0 * cig * kTaps + (from - top) * 3 * kLanes;
+          const float* bo = b != nullptr ? b + grp * cog + o0 : nullptr;
+          float* yo = y + (n * g.C_out + grp * cog + o0) * g.P() + oy * g.W_out;
+          for (const auto& blk : row.blocks) {
+            const float* xs = xg + from * g.W + S * blk.p0 - 1;
+            const char* pf = block * lines_per_block < span_lines
+                                 ? reinterpret_cast<const char*>(span + 64 * block * lines_per_block)
+                                 : reinterpret_cast<const char*>(xs + 1);
+            blk.run(xs, g.HW(), g.W, static_cast<int>(to - from), cig, wo, bo, yo + blk.p0, g.P(), pf);
+            ++block;
+          }
+        }
+      }
+    }
+  }
+}
+
+// ---- The input gradient ----
+//
+// A block sums 16 input channels at P positions of one dx row (P = 24, 12 or 6, from column p0):
+// per dy channel and kernel row that reaches the row, the 3 kernel columns' weight vectors are
+// loaded once and each dy column the block reaches is broadcast once, feeding every position
+// whose tap it is (at stride 2 dy column b feeds dx column 2 b by kernel column 1, 2 b + 1 by
+// column 2 and 2 b - 1 by column 0: about P / 2 broadcasts for 3 P / 2 multiply-adds). Transposed
+// on the way out as the forward's. At stride 2 a dx row takes 1-2 kernel rows, so with 16 dy
+// channels (layer3) a block's sums are 36 multiply-adds per output vector against 4 shuffles of
+// the transposition: level with the per-position kernel (232 against 235 GFLOP/s standalone),
+// so only from 32 (layer4: 251 -> 270; stride 1: layer3 and layer4 250 -> 306-317).
+
+// The position q (0 <= q < P) that kernel column kx of dy column m of the block feeds, or -1:
+// dy column m is column floor((p0 - 1) / S) + m of the row, p0 = par (mod S). With `head` (stride 1
+// from column 0) the first position has no kernel column 2, with `tail` (the row's end) the last
+// none of column 0: dy columns -1 and W_out.
+constexpr int input_position(int P, int S, int par, bool head, bool tail, int m, int kx) {
+  const int fd = par - 1 >= 0 ? (par - 1) / S : -1;  // floor((par - 1) / S), par < S
+  const int q = S * (m + fd) - par - 1 + kx;
+  if (q < 0 || q >= P) return -1;
+  if ((head && q == 0 && kx == 2) || (tail && q == P - 1 && kx == 0)) return -1;
+  return q;
+}
+
+template <int P, int S, int par, bool head, bool tail, int m>
+__attribute__((always_inline)) inline void input_column(const float* dr, const __m512 (&w)[3], __m512 (&acc)[P]) {
+  constexpr int q0 = input_position(P, S, par, head, tail, m, 0), q1 = input_position(P, S, par, head, tail, m, 1),
+                q2 = input_position(P, S, par, head, tail, m, 2);
+  if constexpr (q0 >= 0 || q1 >= 0 || q2 >= 0) {
+    const __m512 dv = _mm512_set1_ps(dr[m]);
+    if constexpr (q0 >= 0) acc[q0] = _mm512_fmadd_ps(w[0], dv, acc[q0]);
+    if constexpr (q1 >= 0) acc[q1] = _mm512_fmadd_ps(w[1], dv, acc[q1]);
+    if constexpr (q2 >= 0) acc[q2] = _mm512_fmadd_ps(w[2], dv, acc[q2]);
+  }
+}
+
+template <int P, int S, int par, bool head, bool tail, int... M>
+__attribute__((always_inline)) inline void input_row(const float* dr, const __m512 (&w)[3], __m512 (&acc)[P],
+                                                     std::integer_sequence<int, M...>) {
+  (input_column<P, S, par, head, tail, M>(dr, w, acc), ...);
+}
+
+// The kernel rows that reach one dx row: where each one's dy row starts (floats from the block's
+// dy) and its weights (floats from a dy channel's).
+struct InputRows {
+  int count = 0;
+  int64_t dy[3];
+  int64_t w[3];
+};
+
+// 16 input channels at positions [p0, p0 + P) of one dx row: out (their first) = the sum over
+// `cout` dy channels (from dy, at column floor((p0 - 1) / S) of dy's row 0; channels cs apart)
+// and the kernel rows `rows` names, weights packed by pack_input (w[(o * 9 + ky * 3 + kx) * 16 +
+// i]). Meanwhile each dy channel asks for one line from prefetch + o cs on.
+template <int P, int S, int par, bool head, bool tail>
+__attribute__((noinline)) void input_block(const float* dy, int64_t cs, const InputRows& rows, int64_t cout,
+                                           const float* w, float* out, int64_t os, const char* prefetch) {
+  constexpr int kColumns = (par + P) / S + 2;
+  __m512 acc[P];
+  for (int q = 0; q < P; ++q) acc[q] = _mm512_setzero_ps();
+  for (int64_t o = 0; o < cout; ++o) {
+    _mm_prefetch(prefetch + o * cs * int64_t{sizeof(float)}, _MM_HINT_T1);
+    for (int r = 0; r < rows.count; ++r) {
+      const float* wr = w + o * kTaps * kLanes + rows.w[r];
+      const __m512 wv[3] = {_mm512_load_ps(wr), _mm512_load_ps(wr + kLanes), _mm512_load_ps(wr + 2 * kLanes)};
+      input_row<P, S, par, head, tail>(dy + o * cs + rows.dy[r], wv, acc, std::make_integer_sequence<int, kColumns>{});
+    }
+  }
+  store_transposed<P>(acc, out, os);
+}
+
+// One group's weights (cout_g x cin_g x 9 from wg) as input_block reads them: per 16 input
+// channels, per dy channel and tap, the 16 channels' weights side by side.
+void pack_input(const float* wg, int64_t cog, int64_t cig, float* packed) {
+  for (int64_t o = 0; o < cog; ++o) {
+    for (int64_t i = 0; i < cig; ++i) {
+      for (int t = 0; t < kTaps; ++t) packed[((i / kLanes * cog + o) * kTaps + t) * kLanes + i % kLanes] = wg[(o * cig + i) * kTaps + t];
+    }
+  }
+}
+
+using InputBlock = void (*)(const float*, int64_t, const InputRows&, int64_t, const float*, float*, int64_t, const char*);
+
+// A dx row's blocks, as RowBlocks; the last block of 6 that ends at the row's end may start at
+// an odd column (par).
+template <int S>
+struct InputRowBlocks {
+  struct Block {
+    int64_t p0;
+    InputBlock run;
+  };
+  std::vector<Block> blocks;
+  template <int P, int par>
+  static InputBlock pick(bool head, bool tail) {
+    if (head) return tail ? input_block<P, S, par, true, true> : input_block<P, S, par, true, false>;
+    return tail ? input_block<P, S, par, false, true> : input_block<P, S, par, false, false>;
+  }
+  InputRowBlocks(int64_t W, bool tail) {
+    int64_t p0 = 0;
+    for (const int P : {24, 12, 6}) {
+      while (W - p0 >= P) {
+        const bool h = S == 1 && p0 == 0, t = tail && p0 + P == W;
+        blocks.push_back({p0, P == 24 ? pick<24, 0>(h, t) : P == 12 ? pick<12, 0>(h, t) : pick<6, 0>(h, t)});
+        p0 += P;
+      }
+    }
+    if (p0 < W) {
+      const int64_t start = W - 6;
+      blocks.push_back({start, S == 2 && start % 2 == 1 ? pick<6, S - 1>(false, tail) : pick<6, 0>(false, tail)});
+    }
+  }
+};
+
+template <int S>
+void backward_input_with(const ConvGeometry& g, const float* dy, const float* w, float* dx) {
+  const int64_t cig = g.cin_g(), cog = g.cout_g();
+  // The row's last column takes kernel column 0 of dy column W_out (none) at stride 1, and at
+  // stride 2 where W is even.
+  const InputRowBlocks<S> row(g.W, S == 1 || g.W % 2 == 0);
+  const int64_t rows_per_item = 2 * kRowsPerItem;
+  const int64_t count = ceil_div(g.H, rows_per_item), per_image = g.groups * count, items = g.N * per_image;
+#pragma omp parallel if (items > 1)
+  {
+    const Scratch packed(cog * cig * kTaps);
+    int64_t packed_group = -1;
+    const auto [lo, hi] = thread_share(items);
+    for (int64_t it = lo; it < hi; ++it) {
+      const int64_t n = it / per_image, grp = it % per_image / count, y0 = it % count * rows_per_item;
+      const int64_t y1 = std::min(g.H, y0 + rows_per_item);
+      if (grp != packed_group) pack_input(w + grp * cog * cig * kTaps, cog, cig, packed.get()), packed_group = grp;
+      const float* dyg = dy + (n * g.C_out + grp * cog) * g.P();
+      for (int64_t iy = y0; iy < y1; ++iy) {
+        InputRows rows;
+        for (int ky = 0; ky < 3; ++ky) {  // dx row iy takes kernel row ky of dy row (iy + ph - ky) / sh where exact
+          const int64_t e = iy + g.ph - ky;
+          if (e < 0 || e % g.sh != 0 || e / g.sh >= g.H_out) continue;
+          rows.dy[rows.count] = e / g.sh * g.W_out, rows.w[rows.count] = ky * 3 * kLanes, ++rows.count;
+        }
+        // The dy row after the last this one reads, a line per channel per block (or nothing).
+        const int64_t after = floor_div(iy + g.ph, g.sh) + 1;
+        const char* ahead = after < g.H_out ? reinterpret_cast<const char*>(dyg + after * g.W_out) : nullptr;
+        int64_t block = 0;
+        for (int64_t i0 = 0; i0 < cig; i0 += kLanes) {
+          const float* wi = packed.get() + i0 * cog * kTaps;
+          float* di = dx + (n * g.C_in + grp * cig + i0) * g.HW() + iy * g.W;
+          for (const auto& blk : row.blocks) {
+            const float* src = dyg + floor_div(blk.p0 - 1, S);
+            const bool share_left = ahead != nullptr && 64 * block < g.W_out * int64_t{sizeof(float)};
+            const char* pf = share_left ? ahead + 64 * block : reinterpret_cast<const char*>(src + 1);
+            blk.run(src, g.P(), rows, cog, wi, di + blk.p0, g.HW(), pf);
+            ++block;
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
+
+// Narrower rows leave the blocks of 6 (and their overlaps) too much of the row: the other
+// kernels sweep several rows at once.
+constexpr int64_t kMinColumns = 12;
 
 bool applies_to_weight_gradient(const ConvGeometry& g) {
   return g.sh >= 1 && g.sh <= 2 && g.sw >= 1 && g.sw <= 2 && g.pw == 1 && weight_vectors(g) > 0;
+}
+
+bool applies(const ConvGeometry& g) {
+  return g.pw == 1 && g.cout_g() % kLanes == 0 && g.W_out >= kMinColumns;
+}
+
+bool applies_to_input_gradient(const ConvGeometry& g) {
+  // At stride 2 with 16 dy channels per group (layer3) the transposition on the way out costs
+  // what the broadcasts save: level with conv_grouped_strided.cpp's kernel there.
+  return g.pw == 1 && g.cin_g() % kLanes == 0 && g.W >= kMinColumns && (g.sw == 1 || g.cout_g() >= 2 * kLanes);
+}
+
+void forward(const ConvGeometry& g, const float* x, const float* w, const float* b, float* y) {
+  if (g.sw == 2) return forward_with<2>(g, x, w, b, y);
+  return forward_with<1>(g, x, w, b, y);
+}
+
+void backward_input(const ConvGeometry& g, const float* dy, const float* w, float* dx) {
+  if (g.sw == 2) return backward_input_with<2>(g, dy, w, dx);
+  return backward_input_with<1>(g, dy, w, dx);
 }
 
 void backward_weight(const ConvGeometry& g, const float* dy, const float* x, float* dw) {
   const bool two = weight_vectors(g) == 2;
   if (g.sw == 2) return two ? backward_weight_with<2, 2>(g, dy, x, dw) : backward_weight_with<1, 2>(g, dy, x, dw);
   return two ? backward_weight_with<2, 1>(g, dy, x, dw) : backward_weight_with<1, 1>(g, dy, x, dw);
+}
+
+}  // namespace gndet::grouped::channels
+
+#else  // no AVX-512: grouped::applies() is false, so nothing comes here
+
+#include <stdexcept>
+
+namespace gndet::grouped::channels {
+
+bool applies(const ConvGeometry&) { return false; }
+bool applies_to_input_gradient(const ConvGeometry&) { return false; }
+bool applies_to_weight_gradient(const ConvGeometry&) { return false; }
+void forward(const ConvGeometry&, const float*, const float*, const float*, float*) {
+  throw std::logic_error("grouped::channels::forward: built without AVX-512");
+}
+void backward_input(const ConvGeometry&, const float*, const float*, float*) {
+  throw std::logic_error("grouped::channels::backward_input: built without AVX-512");
+}
+void backward_weight(const ConvGeometry&, const float*, const float*, float*) {
+  throw std::logic_error("grouped::channels::backward_weight: built without AVX-512");
 }
 
 }  // namespace gndet::grouped::channels

@@ -1,32 +1,46 @@
-// The grouped 3x3 convolutions of ResNeXt's wider groups (16 or more output channels each) with
-// their vectors along the channels, not along the positions. Internal to ops/cpu:
-// conv_grouped.cpp sends these geometries here.
+// The grouped 3x3 convolutions of ResNeXt's wider groups (16 or more channels each) with their
+// vectors along the channels, not along the positions. Internal to ops/cpu: conv_grouped.cpp
+// sends these geometries here.
 //
 // Why: a vector of 16 positions needs the taps' columns in its lanes, which at stride 2 costs a
 // vpermt2ps per tap and vector on port 5, one of the two multiply-add ports (3 per 24
-// multiply-adds in the weight gradient), and leaves 16 lanes per weight to add up at the end. A
-// vector of 16 output channels needs none of it: each tap's x value is one broadcast, folded into
-// its multiply-add as a memory operand, at any stride; dy's 16 channels at a position are one load
-// once dy is transposed (per band of rows, 16 x 16 in registers: a few shuffles per 144-288
-// multiply-adds).
+// multiply-adds), and leaves 16 lanes per weight to add up in the weight gradient. A vector of 16
+// channels needs none of it: each tap's source value is one broadcast, shared by the positions
+// that read it or folded into the multiply-add as a memory operand, at any stride; the price is a
+// 16 x 16 transposition in registers where positions meet channel rows (dy in the weight
+// gradient, the outputs of the other two).
+// - forward: 16 output channels x 24 (12, 6) positions of one row; per input channel and kernel
+//   row 3 weight vectors, and each x column broadcast once (2 P + 1 at stride 2 for 3 P
+//   multiply-adds);
+// - input gradient: 16 input channels x 24 (12, 6) positions of one dx row, each dy column
+//   broadcast once (about P / 2 at stride 2 for 3 P / 2 multiply-adds); at stride 2 only from
+//   32 dy channels per group, where the transposition is small beside the sums;
 // - weight gradient: 16 or 32 output channels x 8 or 4 input channels x the 3 kernel columns of
-//   one kernel row (24 sums) over a band's positions: per position 1-2 loads of dy and 24
-//   multiply-adds, each with its x broadcast from memory.
-// Each group's weight gradient is summed by one thread in an order fixed by the geometry (float
-// over a band's rows, then double across bands and images), so no result depends on the thread
-// count.
+//   one kernel row (24 sums) over a band's positions: per position 1-2 loads of dy (transposed
+//   per band) and 24 multiply-adds, each with its x value broadcast from memory.
+// Each output element is summed by one thread in an order fixed by the geometry (the positions'
+// blocks never change a sum's order), and each group's weight gradient too (float over a band's
+// rows, then double across bands and images), so no result depends on the thread count.
 #pragma once
 
 #include "ops/conv_geometry.h"
 
 namespace gndet::grouped::channels {
 
-// The weight gradient: strides 1-2 each way, pw = 1, 16k output channels per group with 8 (16k)
-// or 4 (32k) dividing the input channels (and what grouped::applies asks: AVX-512, 3x3,
-// undilated).
-bool applies_to_weight_gradient(const ConvGeometry& g);
+// Each: strides 1-2 each way, pw = 1, 16k channels per group along the vectors (output channels
+// in the forward and weight gradient, input channels in the input gradient), rows of at least 12
+// output (forward) or input (input gradient) columns; asked only where grouped::applies holds
+// (AVX-512, 3x3, undilated).
+bool applies(const ConvGeometry& g);
+// y = conv(x, w) + b (b may be null); dx, dw overwritten. Shapes as in ops/conv.h.
+void forward(const ConvGeometry& g, const float* x, const float* w, const float* b, float* y);
 
-// dw overwritten, shapes as in ops/conv.h.
+// Stride 2 only with 32k dy channels per group.
+bool applies_to_input_gradient(const ConvGeometry& g);
+void backward_input(const ConvGeometry& g, const float* dy, const float* w, float* dx);
+
+// With 8 (16k output channels) or 4 (32k) dividing the input channels; any row width.
+bool applies_to_weight_gradient(const ConvGeometry& g);
 void backward_weight(const ConvGeometry& g, const float* dy, const float* x, float* dw);
 
 }  // namespace gndet::grouped::channels

@@ -11,8 +11,10 @@
 //   shuffle); both phases are summed in one block and interleaved in registers on the way out;
 // - weight gradient: the x columns of kernel columns 0-2 are picked from four loads by three
 //   vpermt2ps per 16 positions, each x vector multiplied by 8 output channels' dy (packed per band
-//   of rows, so that its rows end in zeros and need no masks). With 16k output channels per group
-//   conv_grouped_channels.h's kernel takes it instead (no shuffles): this one serves 8 (layer2).
+//   of rows, so that its rows end in zeros and need no masks).
+// With 16k channels per group conv_grouped_channels.h takes the forward and the weight gradient
+// first (its vectors along the channels: no shuffles), and the input gradient from 32 dy channels
+// per group: what comes here is ResNeXt's layer2 (8 per group) and layer3's input gradient.
 // Each output element (and each group's weight gradient) is summed by one thread in an order fixed
 // by the geometry, so no result depends on the thread count.
 #pragma once

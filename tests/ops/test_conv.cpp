@@ -11,6 +11,7 @@
 #include "ops/conv.h"
 #include "ops/conv_geometry.h"
 #include "ops/cpu/conv_grouped.h"
+#include "ops/cpu/conv_grouped_channels.h"
 #include "ops/cpu/conv_winograd.h"
 #include "ops/elementwise.h"
 #include "ops/reduce.h"
@@ -417,11 +418,15 @@ TEST_CASE("grouped 3x3 conv2d by the direct kernels agrees with the double refer
       // column phases in one block, the weight gradient's bands of packed dy rows): the cases
       // above, and rows of one vector (first and last at once) in two bands of rows.
       {1, 16, 100, 30, 16, 3, 3, {2, 2}, {1, 1}, {1, 1}, 2},
-      // The weight gradient along the channels (16k output channels per group, pw = 1): 16 and
-      // 32 at a time at both strides (the cases above: 64 -> 64 per group at stride 1 in bands
-      // of one row, 32 -> 32 and 16 -> 32 at stride 2, 16 -> 16 from padding 0 and odd widths),
-      // 16 at stride 1 over several images, rows of one position with and without kernel column 2.
+      // Along the channels (16k channels per group, pw = 1; conv_grouped_channels.h). The cases
+      // above: 64 -> 64 per group at stride 1 (weight gradient bands of one row), 32 -> 32 and
+      // 16 -> 16 at stride 2 (rows of 24-position blocks; 93 columns: 24 x 3 + 12 + 6 and a last
+      // block of 6 over the row's end), padding 0 down, odd widths. Here: 16 at stride 1 over two
+      // images (blocks of 12 and 6, the first without kernel column 2 of dy column -1); 16 -> 32
+      // at stride 2 from padding 2 down, 45 columns (the input gradient's last block starts at an
+      // odd column); rows of one position (weight gradient) with and without kernel column 2.
       {2, 32, 11, 20, 32, 3, 3, {1, 1}, {1, 1}, {1, 1}, 2},
+      {1, 32, 5, 45, 64, 3, 3, {2, 2}, {2, 1}, {1, 1}, 2},
       {1, 64, 6, 1, 64, 3, 3, {2, 2}, {1, 1}, {1, 1}, 2},
       {1, 32, 7, 2, 32, 3, 3, {2, 2}, {1, 1}, {1, 1}, 2},
   };
@@ -484,4 +489,15 @@ TEST_CASE("grouped convolutions take the direct kernels only where they are buil
   // The weight gradient up to 32 input channels per group (ResNeXt 32x4d's layers 1-4).
   CHECK(grouped::applies_to_weight_gradient(geometry(1024, 3, 1, 32)));
   CHECK_FALSE(grouped::applies_to_weight_gradient(geometry(2048, 3, 1, 32)));
+  // Along the channels from 16 per group (layers 3-4), where rows are 12 positions or wider; the
+  // input gradient at stride 2 from 32 dy channels per group (layer4) only.
+  CHECK(grouped::channels::applies(geometry(512, 3, 2, 32)));
+  CHECK(grouped::channels::applies_to_weight_gradient(geometry(512, 3, 1, 32)));
+  CHECK(grouped::channels::applies_to_input_gradient(geometry(1024, 3, 2, 32)));
+  CHECK(grouped::channels::applies_to_input_gradient(geometry(512, 3, 1, 32)));
+  CHECK_FALSE(grouped::channels::applies_to_input_gradient(geometry(512, 3, 2, 32)));
+  CHECK_FALSE(grouped::channels::applies(geometry(256, 3, 2, 32)));  // 8 per group (layer2)
+  CHECK_FALSE(grouped::channels::applies_to_weight_gradient(geometry(256, 3, 1, 32)));
+  const ConvGeometry narrow{1, 512, 20, 20, 512, 10, 10, 3, 3, 2, 2, 1, 1, 1, 1, 32};  // 10 output columns
+  CHECK_FALSE(grouped::channels::applies(narrow));
 }
