@@ -340,65 +340,53 @@ struct RowBlocks {
   }
 };
 
-// Output rows per work item: each (image, group) in a few items, so that two threads' shares
-// differ by little.
-constexpr int64_t kRowsPerItem = 8;
 
 template <int S>
 void forward_with(const ConvGeometry& g, const float* x, const float* w, const float* b, float* y) {
   const int64_t cig = g.cin_g(), cog = g.cout_g();
   const RowBlocks<S> row(g.W_out, S * (g.W_out - 1) + 1 >= g.W);
-  const int64_t count = ceil_div(g.H_out, kRowsPerItem), per_image = g.groups * count, items = g.N * per_image;
   // The x rows [from, to) that output row oy reads.
   auto x_rows = [&](int64_t oy) {
     const int64_t top = oy * g.sh - g.ph;
     return std::pair{std::max<int64_t>(0, top), std::min<int64_t>(g.H, top + 3)};
   };
-#pragma omp parallel if (items > 1)
-  {
-    const Scratch packed(cog * cig * kTaps);  // aligned: the blocks load whole vectors of it
-    int64_t packed_group = -1;
-    const auto [lo, hi] = thread_share(items);
-    for (int64_t it = lo; it < hi; ++it) {
-      const int64_t n = it / per_image, grp = it % per_image / count, y0 = it % count * kRowsPerItem;
-      const int64_t y1 = std::min(g.H_out, y0 + kRowsPerItem);
-      if (grp != packed_group) pack_forward(w + grp * cog * cig * kTaps, cog, cig, packed.get()), packed_group = grp;
-      const float* xg = x + (n * g.C_in + grp * cig) * g.HW();
-      for (int64_t oy = y0; oy < y1; ++oy) {
-        const int64_t top = oy * g.sh - g.ph;
-        const auto [from, to] = x_rows(oy);
-        // What the next output row adds (the next item's first row's, after an item's last).
-        const float* ahead = nullptr;
-        int64_t ahead_rows = 0;
-        if (oy + 1 < y1) {
-          const auto [next_from, next_to] = x_rows(oy + 1);
-          ahead = xg + std::max(to, next_from) * g.W, ahead_rows = std::max<int64_t>(0, next_to - std::max(to, next_from));
-        } else if (it + 1 < hi) {
-          const int64_t m = (it + 1) / per_image, h = (it + 1) % per_image / count, z0 = (it + 1) % count * kRowsPerItem;
-          const auto [next_from, next_to] = x_rows(z0);
-          ahead = x + (m * g.C_in + h * cig) * g.HW() + next_from * g.W, ahead_rows = next_to - next_from;
-        }
-        const uintptr_t span = reinterpret_cast<uintptr_t>(ahead) & ~uintptr_t{63};
-        const int64_t span_lines =
-            ahead_rows > 0 ? ceil_div(static_cast<int64_t>(reinterpret_cast<uintptr_t>(ahead + ahead_rows * g.W) - span), 64) : 0;
-        const int lines_per_block = 2 * static_cast<int>(to - from);
-        int64_t block = 0;
-        for (int64_t o0 = 0; o0 < cog; o0 += kLanes) {
-          const float* wo = packed.get() + o0 * cig * kTaps + (from - top) * 3 * kLanes;
-          const float* bo = b != nullptr ? b + grp * cog + o0 : nullptr;
-          float* yo = y + (n * g.C_out + grp * cog + o0) * g.P() + oy * g.W_out;
-          for (const auto& blk : row.blocks) {
-            const float* xs = xg + from * g.W + S * blk.p0 - 1;
-            const char* pf = block * lines_per_block < span_lines
-                                 ? reinterpret_cast<const char*>(span + 64 * block * lines_per_block)
-                                 : reinterpret_cast<const char*>(xs + 1);
-            blk.run(xs, g.HW(), g.W, static_cast<int>(to - from), cig, wo, bo, yo + blk.p0, g.P(), pf);
-            ++block;
-          }
+  for_each_item(g, g.H_out, kRowsPerItem, w, pack_forward, [&](const Item& it, const Item& next, const float* packed) {
+    const float* xg = x + (it.n * g.C_in + it.grp * cig) * g.HW();
+    for (int64_t oy = it.y0; oy < it.y1; ++oy) {
+      const int64_t top = oy * g.sh - g.ph;
+      const auto [from, to] = x_rows(oy);
+      // What the next output row adds (the next item's first row's, after an item's last).
+      const float* ahead = nullptr;
+      int64_t ahead_rows = 0;
+      if (oy + 1 < it.y1) {
+        const auto [next_from, next_to] = x_rows(oy + 1);
+        ahead = xg + std::max(to, next_from) * g.W, ahead_rows = std::max<int64_t>(0, next_to - std::max(to, next_from));
+      } else if (next.n >= 0) {
+        const auto [next_from, next_to] = x_rows(next.y0);
+        ahead = x + (next.n * g.C_in + next.grp * cig) * g.HW() + next_from * g.W, ahead_rows = next_to - next_from;
+      }
+      // Per channel, the lines they span; block k of the row asks for 2 per kernel row from 2 k x
+      // rows on (or, with nothing left, for its own x, in cache already).
+      const uintptr_t span = reinterpret_cast<uintptr_t>(ahead) & ~uintptr_t{63};
+      const int64_t span_lines =
+          ahead_rows > 0 ? ceil_div(static_cast<int64_t>(reinterpret_cast<uintptr_t>(ahead + ahead_rows * g.W) - span), 64) : 0;
+      const int64_t lines_per_block = 2 * (to - from);
+      int64_t block = 0;
+      for (int64_t o0 = 0; o0 < cog; o0 += kLanes) {
+        const float* wo = packed + o0 * cig * kTaps + (from - top) * 3 * kLanes;
+        const float* bo = b != nullptr ? b + it.grp * cog + o0 : nullptr;
+        float* yo = y + (it.n * g.C_out + it.grp * cog + o0) * g.P() + oy * g.W_out;
+        for (const auto& blk : row.blocks) {
+          const float* xs = xg + from * g.W + S * blk.p0 - 1;
+          const char* pf = block * lines_per_block < span_lines
+                               ? reinterpret_cast<const char*>(span + 64 * block * lines_per_block)
+                               : reinterpret_cast<const char*>(xs + 1);
+          blk.run(xs, g.HW(), g.W, static_cast<int>(to - from), cig, wo, bo, yo + blk.p0, g.P(), pf);
+          ++block;
         }
       }
     }
-  }
+  });
 }
 
 // ---- The input gradient ----
@@ -520,43 +508,32 @@ void backward_input_with(const ConvGeometry& g, const float* dy, const float* w,
   // The row's last column takes kernel column 0 of dy column W_out (none) at stride 1, and at
   // stride 2 where W is even.
   const InputRowBlocks<S> row(g.W, S == 1 || g.W % 2 == 0);
-  const int64_t rows_per_item = 2 * kRowsPerItem;
-  const int64_t count = ceil_div(g.H, rows_per_item), per_image = g.groups * count, items = g.N * per_image;
-#pragma omp parallel if (items > 1)
-  {
-    const Scratch packed(cog * cig * kTaps);
-    int64_t packed_group = -1;
-    const auto [lo, hi] = thread_share(items);
-    for (int64_t it = lo; it < hi; ++it) {
-      const int64_t n = it / per_image, grp = it % per_image / count, y0 = it % count * rows_per_item;
-      const int64_t y1 = std::min(g.H, y0 + rows_per_item);
-      if (grp != packed_group) pack_input(w + grp * cog * cig * kTaps, cog, cig, packed.get()), packed_group = grp;
-      const float* dyg = dy + (n * g.C_out + grp * cog) * g.P();
-      for (int64_t iy = y0; iy < y1; ++iy) {
-        InputRows rows;
-        for (int ky = 0; ky < 3; ++ky) {  // dx row iy takes kernel row ky of dy row (iy + ph - ky) / sh where exact
-          const int64_t e = iy + g.ph - ky;
-          if (e < 0 || e % g.sh != 0 || e / g.sh >= g.H_out) continue;
-          rows.dy[rows.count] = e / g.sh * g.W_out, rows.w[rows.count] = ky * 3 * kLanes, ++rows.count;
-        }
-        // The dy row after the last this one reads, a line per channel per block (or nothing).
-        const int64_t after = floor_div(iy + g.ph, g.sh) + 1;
-        const char* ahead = after < g.H_out ? reinterpret_cast<const char*>(dyg + after * g.W_out) : nullptr;
-        int64_t block = 0;
-        for (int64_t i0 = 0; i0 < cig; i0 += kLanes) {
-          const float* wi = packed.get() + i0 * cog * kTaps;
-          float* di = dx + (n * g.C_in + grp * cig + i0) * g.HW() + iy * g.W;
-          for (const auto& blk : row.blocks) {
-            const float* src = dyg + floor_div(blk.p0 - 1, S);
-            const bool share_left = ahead != nullptr && 64 * block < g.W_out * int64_t{sizeof(float)};
-            const char* pf = share_left ? ahead + 64 * block : reinterpret_cast<const char*>(src + 1);
-            blk.run(src, g.P(), rows, cog, wi, di + blk.p0, g.HW(), pf);
-            ++block;
-          }
+  for_each_item(g, g.H, 2 * kRowsPerItem, w, pack_input, [&](const Item& it, const Item&, const float* packed) {
+    const float* dyg = dy + (it.n * g.C_out + it.grp * cog) * g.P();
+    for (int64_t iy = it.y0; iy < it.y1; ++iy) {
+      InputRows rows;
+      for (int ky = 0; ky < 3; ++ky) {  // dx row iy takes kernel row ky of dy row (iy + ph - ky) / sh where exact
+        const int64_t e = iy + g.ph - ky;
+        if (e < 0 || e % g.sh != 0 || e / g.sh >= g.H_out) continue;
+        rows.dy[rows.count] = e / g.sh * g.W_out, rows.w[rows.count] = ky * 3 * kLanes, ++rows.count;
+      }
+      // The dy row after the last this one reads, a line per channel per block (or nothing).
+      const int64_t after = floor_div(iy + g.ph, g.sh) + 1;
+      const char* ahead = after < g.H_out ? reinterpret_cast<const char*>(dyg + after * g.W_out) : nullptr;
+      int64_t block = 0;
+      for (int64_t i0 = 0; i0 < cig; i0 += kLanes) {
+        const float* wi = packed + i0 * cog * kTaps;
+        float* di = dx + (it.n * g.C_in + it.grp * cig + i0) * g.HW() + iy * g.W;
+        for (const auto& blk : row.blocks) {
+          const float* src = dyg + floor_div(blk.p0 - 1, S);
+          const bool share_left = ahead != nullptr && 64 * block < g.W_out * int64_t{sizeof(float)};
+          const char* pf = share_left ? ahead + 64 * block : reinterpret_cast<const char*>(src + 1);
+          blk.run(src, g.P(), rows, cog, wi, di + blk.p0, g.HW(), pf);
+          ++block;
         }
       }
     }
-  }
+  });
 }
 
 }  // namespace

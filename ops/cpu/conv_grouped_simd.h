@@ -1,6 +1,7 @@
-// What the grouped 3x3 kernels (conv_grouped.cpp, conv_grouped_strided.cpp) share: AVX-512
-// lane masks and masked loads the compiler does not see through, per-thread scratch, each
-// thread's share of the work items, and the weight gradient's sums across lanes in double.
+// What the grouped 3x3 kernels (conv_grouped.cpp, conv_grouped_strided.cpp,
+// conv_grouped_channels.cpp) share: AVX-512 lane masks and masked loads the compiler does not see
+// through, per-thread scratch, each thread's share of the work items (and the items of rows the
+// direct kernels take), and the weight gradient's sums across lanes in double.
 // Internal to ops/cpu; built only with AVX-512.
 #pragma once
 
@@ -8,10 +9,13 @@
 #include <immintrin.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <new>
 #include <utility>
+
+#include "ops/conv_geometry.h"
 
 namespace gndet::grouped::simd {
 
@@ -67,6 +71,42 @@ __attribute__((always_inline)) inline __m512 masked_load(__mmask16 m, const floa
 inline std::pair<int64_t, int64_t> thread_share(int64_t items) {
   const int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
   return {items * t / T, items * (t + 1) / T};
+}
+
+// Output rows per work item of the direct kernels' forward (dx rows: twice as many): each (image,
+// group) in a few items, so that two threads' shares differ by little.
+constexpr int64_t kRowsPerItem = 8;
+
+// One work item: rows [y0, y1) of image n's group grp (n < 0: none).
+struct Item {
+  int64_t n = -1, grp = 0, y0 = 0, y1 = 0;
+};
+
+// body(item, next, packed) over the work items of `rows` rows (of `height`) of one (image, group),
+// each thread through a contiguous run of them: `next` is the thread's following item, whose first
+// rows the body asks for during its last, and `packed` the item's group's weights as
+// pack(w_group, cout_g, cin_g, out) lays them out (packed once per group and thread). The
+// direct kernels of conv_grouped_strided.cpp and conv_grouped_channels.cpp work this way.
+template <class Body>
+void for_each_item(const ConvGeometry& g, int64_t height, int64_t rows, const float* w,
+                   void (*pack)(const float*, int64_t, int64_t, float*), Body body) {
+  const int64_t cig = g.cin_g(), cog = g.cout_g();
+  const int64_t count = ceil_div(height, rows), per_image = g.groups * count, items = g.N * per_image;
+  auto item = [&](int64_t i) {
+    const int64_t y0 = i % count * rows;
+    return Item{i / per_image, i % per_image / count, y0, std::min(height, y0 + rows)};
+  };
+#pragma omp parallel if (items > 1)
+  {
+    const Scratch packed(cog * cig * kTaps);  // aligned: blocks may load whole vectors of it
+    int64_t packed_group = -1;
+    const auto [lo, hi] = thread_share(items);
+    for (int64_t i = lo; i < hi; ++i) {
+      const Item it = item(i);
+      if (it.grp != packed_group) pack(w + it.grp * cog * cig * kTaps, cog, cig, packed.get()), packed_group = it.grp;
+      body(it, i + 1 < hi ? item(i + 1) : Item{}, packed.get());
+    }
+  }
 }
 
 // The sums of 8 vectors of 16 floats (v[j * 16, j * 16 + 16) for j < 8), in double: each vector's

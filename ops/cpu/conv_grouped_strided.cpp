@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <stdexcept>
 #include <utility>
-#include <vector>
 
 #include "ops/cpu/conv_grouped_simd.h"
 #include "ops/cpu/stride2.h"
@@ -428,40 +427,6 @@ __attribute__((noinline)) void strided_weight_block(const float* d, const float*
 // rounds, 2026-12-07).
 constexpr int64_t kStridedDyBytes = int64_t{24} << 10;
 
-// Output rows per work item of the forward (dx rows: twice as many): each (image, group) in a few
-// items, so that two threads' shares differ by little.
-constexpr int64_t kRowsPerItem = 8;
-
-// One work item: rows [y0, y1) of image n's group grp (n < 0: none).
-struct Item {
-  int64_t n = -1, grp = 0, y0 = 0, y1 = 0;
-};
-
-// body(item, next, packed) over the work items of `rows` rows (of `height`) of one (image, group),
-// each thread through a contiguous run of them: `next` is the thread's following item, whose first
-// rows the body asks for during its last, and `packed` the item's group's weights as
-// pack(w_group, cout_g, cin_g, out) lays them out (packed once per group and thread).
-template <class Body>
-void for_each_item(const ConvGeometry& g, int64_t height, int64_t rows, const float* w,
-                   void (*pack)(const float*, int64_t, int64_t, float*), Body body) {
-  const int64_t cig = g.cin_g(), cog = g.cout_g();
-  const int64_t count = ceil_div(height, rows), per_image = g.groups * count, items = g.N * per_image;
-  auto item = [&](int64_t i) {
-    const int64_t y0 = i % count * rows;
-    return Item{i / per_image, i % per_image / count, y0, std::min(height, y0 + rows)};
-  };
-#pragma omp parallel if (items > 1)
-  {
-    std::vector<float> packed(static_cast<size_t>(cog * cig * kTaps));
-    int64_t packed_group = -1;
-    const auto [lo, hi] = thread_share(items);
-    for (int64_t i = lo; i < hi; ++i) {
-      const Item it = item(i);
-      if (it.grp != packed_group) pack(w + it.grp * cog * cig * kTaps, cog, cig, packed.data()), packed_group = it.grp;
-      body(it, i + 1 < hi ? item(i + 1) : Item{}, packed.data());
-    }
-  }
-}
 
 }  // namespace
 
