@@ -212,7 +212,9 @@ void backward_weight_with(const ConvGeometry& g, const float* dy, const float* x
       float* dwg = dw + grp * cog * cig * kTaps;
       for (int64_t o = 0; o < cog; ++o) {
         for (int64_t i = 0; i < cig; ++i) {
-          for (int t = 0; t < kTaps; ++t) dwg[(o * cig + i) * kTaps + t] = static_cast<float>(sums[(i * kTaps + t) * cog + o]);
+          for (int t = 0; t < kTaps; ++t) {
+            dwg[(o * cig + i) * kTaps + t] = static_cast<float>(sums[(i * kTaps + t) * cog + o]);
+          }
         }
       }
     }
@@ -303,7 +305,9 @@ __attribute__((noinline)) void forward_block(const float* x, int64_t cs, int64_t
 void pack_forward(const float* wg, int64_t cog, int64_t cig, float* packed) {
   for (int64_t o = 0; o < cog; ++o) {
     for (int64_t c = 0; c < cig; ++c) {
-      for (int t = 0; t < kTaps; ++t) packed[((o / kLanes * cig + c) * kTaps + t) * kLanes + o % kLanes] = wg[(o * cig + c) * kTaps + t];
+      for (int t = 0; t < kTaps; ++t) {
+        packed[((o / kLanes * cig + c) * kTaps + t) * kLanes + o % kLanes] = wg[(o * cig + c) * kTaps + t];
+      }
     }
   }
 }
@@ -336,11 +340,14 @@ struct RowBlocks {
         p0 += P;
       }
     }
-    if (p0 < W_out) blocks.push_back({W_out - 6, pick<6>(W_out == 6, tail)});
+    // The last block never starts the row (kMinColumns).
+    if (p0 < W_out) blocks.push_back({W_out - 6, pick<6>(false, tail)});
   }
 };
 
-
+// Items of kRowsPerItem output rows, each row's blocks per 16 output channels. The blocks of a row
+// share out, two lines per kernel row and input channel, the x rows that the next output row adds
+// (after an item's last row, those of the next item's first).
 template <int S>
 void forward_with(const ConvGeometry& g, const float* x, const float* w, const float* b, float* y) {
   const int64_t cig = g.cin_g(), cog = g.cout_g();
@@ -365,8 +372,8 @@ void forward_with(const ConvGeometry& g, const float* x, const float* w, const f
         const auto [next_from, next_to] = x_rows(next.y0);
         ahead = x + (next.n * g.C_in + next.grp * cig) * g.HW() + next_from * g.W, ahead_rows = next_to - next_from;
       }
-      // Per channel, the lines they span; block k of the row asks for 2 per kernel row from 2 k x
-      // rows on (or, with nothing left, for its own x, in cache already).
+      // Per channel, the lines they span; block k asks for 2 per kernel row from line 2 k x rows
+      // on (or, with nothing left, for its own x, in cache already).
       const uintptr_t span = reinterpret_cast<uintptr_t>(ahead) & ~uintptr_t{63};
       const int64_t span_lines =
           ahead_rows > 0 ? ceil_div(static_cast<int64_t>(reinterpret_cast<uintptr_t>(ahead + ahead_rows * g.W) - span), 64) : 0;
@@ -465,7 +472,9 @@ __attribute__((noinline)) void input_block(const float* dy, int64_t cs, const In
 void pack_input(const float* wg, int64_t cog, int64_t cig, float* packed) {
   for (int64_t o = 0; o < cog; ++o) {
     for (int64_t i = 0; i < cig; ++i) {
-      for (int t = 0; t < kTaps; ++t) packed[((i / kLanes * cog + o) * kTaps + t) * kLanes + i % kLanes] = wg[(o * cig + i) * kTaps + t];
+      for (int t = 0; t < kTaps; ++t) {
+        packed[((i / kLanes * cog + o) * kTaps + t) * kLanes + i % kLanes] = wg[(o * cig + i) * kTaps + t];
+      }
     }
   }
 }
@@ -502,6 +511,8 @@ struct InputRowBlocks {
   }
 };
 
+// Items of 2 x kRowsPerItem dx rows, each row's blocks per 16 input channels; each block asks for
+// a line per dy channel of the dy row after the last its row reads.
 template <int S>
 void backward_input_with(const ConvGeometry& g, const float* dy, const float* w, float* dx) {
   const int64_t cig = g.cin_g(), cog = g.cout_g();

@@ -427,7 +427,6 @@ __attribute__((noinline)) void strided_weight_block(const float* d, const float*
 // rounds, 2026-12-07).
 constexpr int64_t kStridedDyBytes = int64_t{24} << 10;
 
-
 }  // namespace
 
 bool applies(const ConvGeometry& g) { return g.sh == 2 && g.sw == 2 && g.pw == 1 && g.cout_g() % kStridedOut == 0; }
