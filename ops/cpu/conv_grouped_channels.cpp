@@ -315,9 +315,26 @@ void pack_forward(const float* wg, int64_t cog, int64_t cig, float* packed) {
 using ForwardBlock = void (*)(const float*, int64_t, int64_t, int, int64_t, const float*, const float*, float*, int64_t,
                               const char*);
 
-// The blocks of a row: P = 24 while 24 are left, then 12 and 6 while as many are left, and what
-// is left after that (< 6) by a last block of 6 that ends at the row's end (recomputing up to 5
-// positions); with `tail` the row's last block leaves out its last position's kernel column 2.
+// A row's blocks (first column, positions): 24 while 24 are left, then 12 and 6 while as many
+// are left, and what is left after that (< 6) by a last block of 6 that ends at the row's end
+// (recomputing up to 5 positions, in the same order). With at least kMinColumns columns it never
+// starts the row.
+struct RowSpan {
+  int64_t p0;
+  int P;
+};
+std::vector<RowSpan> row_spans(int64_t width) {
+  std::vector<RowSpan> spans;
+  int64_t p0 = 0;
+  for (const int P : {24, 12, 6}) {
+    for (; width - p0 >= P; p0 += P) spans.push_back({p0, P});
+  }
+  if (p0 < width) spans.push_back({width - 6, 6});
+  return spans;
+}
+
+// The forward's blocks of a row (row_spans); with `tail` the row's last block leaves out its last
+// position's kernel column 2.
 template <int S>
 struct RowBlocks {
   struct Block {
@@ -331,17 +348,10 @@ struct RowBlocks {
     return tail ? forward_block<P, S, false, true> : forward_block<P, S, false, false>;
   }
   RowBlocks(int64_t W_out, bool tail) {
-    int64_t p0 = 0;
-    for (const int P : {24, 12, 6}) {
-      while (W_out - p0 >= P) {
-        const bool last = p0 + P == W_out;
-        const bool h = p0 == 0, t = tail && last;
-        blocks.push_back({p0, P == 24 ? pick<24>(h, t) : P == 12 ? pick<12>(h, t) : pick<6>(h, t)});
-        p0 += P;
-      }
+    for (const auto& [p0, P] : row_spans(W_out)) {
+      const bool h = p0 == 0, t = tail && p0 + P == W_out;
+      blocks.push_back({p0, P == 24 ? pick<24>(h, t) : P == 12 ? pick<12>(h, t) : pick<6>(h, t)});
     }
-    // The last block never starts the row (kMinColumns).
-    if (p0 < W_out) blocks.push_back({W_out - 6, pick<6>(false, tail)});
   }
 };
 
@@ -481,8 +491,8 @@ void pack_input(const float* wg, int64_t cog, int64_t cig, float* packed) {
 
 using InputBlock = void (*)(const float*, int64_t, const InputRows&, int64_t, const float*, float*, int64_t, const char*);
 
-// A dx row's blocks, as RowBlocks; the last block of 6 that ends at the row's end may start at
-// an odd column (par).
+// The input gradient's blocks of a dx row (row_spans): the last block of 6 over the row's end
+// may start at an odd column (par).
 template <int S>
 struct InputRowBlocks {
   struct Block {
@@ -496,17 +506,12 @@ struct InputRowBlocks {
     return tail ? input_block<P, S, par, false, true> : input_block<P, S, par, false, false>;
   }
   InputRowBlocks(int64_t W, bool tail) {
-    int64_t p0 = 0;
-    for (const int P : {24, 12, 6}) {
-      while (W - p0 >= P) {
-        const bool h = S == 1 && p0 == 0, t = tail && p0 + P == W;
-        blocks.push_back({p0, P == 24 ? pick<24, 0>(h, t) : P == 12 ? pick<12, 0>(h, t) : pick<6, 0>(h, t)});
-        p0 += P;
-      }
-    }
-    if (p0 < W) {
-      const int64_t start = W - 6;
-      blocks.push_back({start, S == 2 && start % 2 == 1 ? pick<6, S - 1>(false, tail) : pick<6, 0>(false, tail)});
+    for (const auto& [p0, P] : row_spans(W)) {
+      const bool h = S == 1 && p0 == 0, t = tail && p0 + P == W;
+      if (P == 24) blocks.push_back({p0, pick<24, 0>(h, t)});
+      if (P == 12) blocks.push_back({p0, pick<12, 0>(h, t)});
+      // Only the last block over the row's end starts at an odd column.
+      if (P == 6) blocks.push_back({p0, S == 2 && p0 % 2 == 1 ? pick<6, S - 1>(h, t) : pick<6, 0>(h, t)});
     }
   }
 };
