@@ -7,6 +7,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstring>
 #include <utility>
 #include <vector>
 
@@ -221,6 +222,170 @@ void backward_weight_with(const ConvGeometry& g, const float* dy, const float* x
   }
 }
 
+// The kernel rows that reach one dx row: where each one's dy row starts (floats from the block's
+// dy) and its weights (floats from a dy channel's).
+struct InputRows {
+  int count = 0;
+  int64_t dy[3];
+  int64_t w[3];
+};
+
+// ---- Pairs of positions: 8 channels per group at stride 1 ----
+//
+// With 8 channels per group along the vectors (ResNeXt's layer2) a vector of 16 lanes holds 8
+// channels at 2 adjacent positions (lane 2 k + s: channel k at position 2 v + s of vector v), so
+// that a tap's source values are two adjacent columns of x (or dy): one 64-bit broadcast straight
+// from the tensor (vbroadcastsd, a load), with each weight twice. At stride 1 vector v's kernel
+// column kx reads the pair from column 2 v + kx - 1 in the forward (2 v + 1 - kx in the input
+// gradient): P + 2 broadcasts per 3 P / 2 multiply-adds. The pair that reaches over the row's
+// start or end keeps the column inside (a masked broadcast), and the accumulators are transposed
+// as 8 x 8 blocks of pairs on the way out. Only at stride 1: at stride 2 two positions' columns
+// are 2 apart. (Copying two groups' rows interleaved instead, so that a vector holds 2 groups x 8
+// channels at one position, cost more in the copy than it saved: layer2's 3 x 3 / 2 forward 210
+// -> 160 GFLOP/s, standalone, 2026-12-07.)
+
+// The vector v (< V) whose kernel column kx reads the pair from index m (of the block's source
+// row, from column -1 of its first position), or -1: 2 v + kx = m in the forward, 2 v + 2 - kx
+// in the input gradient (`mirrored`).
+constexpr int pair_vector(int V, bool mirrored, int m, int kx) {
+  const int k = mirrored ? 2 - kx : kx;
+  if (m < k || (m - k) % 2 != 0 || (m - k) / 2 >= V) return -1;
+  return (m - k) / 2;
+}
+
+// Pair m of the block's source row into every vector whose tap reads it. With `head` (the row's
+// first block) pair 0 is (padding, column 0), with `tail` (its last) pair 2 V (last column,
+// padding): only the lane of the column inside is kept.
+template <int V, bool mirrored, bool head, bool tail, int m>
+__attribute__((always_inline)) inline void pair_column(const float* r, const __m512 (&w)[3], __m512 (&acc)[V]) {
+  constexpr int v0 = pair_vector(V, mirrored, m, 0), v1 = pair_vector(V, mirrored, m, 1), v2 = pair_vector(V, mirrored, m, 2);
+  if constexpr (v0 >= 0 || v1 >= 0 || v2 >= 0) {
+    __m512 xv;
+    if constexpr (head && m == 0) {
+      xv = _mm512_maskz_mov_ps(0xAAAA, _mm512_set1_ps(r[1]));
+    } else if constexpr (tail && m == 2 * V) {
+      xv = _mm512_maskz_mov_ps(0x5555, _mm512_set1_ps(r[m]));
+    } else {
+      double pair;
+      std::memcpy(&pair, r + m, sizeof pair);
+      xv = _mm512_castpd_ps(_mm512_set1_pd(pair));
+    }
+    if constexpr (v0 >= 0) acc[v0] = _mm512_fmadd_ps(w[0], xv, acc[v0]);
+    if constexpr (v1 >= 0) acc[v1] = _mm512_fmadd_ps(w[1], xv, acc[v1]);
+    if constexpr (v2 >= 0) acc[v2] = _mm512_fmadd_ps(w[2], xv, acc[v2]);
+  }
+}
+
+template <int V, bool mirrored, bool head, bool tail, int... M>
+__attribute__((always_inline)) inline void pair_row(const float* r, const __m512 (&w)[3], __m512 (&acc)[V],
+                                                    std::integer_sequence<int, M...>) {
+  (pair_column<V, mirrored, head, tail, M>(r, w, acc), ...);
+}
+
+// acc[v] (lane 2 k + s: channel k at position 2 v + s) to out[k * os + p] for k < 8, p < 2 V:
+// per 8 vectors an 8 x 8 transposition of pairs (24 shuffles).
+template <int V>
+__attribute__((always_inline)) inline void store_pairs(const __m512 (&acc)[V], float* out, int64_t os) {
+  constexpr __mmask8 all = 0xFF;
+  for (int v0 = 0; v0 < V; v0 += 8) {
+    const int n = std::min(8, V - v0);
+    __m512d a[8];
+    for (int j = 0; j < 8; ++j) a[j] = j < n ? _mm512_castps_pd(acc[v0 + j]) : _mm512_setzero_pd();
+    // c[j + h]: 128-bit block L holds pair 2 L + h of vectors j, j + 1 (j even).
+    __m512d c[8];
+    for (int j = 0; j < 8; j += 2) {
+      c[j] = _mm512_maskz_unpacklo_pd(all, a[j], a[j + 1]), c[j + 1] = _mm512_maskz_unpackhi_pd(all, a[j], a[j + 1]);
+    }
+    __m512d b[8];
+    for (int h = 0; h < 2; ++h) {
+      // d: pairs h, 4 + h; e: 2 + h, 6 + h (of vectors 0-3, then 4-7 in d2, e2), 128-bit blocks.
+      const __m512d d = _mm512_maskz_shuffle_f64x2(all, c[h], c[2 + h], _MM_SHUFFLE(2, 0, 2, 0));
+      const __m512d e = _mm512_maskz_shuffle_f64x2(all, c[h], c[2 + h], _MM_SHUFFLE(3, 1, 3, 1));
+      const __m512d d2 = _mm512_maskz_shuffle_f64x2(all, c[4 + h], c[6 + h], _MM_SHUFFLE(2, 0, 2, 0));
+      const __m512d e2 = _mm512_maskz_shuffle_f64x2(all, c[4 + h], c[6 + h], _MM_SHUFFLE(3, 1, 3, 1));
+      b[h] = _mm512_maskz_shuffle_f64x2(all, d, d2, _MM_SHUFFLE(2, 0, 2, 0));
+      b[4 + h] = _mm512_maskz_shuffle_f64x2(all, d, d2, _MM_SHUFFLE(3, 1, 3, 1));
+      b[2 + h] = _mm512_maskz_shuffle_f64x2(all, e, e2, _MM_SHUFFLE(2, 0, 2, 0));
+      b[6 + h] = _mm512_maskz_shuffle_f64x2(all, e, e2, _MM_SHUFFLE(3, 1, 3, 1));
+    }
+    const __mmask16 keep = lanes_mask(2 * n);
+    for (int k = 0; k < 8; ++k) _mm512_mask_storeu_ps(out + k * os + 2 * v0, keep, _mm512_castpd_ps(b[k]));
+  }
+}
+
+// The forward's block: 8 output channels at positions [p0, p0 + P) of one output row, as
+// forward_block (the same arguments, S = 1) with weights packed by pack_forward_pairs (w[(c * 3 +
+// r) * 48 + kx * 16 + 2 k + s]).
+template <int P, bool head, bool tail>
+__attribute__((noinline)) void forward_pair_block(const float* x, int64_t cs, int64_t W, int rows, int64_t cin,
+                                                  const float* w, const float* bias, float* out, int64_t os,
+                                                  const char* prefetch) {
+  constexpr int V = P / 2;
+  static_assert(P % 2 == 0);
+  __m512 acc[V];
+  // Each output channel's bias in both its lanes.
+  const __m512i twice = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  const __m512 init = bias != nullptr ? _mm512_maskz_permutexvar_ps(0xFFFF, twice, _mm512_maskz_loadu_ps(0xFF, bias))
+                                      : _mm512_setzero_ps();
+  for (int v = 0; v < V; ++v) acc[v] = init;
+  for (int64_t c = 0; c < cin; ++c) {
+    const char* ahead = prefetch + c * cs * int64_t{sizeof(float)};
+    for (int r = 0; r < rows; ++r) {
+      _mm_prefetch(ahead + 128 * r, _MM_HINT_T1);
+      _mm_prefetch(ahead + 128 * r + 64, _MM_HINT_T1);
+      const float* wr = w + (c * 3 + r) * 3 * kLanes;
+      const __m512 wv[3] = {_mm512_load_ps(wr), _mm512_load_ps(wr + kLanes), _mm512_load_ps(wr + 2 * kLanes)};
+      pair_row<V, false, head, tail>(x + c * cs + r * W, wv, acc, std::make_integer_sequence<int, 2 * V + 1>{});
+    }
+  }
+  store_pairs<V>(acc, out, os);
+}
+
+// The input gradient's block: 8 input channels at positions [p0, p0 + P) of one dx row, as
+// input_block (the same arguments, S = 1) with weights packed by pack_input_pairs (w[(o * 9 + ky *
+// 3 + kx) * 16 + 2 i + s]).
+template <int P, bool head, bool tail>
+__attribute__((noinline)) void input_pair_block(const float* dy, int64_t cs, const InputRows& rows, int64_t cout,
+                                                const float* w, float* out, int64_t os, const char* prefetch) {
+  constexpr int V = P / 2;
+  static_assert(P % 2 == 0);
+  __m512 acc[V];
+  for (int v = 0; v < V; ++v) acc[v] = _mm512_setzero_ps();
+  for (int64_t o = 0; o < cout; ++o) {
+    _mm_prefetch(prefetch + o * cs * int64_t{sizeof(float)}, _MM_HINT_T1);
+    for (int r = 0; r < rows.count; ++r) {
+      const float* wr = w + o * kTaps * kLanes + rows.w[r];
+      const __m512 wv[3] = {_mm512_load_ps(wr), _mm512_load_ps(wr + kLanes), _mm512_load_ps(wr + 2 * kLanes)};
+      pair_row<V, true, head, tail>(dy + o * cs + rows.dy[r], wv, acc, std::make_integer_sequence<int, 2 * V + 1>{});
+    }
+  }
+  store_pairs<V>(acc, out, os);
+}
+
+// One group's weights (8 output channels x cin_g x 9 from wg) as the pair blocks read them: per
+// input channel (forward) or output channel (input gradient) and tap, each of the 8 channels'
+// weights in both its lanes.
+void pack_forward_pairs(const float* wg, int64_t cog, int64_t cig, float* packed) {
+  for (int64_t o = 0; o < cog; ++o) {
+    for (int64_t c = 0; c < cig; ++c) {
+      for (int t = 0; t < kTaps; ++t) {
+        float* lanes = packed + (c * kTaps + t) * kLanes + 2 * o;
+        lanes[0] = lanes[1] = wg[(o * cig + c) * kTaps + t];
+      }
+    }
+  }
+}
+void pack_input_pairs(const float* wg, int64_t cog, int64_t cig, float* packed) {
+  for (int64_t o = 0; o < cog; ++o) {
+    for (int64_t i = 0; i < cig; ++i) {
+      for (int t = 0; t < kTaps; ++t) {
+        float* lanes = packed + (o * kTaps + t) * kLanes + 2 * i;
+        lanes[0] = lanes[1] = wg[(o * cig + i) * kTaps + t];
+      }
+    }
+  }
+}
+
 // ---- The forward ----
 //
 // A block sums 16 output channels at P positions of one output row (P accumulators, P = 24, 12 or
@@ -335,7 +500,7 @@ std::vector<RowSpan> row_spans(int64_t width) {
 
 // The forward's blocks of a row (row_spans); with `tail` the row's last block leaves out its last
 // position's kernel column 2.
-template <int S>
+template <int S, bool pairs>
 struct RowBlocks {
   struct Block {
     int64_t p0;
@@ -344,6 +509,11 @@ struct RowBlocks {
   std::vector<Block> blocks;
   template <int P>
   static ForwardBlock pick(bool head, bool tail) {
+    if constexpr (pairs) {
+      static_assert(S == 1);
+      if (head) return tail ? forward_pair_block<P, true, true> : forward_pair_block<P, true, false>;
+      return tail ? forward_pair_block<P, false, true> : forward_pair_block<P, false, false>;
+    }
     if (head) return tail ? forward_block<P, S, true, true> : forward_block<P, S, true, false>;
     return tail ? forward_block<P, S, false, true> : forward_block<P, S, false, false>;
   }
@@ -355,19 +525,20 @@ struct RowBlocks {
   }
 };
 
-// Items of kRowsPerItem output rows, each row's blocks per 16 output channels. The blocks of a row
-// share out, two lines per kernel row and input channel, the x rows that the next output row adds
-// (after an item's last row, those of the next item's first).
-template <int S>
+// Items of kRowsPerItem output rows, each row's blocks per 16 output channels (8 with `pairs`).
+// The blocks of a row share out, two lines per kernel row and input channel, the x rows that the
+// next output row adds (after an item's last row, those of the next item's first).
+template <int S, bool pairs>
 void forward_with(const ConvGeometry& g, const float* x, const float* w, const float* b, float* y) {
   const int64_t cig = g.cin_g(), cog = g.cout_g();
-  const RowBlocks<S> row(g.W_out, S * (g.W_out - 1) + 1 >= g.W);
+  const RowBlocks<S, pairs> row(g.W_out, S * (g.W_out - 1) + 1 >= g.W);
+  const auto pack = pairs ? pack_forward_pairs : pack_forward;
   // The x rows [from, to) that output row oy reads.
   auto x_rows = [&](int64_t oy) {
     const int64_t top = oy * g.sh - g.ph;
     return std::pair{std::max<int64_t>(0, top), std::min<int64_t>(g.H, top + 3)};
   };
-  for_each_item(g, g.H_out, kRowsPerItem, w, pack_forward, [&](const Item& it, const Item& next, const float* packed) {
+  for_each_item(g, g.H_out, kRowsPerItem, w, pack, [&](const Item& it, const Item& next, const float* packed) {
     const float* xg = x + (it.n * g.C_in + it.grp * cig) * g.HW();
     for (int64_t oy = it.y0; oy < it.y1; ++oy) {
       const int64_t top = oy * g.sh - g.ph;
@@ -448,14 +619,6 @@ __attribute__((always_inline)) inline void input_row(const float* dr, const __m5
   (input_column<P, S, par, head, tail, M>(dr, w, acc), ...);
 }
 
-// The kernel rows that reach one dx row: where each one's dy row starts (floats from the block's
-// dy) and its weights (floats from a dy channel's).
-struct InputRows {
-  int count = 0;
-  int64_t dy[3];
-  int64_t w[3];
-};
-
 // 16 input channels at positions [p0, p0 + P) of one dx row: out (their first) = the sum over
 // `cout` dy channels (from dy, at column floor((p0 - 1) / S) of dy's row 0; channels cs apart)
 // and the kernel rows `rows` names, weights packed by pack_input (w[(o * 9 + ky * 3 + kx) * 16 +
@@ -493,7 +656,7 @@ using InputBlock = void (*)(const float*, int64_t, const InputRows&, int64_t, co
 
 // The input gradient's blocks of a dx row (row_spans): the last block of 6 over the row's end
 // may start at an odd column (par).
-template <int S>
+template <int S, bool pairs>
 struct InputRowBlocks {
   struct Block {
     int64_t p0;
@@ -502,6 +665,11 @@ struct InputRowBlocks {
   std::vector<Block> blocks;
   template <int P, int par>
   static InputBlock pick(bool head, bool tail) {
+    if constexpr (pairs) {
+      static_assert(S == 1 && par == 0);
+      if (head) return tail ? input_pair_block<P, true, true> : input_pair_block<P, true, false>;
+      return tail ? input_pair_block<P, false, true> : input_pair_block<P, false, false>;
+    }
     if (head) return tail ? input_block<P, S, par, true, true> : input_block<P, S, par, true, false>;
     return tail ? input_block<P, S, par, false, true> : input_block<P, S, par, false, false>;
   }
@@ -516,15 +684,16 @@ struct InputRowBlocks {
   }
 };
 
-// Items of 2 x kRowsPerItem dx rows, each row's blocks per 16 input channels; each block asks for
-// a line per dy channel of the dy row after the last its row reads.
-template <int S>
+// Items of 2 x kRowsPerItem dx rows, each row's blocks per 16 input channels (8 with `pairs`); each
+// block asks for a line per dy channel of the dy row after the last its row reads.
+template <int S, bool pairs>
 void backward_input_with(const ConvGeometry& g, const float* dy, const float* w, float* dx) {
   const int64_t cig = g.cin_g(), cog = g.cout_g();
   // The row's last column takes kernel column 0 of dy column W_out (none) at stride 1, and at
   // stride 2 where W is even.
-  const InputRowBlocks<S> row(g.W, S == 1 || g.W % 2 == 0);
-  for_each_item(g, g.H, 2 * kRowsPerItem, w, pack_input, [&](const Item& it, const Item&, const float* packed) {
+  const InputRowBlocks<S, pairs> row(g.W, S == 1 || g.W % 2 == 0);
+  const auto pack = pairs ? pack_input_pairs : pack_input;
+  for_each_item(g, g.H, 2 * kRowsPerItem, w, pack, [&](const Item& it, const Item&, const float* packed) {
     const float* dyg = dy + (it.n * g.C_out + it.grp * cog) * g.P();
     for (int64_t iy = it.y0; iy < it.y1; ++iy) {
       InputRows rows;
@@ -562,24 +731,30 @@ bool applies_to_weight_gradient(const ConvGeometry& g) {
   return g.sh >= 1 && g.sh <= 2 && g.sw >= 1 && g.sw <= 2 && g.pw == 1 && weight_vectors(g) > 0;
 }
 
+// 8 channels per group along the vectors: pairs of positions, at stride 1 across.
+bool pairs_apply(const ConvGeometry& g, int64_t channels) { return channels == kLanes / 2 && g.sw == 1; }
+
 bool applies(const ConvGeometry& g) {
-  return g.pw == 1 && g.cout_g() % kLanes == 0 && g.W_out >= kMinColumns;
+  return g.pw == 1 && (g.cout_g() % kLanes == 0 || pairs_apply(g, g.cout_g())) && g.W_out >= kMinColumns;
 }
 
 bool applies_to_input_gradient(const ConvGeometry& g) {
   // At stride 2 with 16 dy channels per group (layer3) the transposition on the way out costs
   // what the broadcasts save: level with conv_grouped_strided.cpp's kernel there.
-  return g.pw == 1 && g.cin_g() % kLanes == 0 && g.W >= kMinColumns && (g.sw == 1 || g.cout_g() >= 2 * kLanes);
+  const bool channels = g.cin_g() % kLanes == 0 && (g.sw == 1 || g.cout_g() >= 2 * kLanes);
+  return g.pw == 1 && (channels || pairs_apply(g, g.cin_g())) && g.W >= kMinColumns;
 }
 
 void forward(const ConvGeometry& g, const float* x, const float* w, const float* b, float* y) {
-  if (g.sw == 2) return forward_with<2>(g, x, w, b, y);
-  return forward_with<1>(g, x, w, b, y);
+  if (pairs_apply(g, g.cout_g())) return forward_with<1, true>(g, x, w, b, y);
+  if (g.sw == 2) return forward_with<2, false>(g, x, w, b, y);
+  return forward_with<1, false>(g, x, w, b, y);
 }
 
 void backward_input(const ConvGeometry& g, const float* dy, const float* w, float* dx) {
-  if (g.sw == 2) return backward_input_with<2>(g, dy, w, dx);
-  return backward_input_with<1>(g, dy, w, dx);
+  if (pairs_apply(g, g.cin_g())) return backward_input_with<1, true>(g, dy, w, dx);
+  if (g.sw == 2) return backward_input_with<2, false>(g, dy, w, dx);
+  return backward_input_with<1, false>(g, dy, w, dx);
 }
 
 void backward_weight(const ConvGeometry& g, const float* dy, const float* x, float* dw) {

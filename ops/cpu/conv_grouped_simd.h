@@ -98,7 +98,9 @@ void for_each_item(const ConvGeometry& g, int64_t height, int64_t rows, const fl
   };
 #pragma omp parallel if (items > 1)
   {
-    const Scratch packed(cog * cig * kTaps);  // aligned: blocks may load whole vectors of it
+    // Aligned: blocks may load whole vectors of it; a vector's lanes for each 16 or fewer output
+    // channels (the pair blocks' 8 take all 16, each weight twice).
+    const Scratch packed(round_up(cog, kLanes) * cig * kTaps);
     int64_t packed_group = -1;
     const auto [lo, hi] = thread_share(items);
     for (int64_t i = lo; i < hi; ++i) {
