@@ -282,34 +282,38 @@ __attribute__((always_inline)) inline void pair_row(const float* r, const __m512
   (pair_column<V, mirrored, head, tail, M>(r, w, acc), ...);
 }
 
-// acc[v] (lane 2 k + s: channel k at position 2 v + s) to out[k * os + p] for k < 8, p < 2 V:
-// per 8 vectors an 8 x 8 transposition of pairs (24 shuffles).
+// a[j] (8 pairs of floats as doubles) transposed: pair k of a[j] becomes pair j of a[k] (24
+// shuffles). Its own inverse: channels x pairs of positions <-> pairs x channels.
+__attribute__((always_inline)) inline void transpose_pairs(__m512d (&a)[8]) {
+  constexpr __mmask8 all = 0xFF;
+  // c[j + h]: 128-bit block L holds pair 2 L + h of a[j], a[j + 1] (j even).
+  __m512d c[8];
+  for (int j = 0; j < 8; j += 2) {
+    c[j] = _mm512_maskz_unpacklo_pd(all, a[j], a[j + 1]), c[j + 1] = _mm512_maskz_unpackhi_pd(all, a[j], a[j + 1]);
+  }
+  for (int h = 0; h < 2; ++h) {
+    // d: pairs h, 4 + h; e: 2 + h, 6 + h (of a[0-3], then a[4-7] in d2, e2), 128-bit blocks.
+    const __m512d d = _mm512_maskz_shuffle_f64x2(all, c[h], c[2 + h], _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512d e = _mm512_maskz_shuffle_f64x2(all, c[h], c[2 + h], _MM_SHUFFLE(3, 1, 3, 1));
+    const __m512d d2 = _mm512_maskz_shuffle_f64x2(all, c[4 + h], c[6 + h], _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512d e2 = _mm512_maskz_shuffle_f64x2(all, c[4 + h], c[6 + h], _MM_SHUFFLE(3, 1, 3, 1));
+    a[h] = _mm512_maskz_shuffle_f64x2(all, d, d2, _MM_SHUFFLE(2, 0, 2, 0));
+    a[4 + h] = _mm512_maskz_shuffle_f64x2(all, d, d2, _MM_SHUFFLE(3, 1, 3, 1));
+    a[2 + h] = _mm512_maskz_shuffle_f64x2(all, e, e2, _MM_SHUFFLE(2, 0, 2, 0));
+    a[6 + h] = _mm512_maskz_shuffle_f64x2(all, e, e2, _MM_SHUFFLE(3, 1, 3, 1));
+  }
+}
+
+// acc[v] (lane 2 k + s: channel k at position 2 v + s) to out[k * os + p] for k < 8, p < 2 V.
 template <int V>
 __attribute__((always_inline)) inline void store_pairs(const __m512 (&acc)[V], float* out, int64_t os) {
-  constexpr __mmask8 all = 0xFF;
   for (int v0 = 0; v0 < V; v0 += 8) {
     const int n = std::min(8, V - v0);
     __m512d a[8];
     for (int j = 0; j < 8; ++j) a[j] = j < n ? _mm512_castps_pd(acc[v0 + j]) : _mm512_setzero_pd();
-    // c[j + h]: 128-bit block L holds pair 2 L + h of vectors j, j + 1 (j even).
-    __m512d c[8];
-    for (int j = 0; j < 8; j += 2) {
-      c[j] = _mm512_maskz_unpacklo_pd(all, a[j], a[j + 1]), c[j + 1] = _mm512_maskz_unpackhi_pd(all, a[j], a[j + 1]);
-    }
-    __m512d b[8];
-    for (int h = 0; h < 2; ++h) {
-      // d: pairs h, 4 + h; e: 2 + h, 6 + h (of vectors 0-3, then 4-7 in d2, e2), 128-bit blocks.
-      const __m512d d = _mm512_maskz_shuffle_f64x2(all, c[h], c[2 + h], _MM_SHUFFLE(2, 0, 2, 0));
-      const __m512d e = _mm512_maskz_shuffle_f64x2(all, c[h], c[2 + h], _MM_SHUFFLE(3, 1, 3, 1));
-      const __m512d d2 = _mm512_maskz_shuffle_f64x2(all, c[4 + h], c[6 + h], _MM_SHUFFLE(2, 0, 2, 0));
-      const __m512d e2 = _mm512_maskz_shuffle_f64x2(all, c[4 + h], c[6 + h], _MM_SHUFFLE(3, 1, 3, 1));
-      b[h] = _mm512_maskz_shuffle_f64x2(all, d, d2, _MM_SHUFFLE(2, 0, 2, 0));
-      b[4 + h] = _mm512_maskz_shuffle_f64x2(all, d, d2, _MM_SHUFFLE(3, 1, 3, 1));
-      b[2 + h] = _mm512_maskz_shuffle_f64x2(all, e, e2, _MM_SHUFFLE(2, 0, 2, 0));
-      b[6 + h] = _mm512_maskz_shuffle_f64x2(all, e, e2, _MM_SHUFFLE(3, 1, 3, 1));
-    }
+    transpose_pairs(a);
     const __mmask16 keep = lanes_mask(2 * n);
-    for (int k = 0; k < 8; ++k) _mm512_mask_storeu_ps(out + k * os + 2 * v0, keep, _mm512_castpd_ps(b[k]));
+    for (int k = 0; k < 8; ++k) _mm512_mask_storeu_ps(out + k * os + 2 * v0, keep, _mm512_castpd_ps(a[k]));
   }
 }
 
@@ -381,6 +385,148 @@ void pack_input_pairs(const float* wg, int64_t cog, int64_t cig, float* packed) 
       for (int t = 0; t < kTaps; ++t) {
         float* lanes = packed + (o * kTaps + t) * kLanes + 2 * i;
         lanes[0] = lanes[1] = wg[(o * cig + i) * kTaps + t];
+      }
+    }
+  }
+}
+
+// The weight gradient: 8 output channels x 2 positions per vector of dy (transposed per band of
+// rows, as pairs) and one accumulator per input channel (8) and kernel column of a kernel row:
+// per pair of positions one load of dy and 24 multiply-adds, each with its pair of x columns
+// broadcast from x (column 2 j + kx - 1 for pair j), the lanes of a pair added at the end.
+
+// dy rows [y0, y1) of 8 channels (ds floats apart, W_out columns) as pairs: element (r, p, k) at
+// out[((r - y0) * pairs + p / 2) * 16 + 2 k + p % 2] (pairs = ceil(W_out / 2); an odd row's last
+// pair ends in a 0). Each 8 x 16 tile asks for the same tile `ahead` floats on (0: nothing).
+void transpose_dy_pairs(const float* dy, int64_t ds, int64_t W_out, int64_t y0, int64_t y1, float* out, int64_t ahead) {
+  const int64_t pairs = (W_out + 1) / 2;
+  for (int64_t r = y0; r < y1; ++r) {
+    for (int64_t j0 = 0; j0 < W_out; j0 += kLanes) {
+      const int64_t n = std::min<int64_t>(kLanes, W_out - j0);
+      const float* s = dy + r * W_out + j0;
+      __m512d a[8];
+      for (int k = 0; k < 8; ++k) a[k] = _mm512_castps_pd(_mm512_maskz_loadu_ps(lanes_mask(n), s + k * ds));
+      if (ahead != 0) {
+        for (int k = 0; k < 8; ++k) _mm_prefetch(reinterpret_cast<const char*>(s + k * ds + ahead), _MM_HINT_T1);
+      }
+      transpose_pairs(a);
+      float* d = out + ((r - y0) * pairs + j0 / 2) * kLanes;
+      for (int64_t u = 0; u < (n + 1) / 2; ++u) _mm512_store_ps(d + u * kLanes, _mm512_castpd_ps(a[u]));
+    }
+  }
+}
+
+// Pair j of a row at a row's ends: each kernel column's pair of x columns (2 j + kx - 1, 2 j +
+// kx) with a column outside [0, W) left out (its lane 0; both outside: no product).
+__attribute__((always_inline)) inline void pair_edge_step(const float* d, const float* const (&xp)[8], int64_t j,
+                                                          int64_t W, __m512 (&acc)[8][3]) {
+  const __m512 dv = _mm512_load_ps(d);
+  for (int kx = 0; kx < 3; ++kx) {
+    const int64_t c0 = 2 * j + kx - 1, c1 = c0 + 1;
+    const bool in0 = c0 >= 0 && c0 < W, in1 = c1 >= 0 && c1 < W;
+    for (int c = 0; c < 8 && (in0 || in1); ++c) {
+      __m512 xv;
+      if (in0 && in1) {
+        double pair;
+        std::memcpy(&pair, xp[c] + c0, sizeof pair);
+        xv = _mm512_castpd_ps(_mm512_set1_pd(pair));
+      } else {
+        xv = in0 ? _mm512_maskz_mov_ps(0x5555, _mm512_set1_ps(xp[c][c0])) : _mm512_maskz_mov_ps(0xAAAA, _mm512_set1_ps(xp[c][c1]));
+      }
+      acc[c][kx] = _mm512_fmadd_ps(dv, xv, acc[c][kx]);
+    }
+  }
+}
+
+// The 24 sums of 8 output channels x 8 input channels x kernel columns 0-2 of one kernel row: dy
+// as pairs from d (16 floats per pair, `pairs` per row), x from the x row of the block's first dy
+// row of its first input channel (channels cs apart, rows xrs apart, W columns), over `rows` dy
+// rows; added in double to sums[c * sc + kx * 8 + k]. With `ask`, each row asks for the x row
+// after it, a line per 8 pairs it moves on.
+__attribute__((noinline)) void weight_pair_block(const float* d, const float* x, int64_t cs, int64_t xrs, int64_t rows,
+                                                 int64_t W, double* sums, int64_t sc, bool ask) {
+  const int64_t pairs = (W + 1) / 2;
+  // Pairs [1, inner) read all their columns inside the row (2 j + 2 < W).
+  const int64_t inner = std::max<int64_t>(1, std::min(pairs, (W - 1) / 2));
+  __m512 acc[8][3];
+  for (int c = 0; c < 8; ++c) {
+    for (int kx = 0; kx < 3; ++kx) acc[c][kx] = _mm512_setzero_ps();
+  }
+  for (int64_t r = 0; r < rows; ++r, d += pairs * kLanes) {
+    const float* xp[8];
+    for (int c = 0; c < 8; ++c) xp[c] = x + c * cs + r * xrs;
+    pair_edge_step(d, xp, 0, W, acc);
+    for (int64_t j = 1; j < inner; ++j) {
+      if (ask && j % 8 == 1) {
+        for (int c = 0; c < 8; ++c) _mm_prefetch(reinterpret_cast<const char*>(xp[c] + xrs + 2 * (j - 1)), _MM_HINT_T1);
+      }
+      const __m512 dv = _mm512_load_ps(d + j * kLanes);
+      for (int c = 0; c < 8; ++c) {
+        for (int kx = 0; kx < 3; ++kx) {
+          double pair;
+          std::memcpy(&pair, xp[c] + 2 * j + kx - 1, sizeof pair);
+          acc[c][kx] = _mm512_fmadd_ps(dv, _mm512_castpd_ps(_mm512_set1_pd(pair)), acc[c][kx]);
+        }
+      }
+    }
+    for (int64_t j = inner; j < pairs; ++j) pair_edge_step(d + j * kLanes, xp, j, W, acc);
+    if (ask) {
+      for (int c = 0; c < 8; ++c) _mm_prefetch(reinterpret_cast<const char*>(xp[c] + xrs + W - 1), _MM_HINT_T1);
+    }
+  }
+  // Lanes 2 k and 2 k + 1 added: (k0, k4, k1, k5, k2, k6, k3, k7) put in order.
+  constexpr __mmask8 all = 0xFF;
+  const __m512i order = _mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7);
+  for (int c = 0; c < 8; ++c) {
+    for (int kx = 0; kx < 3; ++kx) {
+      const __m512d a = _mm512_castps_pd(acc[c][kx]);
+      const __m512d lo = _mm512_maskz_cvtps_pd(all, _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0x0F, a, 0)));
+      const __m512d hi = _mm512_maskz_cvtps_pd(all, _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0x0F, a, 1)));
+      const __m512d t = _mm512_add_pd(_mm512_maskz_unpacklo_pd(all, lo, hi), _mm512_maskz_unpackhi_pd(all, lo, hi));
+      double* s = sums + c * sc + kx * 8;
+      _mm512_storeu_pd(s, _mm512_add_pd(_mm512_loadu_pd(s), _mm512_maskz_permutexvar_pd(all, order, t)));
+    }
+  }
+}
+
+// Per group (one thread's), per image, bands of dy rows as pairs, then per 8 input channels and
+// kernel row one weight_pair_block over the band; the group's sums (in double, sums[(i * 9 + ky *
+// 3 + kx) * 8 + o]) go to dw at the end.
+void backward_weight_pairs(const ConvGeometry& g, const float* dy, const float* x, float* dw) {
+  const int64_t cig = g.cin_g(), cog = g.cout_g();
+  const int64_t row_floats = (g.W_out + 1) / 2 * kLanes;
+  const int64_t rows_per_band = std::max<int64_t>(1, kDyBandBytes / (row_floats * int64_t{sizeof(float)}));
+  const int64_t sc = kTaps * cog;
+#pragma omp parallel if (g.groups > 1)
+  {
+    std::vector<double> sums(static_cast<size_t>(cig * sc));
+    const Scratch band(rows_per_band * row_floats);
+    const auto [lo, hi] = thread_share(g.groups);
+    for (int64_t grp = lo; grp < hi; ++grp) {
+      std::fill(sums.begin(), sums.end(), 0.0);
+      for (int64_t n = 0; n < g.N; ++n) {
+        const float* dyg = dy + (n * g.C_out + grp * cog) * g.P();
+        const float* xg = x + (n * g.C_in + grp * cig) * g.HW();
+        for (int64_t y0 = 0; y0 < g.H_out; y0 += rows_per_band) {
+          const int64_t y1 = std::min(g.H_out, y0 + rows_per_band);
+          transpose_dy_pairs(dyg, g.P(), g.W_out, y0, y1, band.get(), y1 < g.H_out ? rows_per_band * g.W_out : 0);
+          for (int64_t i0 = 0; i0 < cig; i0 += 8) {
+            for (int ky = 0; ky < 3; ++ky) {
+              // dy rows [r0, r1) of the band read x rows sh r + ky - ph inside x.
+              const int64_t r0 = std::clamp(ceil_div(g.ph - ky, g.sh), y0, y1);
+              const int64_t r1 = std::clamp(floor_div(g.H - 1 + g.ph - ky, g.sh) + 1, r0, y1);
+              if (r1 == r0) continue;
+              weight_pair_block(band.get() + (r0 - y0) * row_floats, xg + i0 * g.HW() + (g.sh * r0 + ky - g.ph) * g.W,
+                                g.HW(), g.sh * g.W, r1 - r0, g.W, sums.data() + i0 * sc + ky * 3 * cog, sc, true);
+            }
+          }
+        }
+      }
+      float* dwg = dw + grp * cog * cig * kTaps;
+      for (int64_t o = 0; o < cog; ++o) {
+        for (int64_t i = 0; i < cig; ++i) {
+          for (int t = 0; t < kTaps; ++t) dwg[(o * cig + i) * kTaps + t] = static_cast<float>(sums[(i * kTaps + t) * cog + o]);
+        }
       }
     }
   }
@@ -727,12 +873,13 @@ void backward_input_with(const ConvGeometry& g, const float* dy, const float* w,
 // kernels sweep several rows at once.
 constexpr int64_t kMinColumns = 12;
 
-bool applies_to_weight_gradient(const ConvGeometry& g) {
-  return g.sh >= 1 && g.sh <= 2 && g.sw >= 1 && g.sw <= 2 && g.pw == 1 && weight_vectors(g) > 0;
-}
-
 // 8 channels per group along the vectors: pairs of positions, at stride 1 across.
 bool pairs_apply(const ConvGeometry& g, int64_t channels) { return channels == kLanes / 2 && g.sw == 1; }
+
+bool applies_to_weight_gradient(const ConvGeometry& g) {
+  const bool fits = weight_vectors(g) > 0 || (pairs_apply(g, g.cout_g()) && g.cin_g() % 8 == 0);
+  return g.sh >= 1 && g.sh <= 2 && g.sw >= 1 && g.sw <= 2 && g.pw == 1 && fits;
+}
 
 bool applies(const ConvGeometry& g) {
   return g.pw == 1 && (g.cout_g() % kLanes == 0 || pairs_apply(g, g.cout_g())) && g.W_out >= kMinColumns;
@@ -758,6 +905,7 @@ void backward_input(const ConvGeometry& g, const float* dy, const float* w, floa
 }
 
 void backward_weight(const ConvGeometry& g, const float* dy, const float* x, float* dw) {
+  if (weight_vectors(g) == 0) return backward_weight_pairs(g, dy, x, dw);
   const bool two = weight_vectors(g) == 2;
   if (g.sw == 2) return two ? backward_weight_with<2, 2>(g, dy, x, dw) : backward_weight_with<1, 2>(g, dy, x, dw);
   return two ? backward_weight_with<2, 1>(g, dy, x, dw) : backward_weight_with<1, 1>(g, dy, x, dw);

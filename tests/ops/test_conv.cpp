@@ -429,12 +429,15 @@ TEST_CASE("grouped 3x3 conv2d by the direct kernels agrees with the double refer
       {1, 32, 5, 45, 64, 3, 3, {2, 2}, {2, 1}, {1, 1}, 2},
       {1, 64, 6, 1, 64, 3, 3, {2, 2}, {1, 1}, {1, 1}, 2},
       {1, 32, 7, 2, 32, 3, 3, {2, 2}, {1, 1}, {1, 1}, 2},
-      // Pairs of positions (8 channels per group, stride 1 across; the forward and the input
-      // gradient): a row of 24 + 6 over two images and 4 groups; 13 columns (12 and a last block
-      // of 6 from an odd column); stride 2 down with 24 + 24 and a last block of 6.
+      // Pairs of positions (8 channels per group, stride 1 across): a row of 24 + 6 over two
+      // images and 4 groups; 13 columns (12 and a last block of 6 from an odd column; the weight
+      // gradient's last pair half outside); stride 2 down with 24 + 24 and a last block of 6; rows
+      // of 1 and 2 positions (the weight gradient's only pair at both ends).
       {2, 32, 9, 30, 32, 3, 3, {1, 1}, {1, 1}, {1, 1}, 4},
       {1, 16, 6, 13, 16, 3, 3, {1, 1}, {1, 1}, {1, 1}, 2},
       {1, 24, 7, 50, 24, 3, 3, {2, 1}, {1, 1}, {1, 1}, 3},
+      {1, 16, 5, 1, 16, 3, 3, {1, 1}, {1, 1}, {1, 1}, 2},
+      {2, 16, 6, 2, 16, 3, 3, {1, 1}, {1, 1}, {1, 1}, 2},
   };
   const auto bound = [](int64_t terms) { return 8.0 * std::pow(static_cast<double>(terms), 1.5) * std::ldexp(1.0, -24) + 1e-6; };
   Generator gen(41);
@@ -507,7 +510,8 @@ TEST_CASE("grouped convolutions take the direct kernels only where they are buil
   CHECK(grouped::channels::applies_to_input_gradient(geometry(256, 3, 1, 32)));
   CHECK_FALSE(grouped::channels::applies(geometry(256, 3, 2, 32)));
   CHECK_FALSE(grouped::channels::applies_to_input_gradient(geometry(256, 3, 2, 32)));
-  CHECK_FALSE(grouped::channels::applies_to_weight_gradient(geometry(256, 3, 1, 32)));
+  CHECK(grouped::channels::applies_to_weight_gradient(geometry(256, 3, 1, 32)));
+  CHECK_FALSE(grouped::channels::applies_to_weight_gradient(geometry(256, 3, 2, 32)));
   const ConvGeometry narrow{1, 512, 20, 20, 512, 10, 10, 3, 3, 2, 2, 1, 1, 1, 1, 32};  // 10 output columns
   CHECK_FALSE(grouped::channels::applies(narrow));
 }
