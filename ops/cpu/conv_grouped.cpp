@@ -21,7 +21,8 @@
 // load each row's first and last vector under masks (RowMasks). At stride 2 with padding 1
 // across and 8k output channels per group (ResNeXt's strided 3 x 3s) all three go to
 // conv_grouped_strided.cpp, which picks the column phases in registers. Before either, with 16k
-// channels per group and pw = 1 (ResNeXt's layer3-4, both strides) conv_grouped_channels.cpp
+// channels per group and pw = 1 (ResNeXt's layer3-4, both strides), or 8 at stride 1 across
+// (layer2's stride-1 3 x 3s: 8 channels x 2 positions per vector), conv_grouped_channels.cpp
 // takes them, its vectors along the channels (no column phases to pick at all). Everything else
 // reads padded copies (bands), split by column phase at stride 2.
 //

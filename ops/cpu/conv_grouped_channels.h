@@ -1,4 +1,4 @@
-// The grouped 3x3 convolutions of ResNeXt's wider groups (16 or more channels each) with their
+// The grouped 3x3 convolutions of ResNeXt's layer2-4 (8 or more channels per group) with their
 // vectors along the channels, not along the positions. Internal to ops/cpu: conv_grouped.cpp
 // sends these geometries here.
 //
@@ -18,6 +18,11 @@
 // - weight gradient: 16 or 32 output channels x 8 or 4 input channels x the 3 kernel columns of
 //   one kernel row (24 sums) over a band's positions: per position 1-2 loads of dy (transposed
 //   per band) and 24 multiply-adds, each with its x value broadcast from memory.
+// With 8 channels per group (layer2) at stride 1 across, a vector holds 8 channels at 2 adjacent
+// positions, each tap's sources a pair of adjacent columns (one 64-bit broadcast from x or dy; at
+// stride 2 the two positions' columns are 2 apart): the forward and input gradient 8 channels x
+// 24 (12, 6) positions, the weight gradient dy transposed as pairs of positions, 8 output
+// channels x 8 input channels x 3 kernel columns, a pair's 2 lanes added at the end.
 // Each output element is summed by one thread in an order fixed by the geometry (the positions'
 // blocks never change a sum's order), and each group's weight gradient too (float over a band's
 // rows, then double across bands and images), so no result depends on the thread count.
@@ -28,9 +33,9 @@
 namespace gndet::grouped::channels {
 
 // Each: strides 1-2 each way, pw = 1, 16k channels per group along the vectors (output channels
-// in the forward and weight gradient, input channels in the input gradient), rows of at least 12
-// output (forward) or input (input gradient) columns; asked only where grouped::applies holds
-// (AVX-512, 3x3, undilated).
+// in the forward and weight gradient, input channels in the input gradient), or 8 at stride 1
+// across; rows of at least 12 output (forward) or input (input gradient) columns; asked only
+// where grouped::applies holds (AVX-512, 3x3, undilated).
 bool applies(const ConvGeometry& g);
 // y = conv(x, w) + b (b may be null); dx, dw overwritten. Shapes as in ops/conv.h.
 void forward(const ConvGeometry& g, const float* x, const float* w, const float* b, float* y);
@@ -39,7 +44,7 @@ void forward(const ConvGeometry& g, const float* x, const float* w, const float*
 bool applies_to_input_gradient(const ConvGeometry& g);
 void backward_input(const ConvGeometry& g, const float* dy, const float* w, float* dx);
 
-// With 8 (16k output channels) or 4 (32k) dividing the input channels; any row width.
+// With 8 (16k or 8 output channels) or 4 (32k) dividing the input channels; any row width.
 bool applies_to_weight_gradient(const ConvGeometry& g);
 void backward_weight(const ConvGeometry& g, const float* dy, const float* x, float* dw);
 
