@@ -18,6 +18,21 @@ namespace {
 
 using namespace simd;
 
+// in[i]'s 128-bit block j to out[j]'s block i (i, j < 4): a 4 x 4 transposition of blocks, 8
+// shuffles. The zero-masking forms with every lane kept: the plain ones' undefined merge source
+// makes GCC 12 warn (maybe-uninitialized).
+__attribute__((always_inline)) inline void transpose_blocks(const __m512 (&in)[4], __m512 (&out)[4]) {
+  constexpr __mmask16 all = 0xFFFF;
+  const __m512 even01 = _mm512_maskz_shuffle_f32x4(all, in[0], in[1], _MM_SHUFFLE(2, 0, 2, 0));
+  const __m512 odd01 = _mm512_maskz_shuffle_f32x4(all, in[0], in[1], _MM_SHUFFLE(3, 1, 3, 1));
+  const __m512 even23 = _mm512_maskz_shuffle_f32x4(all, in[2], in[3], _MM_SHUFFLE(2, 0, 2, 0));
+  const __m512 odd23 = _mm512_maskz_shuffle_f32x4(all, in[2], in[3], _MM_SHUFFLE(3, 1, 3, 1));
+  out[0] = _mm512_maskz_shuffle_f32x4(all, even01, even23, _MM_SHUFFLE(2, 0, 2, 0));
+  out[2] = _mm512_maskz_shuffle_f32x4(all, even01, even23, _MM_SHUFFLE(3, 1, 3, 1));
+  out[1] = _mm512_maskz_shuffle_f32x4(all, odd01, odd23, _MM_SHUFFLE(2, 0, 2, 0));
+  out[3] = _mm512_maskz_shuffle_f32x4(all, odd01, odd23, _MM_SHUFFLE(3, 1, 3, 1));
+}
+
 // a[k] = row k of a 16 x 16 block, transposed in place (a[k] = column k): rows paired by columns
 // (unpack ps), then by pairs of columns (unpack pd), then 128-bit blocks gathered across quads of
 // rows (two shuffle_f32x4 steps): 64 shuffles. The zero-masking forms with every lane kept: the
@@ -38,17 +53,23 @@ __attribute__((always_inline)) inline void transpose16(__m512 (&a)[kLanes]) {
     a[q + 2] = _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(all_pd, t1, t3));
     a[q + 3] = _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(all_pd, t1, t3));
   }
+  // Then 128-bit blocks gathered across quads of rows: row 4 j + m's block from a[4 i + m]'s block j.
   for (int m = 0; m < 4; ++m) {
-    const __m512 v01 = _mm512_maskz_shuffle_f32x4(all, a[m], a[4 + m], _MM_SHUFFLE(2, 0, 2, 0));
-    const __m512 w01 = _mm512_maskz_shuffle_f32x4(all, a[m], a[4 + m], _MM_SHUFFLE(3, 1, 3, 1));
-    const __m512 v23 = _mm512_maskz_shuffle_f32x4(all, a[8 + m], a[12 + m], _MM_SHUFFLE(2, 0, 2, 0));
-    const __m512 w23 = _mm512_maskz_shuffle_f32x4(all, a[8 + m], a[12 + m], _MM_SHUFFLE(3, 1, 3, 1));
-    b[m] = _mm512_maskz_shuffle_f32x4(all, v01, v23, _MM_SHUFFLE(2, 0, 2, 0));
-    b[8 + m] = _mm512_maskz_shuffle_f32x4(all, v01, v23, _MM_SHUFFLE(3, 1, 3, 1));
-    b[4 + m] = _mm512_maskz_shuffle_f32x4(all, w01, w23, _MM_SHUFFLE(2, 0, 2, 0));
-    b[12 + m] = _mm512_maskz_shuffle_f32x4(all, w01, w23, _MM_SHUFFLE(3, 1, 3, 1));
+    const __m512 in[4] = {a[m], a[4 + m], a[8 + m], a[12 + m]};
+    __m512 out[4];
+    transpose_blocks(in, out);
+    for (int j = 0; j < 4; ++j) b[4 * j + m] = out[j];
   }
   for (int k = 0; k < kLanes; ++k) a[k] = b[k];
+}
+
+// One broadcast source value (or pair) times kernel column kx's weights into acc[q_kx], for each
+// q_kx >= 0 (the blocks' taps, found at compile time).
+template <int q0, int q1, int q2, int N>
+__attribute__((always_inline)) inline void fan_out(const __m512 (&w)[3], __m512 xv, __m512 (&acc)[N]) {
+  if constexpr (q0 >= 0) acc[q0] = _mm512_fmadd_ps(w[0], xv, acc[q0]);
+  if constexpr (q1 >= 0) acc[q1] = _mm512_fmadd_ps(w[1], xv, acc[q1]);
+  if constexpr (q2 >= 0) acc[q2] = _mm512_fmadd_ps(w[2], xv, acc[q2]);
 }
 
 // ---- The weight gradient ----
@@ -168,20 +189,19 @@ int weight_vectors(const ConvGeometry& g) {
   return 0;
 }
 
-// Per group (one thread's), per image, bands of dy rows transposed, then per block of output
-// channels, input channels and kernel row one weight_block over the band; the group's sums (in
-// double, sums[(i * 9 + ky * 3 + kx) * cog + o]) go to dw at the end.
-template <int O, int S>
-void backward_weight_with(const ConvGeometry& g, const float* dy, const float* x, float* dw) {
-  constexpr int CI = 8 / O;
+// The weight gradients' frame: per group (one thread's), per image, bands of dy rows whose
+// `row_floats` floats per row (as transposed) fill kDyBandBytes; each band transposed by
+// transpose(dy_group, y0, y1, band, ahead: the next band's dy, 0 at the last), then summed by
+// sweep(band, x_group, y0, y1, sums) into the group's sums in double, sums[(i * 9 + ky * 3 + kx)
+// * cout_g + o], which go to dw at the end.
+template <class Transpose, class Sweep>
+void weight_gradient_by_bands(const ConvGeometry& g, int64_t row_floats, const float* dy, const float* x, float* dw,
+                              Transpose transpose, Sweep sweep) {
   const int64_t cig = g.cin_g(), cog = g.cout_g();
-  const int64_t row_floats = g.W_out * cog;
   const int64_t rows_per_band = std::max<int64_t>(1, kDyBandBytes / (row_floats * int64_t{sizeof(float)}));
-  const bool short_last = S * (g.W_out - 1) + 1 >= g.W;
-  const int64_t sc = kTaps * cog;
 #pragma omp parallel if (g.groups > 1)
   {
-    std::vector<double> sums(static_cast<size_t>(cig * sc));
+    std::vector<double> sums(static_cast<size_t>(cig * kTaps * cog));
     const Scratch band(rows_per_band * row_floats);
     const auto [lo, hi] = thread_share(g.groups);
     for (int64_t grp = lo; grp < hi; ++grp) {
@@ -191,23 +211,8 @@ void backward_weight_with(const ConvGeometry& g, const float* dy, const float* x
         const float* xg = x + (n * g.C_in + grp * cig) * g.HW();
         for (int64_t y0 = 0; y0 < g.H_out; y0 += rows_per_band) {
           const int64_t y1 = std::min(g.H_out, y0 + rows_per_band);
-          // The next band's dy asked for tile by tile (evicted first: 2-5% faster).
-          transpose_dy_rows(dyg, g.P(), g.W_out, y0, y1, cog, band.get(), y1 < g.H_out ? rows_per_band * g.W_out : 0);
-          for (int64_t o0 = 0; o0 < cog; o0 += kLanes * O) {
-            for (int64_t i0 = 0; i0 < cig; i0 += CI) {
-              for (int ky = 0; ky < 3; ++ky) {
-                // dy rows [r0, r1) of the band read x rows sh r + ky - ph inside x.
-                const int64_t r0 = std::clamp(ceil_div(g.ph - ky, g.sh), y0, y1);
-                const int64_t r1 = std::clamp(floor_div(g.H - 1 + g.ph - ky, g.sh) + 1, r0, y1);
-                if (r1 == r0) continue;
-                // The first block of output channels asks for the x rows after its own (evicted
-                // first: layer3's 3 x 3 / 2 183 -> 207-223 GFLOP/s).
-                weight_block<O, S>(band.get() + (r0 - y0) * row_floats + o0, cog,
-                                   xg + i0 * g.HW() + (g.sh * r0 + ky - g.ph) * g.W, g.HW(), g.sh * g.W, r1 - r0,
-                                   g.W_out, short_last, sums.data() + i0 * sc + ky * 3 * cog + o0, sc, cog, o0 == 0);
-              }
-            }
-          }
+          transpose(dyg, y0, y1, band.get(), y1 < g.H_out ? rows_per_band * g.W_out : 0);
+          sweep(band.get(), xg, y0, y1, sums.data());
         }
       }
       float* dwg = dw + grp * cog * cig * kTaps;
@@ -220,6 +225,40 @@ void backward_weight_with(const ConvGeometry& g, const float* dy, const float* x
       }
     }
   }
+}
+
+// The dy rows [r0, r1) of band [y0, y1) whose kernel row ky reads a row inside x (sh r + ky - ph).
+std::pair<int64_t, int64_t> rows_reaching(const ConvGeometry& g, int ky, int64_t y0, int64_t y1) {
+  const int64_t r0 = std::clamp(ceil_div(g.ph - ky, g.sh), y0, y1);
+  return {r0, std::clamp(floor_div(g.H - 1 + g.ph - ky, g.sh) + 1, r0, y1)};
+}
+
+// Per band, per block of output channels, input channels and kernel row one weight_block.
+template <int O, int S>
+void backward_weight_with(const ConvGeometry& g, const float* dy, const float* x, float* dw) {
+  constexpr int CI = 8 / O;
+  const int64_t cig = g.cin_g(), cog = g.cout_g(), row_floats = g.W_out * cog, sc = kTaps * cog;
+  const bool short_last = S * (g.W_out - 1) + 1 >= g.W;
+  auto transpose = [&](const float* dyg, int64_t y0, int64_t y1, float* band, int64_t ahead) {
+    // The next band's dy asked for tile by tile (evicted first: 2-5% faster).
+    transpose_dy_rows(dyg, g.P(), g.W_out, y0, y1, cog, band, ahead);
+  };
+  auto sweep = [&](const float* band, const float* xg, int64_t y0, int64_t y1, double* sums) {
+    for (int64_t o0 = 0; o0 < cog; o0 += kLanes * O) {
+      for (int64_t i0 = 0; i0 < cig; i0 += CI) {
+        for (int ky = 0; ky < 3; ++ky) {
+          const auto [r0, r1] = rows_reaching(g, ky, y0, y1);
+          if (r1 == r0) continue;
+          // The first block of output channels asks for the x rows after its own (evicted
+          // first: layer3's 3 x 3 / 2 183 -> 207-223 GFLOP/s).
+          weight_block<O, S>(band + (r0 - y0) * row_floats + o0, cog, xg + i0 * g.HW() + (g.sh * r0 + ky - g.ph) * g.W,
+                             g.HW(), g.sh * g.W, r1 - r0, g.W_out, short_last, sums + i0 * sc + ky * 3 * cog + o0, sc,
+                             cog, o0 == 0);
+        }
+      }
+    }
+  };
+  weight_gradient_by_bands(g, row_floats, dy, x, dw, transpose, sweep);
 }
 
 // The kernel rows that reach one dx row: where each one's dy row starts (floats from the block's
@@ -270,9 +309,7 @@ __attribute__((always_inline)) inline void pair_column(const float* r, const __m
       std::memcpy(&pair, r + m, sizeof pair);
       xv = _mm512_castpd_ps(_mm512_set1_pd(pair));
     }
-    if constexpr (v0 >= 0) acc[v0] = _mm512_fmadd_ps(w[0], xv, acc[v0]);
-    if constexpr (v1 >= 0) acc[v1] = _mm512_fmadd_ps(w[1], xv, acc[v1]);
-    if constexpr (v2 >= 0) acc[v2] = _mm512_fmadd_ps(w[2], xv, acc[v2]);
+    fan_out<v0, v1, v2>(w, xv, acc);
   }
 }
 
@@ -291,16 +328,13 @@ __attribute__((always_inline)) inline void transpose_pairs(__m512d (&a)[8]) {
   for (int j = 0; j < 8; j += 2) {
     c[j] = _mm512_maskz_unpacklo_pd(all, a[j], a[j + 1]), c[j + 1] = _mm512_maskz_unpackhi_pd(all, a[j], a[j + 1]);
   }
+  // Then 128-bit blocks: pair 2 j + h of a[0-7] from block j of c[h], c[2 + h], c[4 + h], c[6 + h].
   for (int h = 0; h < 2; ++h) {
-    // d: pairs h, 4 + h; e: 2 + h, 6 + h (of a[0-3], then a[4-7] in d2, e2), 128-bit blocks.
-    const __m512d d = _mm512_maskz_shuffle_f64x2(all, c[h], c[2 + h], _MM_SHUFFLE(2, 0, 2, 0));
-    const __m512d e = _mm512_maskz_shuffle_f64x2(all, c[h], c[2 + h], _MM_SHUFFLE(3, 1, 3, 1));
-    const __m512d d2 = _mm512_maskz_shuffle_f64x2(all, c[4 + h], c[6 + h], _MM_SHUFFLE(2, 0, 2, 0));
-    const __m512d e2 = _mm512_maskz_shuffle_f64x2(all, c[4 + h], c[6 + h], _MM_SHUFFLE(3, 1, 3, 1));
-    a[h] = _mm512_maskz_shuffle_f64x2(all, d, d2, _MM_SHUFFLE(2, 0, 2, 0));
-    a[4 + h] = _mm512_maskz_shuffle_f64x2(all, d, d2, _MM_SHUFFLE(3, 1, 3, 1));
-    a[2 + h] = _mm512_maskz_shuffle_f64x2(all, e, e2, _MM_SHUFFLE(2, 0, 2, 0));
-    a[6 + h] = _mm512_maskz_shuffle_f64x2(all, e, e2, _MM_SHUFFLE(3, 1, 3, 1));
+    const __m512 in[4] = {_mm512_castpd_ps(c[h]), _mm512_castpd_ps(c[2 + h]), _mm512_castpd_ps(c[4 + h]),
+                          _mm512_castpd_ps(c[6 + h])};
+    __m512 out[4];
+    transpose_blocks(in, out);
+    for (int j = 0; j < 4; ++j) a[2 * j + h] = _mm512_castps_pd(out[j]);
   }
 }
 
@@ -489,47 +523,23 @@ __attribute__((noinline)) void weight_pair_block(const float* d, const float* x,
   }
 }
 
-// Per group (one thread's), per image, bands of dy rows as pairs, then per 8 input channels and
-// kernel row one weight_pair_block over the band; the group's sums (in double, sums[(i * 9 + ky *
-// 3 + kx) * 8 + o]) go to dw at the end.
+// Per band (dy as pairs), per 8 input channels and kernel row one weight_pair_block.
 void backward_weight_pairs(const ConvGeometry& g, const float* dy, const float* x, float* dw) {
-  const int64_t cig = g.cin_g(), cog = g.cout_g();
-  const int64_t row_floats = (g.W_out + 1) / 2 * kLanes;
-  const int64_t rows_per_band = std::max<int64_t>(1, kDyBandBytes / (row_floats * int64_t{sizeof(float)}));
-  const int64_t sc = kTaps * cog;
-#pragma omp parallel if (g.groups > 1)
-  {
-    std::vector<double> sums(static_cast<size_t>(cig * sc));
-    const Scratch band(rows_per_band * row_floats);
-    const auto [lo, hi] = thread_share(g.groups);
-    for (int64_t grp = lo; grp < hi; ++grp) {
-      std::fill(sums.begin(), sums.end(), 0.0);
-      for (int64_t n = 0; n < g.N; ++n) {
-        const float* dyg = dy + (n * g.C_out + grp * cog) * g.P();
-        const float* xg = x + (n * g.C_in + grp * cig) * g.HW();
-        for (int64_t y0 = 0; y0 < g.H_out; y0 += rows_per_band) {
-          const int64_t y1 = std::min(g.H_out, y0 + rows_per_band);
-          transpose_dy_pairs(dyg, g.P(), g.W_out, y0, y1, band.get(), y1 < g.H_out ? rows_per_band * g.W_out : 0);
-          for (int64_t i0 = 0; i0 < cig; i0 += 8) {
-            for (int ky = 0; ky < 3; ++ky) {
-              // dy rows [r0, r1) of the band read x rows sh r + ky - ph inside x.
-              const int64_t r0 = std::clamp(ceil_div(g.ph - ky, g.sh), y0, y1);
-              const int64_t r1 = std::clamp(floor_div(g.H - 1 + g.ph - ky, g.sh) + 1, r0, y1);
-              if (r1 == r0) continue;
-              weight_pair_block(band.get() + (r0 - y0) * row_floats, xg + i0 * g.HW() + (g.sh * r0 + ky - g.ph) * g.W,
-                                g.HW(), g.sh * g.W, r1 - r0, g.W, sums.data() + i0 * sc + ky * 3 * cog, sc, true);
-            }
-          }
-        }
-      }
-      float* dwg = dw + grp * cog * cig * kTaps;
-      for (int64_t o = 0; o < cog; ++o) {
-        for (int64_t i = 0; i < cig; ++i) {
-          for (int t = 0; t < kTaps; ++t) dwg[(o * cig + i) * kTaps + t] = static_cast<float>(sums[(i * kTaps + t) * cog + o]);
-        }
+  const int64_t cig = g.cin_g(), cog = g.cout_g(), row_floats = (g.W_out + 1) / 2 * kLanes, sc = kTaps * cog;
+  auto transpose = [&](const float* dyg, int64_t y0, int64_t y1, float* band, int64_t ahead) {
+    transpose_dy_pairs(dyg, g.P(), g.W_out, y0, y1, band, ahead);
+  };
+  auto sweep = [&](const float* band, const float* xg, int64_t y0, int64_t y1, double* sums) {
+    for (int64_t i0 = 0; i0 < cig; i0 += 8) {
+      for (int ky = 0; ky < 3; ++ky) {
+        const auto [r0, r1] = rows_reaching(g, ky, y0, y1);
+        if (r1 == r0) continue;
+        weight_pair_block(band + (r0 - y0) * row_floats, xg + i0 * g.HW() + (g.sh * r0 + ky - g.ph) * g.W, g.HW(),
+                          g.sh * g.W, r1 - r0, g.W, sums + i0 * sc + ky * 3 * cog, sc, true);
       }
     }
-  }
+  };
+  weight_gradient_by_bands(g, row_floats, dy, x, dw, transpose, sweep);
 }
 
 // ---- The forward ----
@@ -559,10 +569,7 @@ __attribute__((always_inline)) inline void forward_column(const float* xr, const
   constexpr int q0 = tap_position(P, S, head, tail, m, 0), q1 = tap_position(P, S, head, tail, m, 1),
                 q2 = tap_position(P, S, head, tail, m, 2);
   if constexpr (q0 >= 0 || q1 >= 0 || q2 >= 0) {
-    const __m512 xv = _mm512_set1_ps(xr[m]);
-    if constexpr (q0 >= 0) acc[q0] = _mm512_fmadd_ps(w[0], xv, acc[q0]);
-    if constexpr (q1 >= 0) acc[q1] = _mm512_fmadd_ps(w[1], xv, acc[q1]);
-    if constexpr (q2 >= 0) acc[q2] = _mm512_fmadd_ps(w[2], xv, acc[q2]);
+    fan_out<q0, q1, q2>(w, _mm512_set1_ps(xr[m]), acc);
   }
 }
 
@@ -752,10 +759,7 @@ __attribute__((always_inline)) inline void input_column(const float* dr, const _
   constexpr int q0 = input_position(P, S, par, head, tail, m, 0), q1 = input_position(P, S, par, head, tail, m, 1),
                 q2 = input_position(P, S, par, head, tail, m, 2);
   if constexpr (q0 >= 0 || q1 >= 0 || q2 >= 0) {
-    const __m512 dv = _mm512_set1_ps(dr[m]);
-    if constexpr (q0 >= 0) acc[q0] = _mm512_fmadd_ps(w[0], dv, acc[q0]);
-    if constexpr (q1 >= 0) acc[q1] = _mm512_fmadd_ps(w[1], dv, acc[q1]);
-    if constexpr (q2 >= 0) acc[q2] = _mm512_fmadd_ps(w[2], dv, acc[q2]);
+    fan_out<q0, q1, q2>(w, _mm512_set1_ps(dr[m]), acc);
   }
 }
 
