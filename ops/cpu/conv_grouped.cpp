@@ -315,8 +315,19 @@ void compute_rows(const float* src, int64_t cs, int64_t cin, const Taps& taps, c
     } else if (vectors == 1) {
       for (; r + 6 <= rows; r += 6) run.template operator()<1, 6>(r, 0, srs, ors);
     }
+    // Rows of blocks of up to kMaxVectors: each block asks for the output lines the next one
+    // writes (the first for its own too), so that its stores find them owned instead of each
+    // waiting for its line's read for ownership (layer1's 3 x 3 forward 0.46 -> 0.51 of the fp32
+    // peak, median of 6 alternated bench/cpu_layers runs, 2026-12-07).
+    auto write_ahead = [&](int64_t r, int64_t v0) {
+      if (r < rows) {
+        prefetch_for_writing(ob + r * ors + v0 * kLanes, os, kBlockOut, std::min<int64_t>(kMaxVectors * kLanes, width - v0 * kLanes));
+      }
+    };
+    if (r < rows) write_ahead(r, 0);
     for (; r < rows; ++r) {
       for (int64_t v0 = 0; v0 < vectors; v0 += kMaxVectors) {
+        v0 + kMaxVectors < vectors ? write_ahead(r, v0 + kMaxVectors) : write_ahead(r + 1, 0);
         switch (std::min<int64_t>(kMaxVectors, vectors - v0)) {
           case 1: run.template operator()<1, 1>(r, v0, 0, 0); break;
           case 2: run.template operator()<2, 1>(r, v0, 0, 0); break;

@@ -66,6 +66,22 @@ __attribute__((always_inline)) inline __m512 masked_load(__mmask16 m, const floa
   return v;
 }
 
+// Asks for the cache lines of `channels` output rows [p, p + floats) (channel c's at p + c cs) to
+// be written: a block's stores then find their lines owned in L1 instead of each waiting for its
+// read for ownership when the block ends (prefetchw; prefetches never fault). As volatile asm:
+// GCC 12 dropped __builtin_prefetch (and _mm_prefetch) called from a lambda, whose call it took
+// for one without effects.
+__attribute__((always_inline)) inline void prefetch_for_writing(const float* p, int64_t cs, int channels, int64_t floats) {
+  auto ask = [](const char* line) { asm volatile("prefetchw (%0)" : : "r"(line)); };
+  for (int c = 0; c < channels; ++c) {
+    const char* first = reinterpret_cast<const char*>(p + c * cs);
+    const char* end = reinterpret_cast<const char*>(p + c * cs + floats);
+    for (const char* line = first; line < end; line += 64) ask(line);
+    // The line of the row's last float where `first` is not on a line's start.
+    if ((reinterpret_cast<uintptr_t>(first) & 63) != 0 && floats > 0) ask(end - 1);
+  }
+}
+
 // [lo, hi): thread t's contiguous share of `items` (the next item a thread takes is its own next one,
 // which the prefetching needs to know).
 inline std::pair<int64_t, int64_t> thread_share(int64_t items) {
