@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <stdexcept>
 #include <utility>
+#include <vector>
 
 #include "ops/cpu/conv_grouped_simd.h"
 #include "ops/cpu/stride2.h"
@@ -398,19 +399,35 @@ __attribute__((always_inline)) inline void strided_weight_step(const float* d, c
   }
 }
 
+// Cache lines to ask for into L2, from two ranges (the next band's x rows and dy rows), one at a
+// time as a block's steps go by.
+struct LinesAhead {
+  const char *p = nullptr, *end = nullptr, *p2 = nullptr, *end2 = nullptr;
+  __attribute__((always_inline)) void next() {
+    if (p < end) {
+      _mm_prefetch(p, _MM_HINT_T1), p += 64;
+    } else if (p2 < end2) {
+      _mm_prefetch(p2, _MM_HINT_T1), p2 += 64;
+    }
+  }
+};
+
 // The 24 sums of 8 output channels (dy packed by pack_dy_rows) x kernel columns 0-2 of one input
 // channel and kernel row (x from row x, rows xrs apart) over `rows` rows of `vectors` vectors,
-// added to sums[o * so + 16 kx] (stored, the group's `first` time). Meanwhile one cache line from
-// [ahead, ahead_end) per inner step is asked for (the next band's x). Not inlined, as
-// strided_block.
+// added to sums[o * so + 16 kx] (stored, the group's `first` time). Meanwhile two lines of
+// `ahead` per inner step are asked for. Not inlined, as strided_block.
 __attribute__((noinline)) void strided_weight_block(const float* d, const float* x, int64_t xrs, int64_t rows,
                                                     int64_t vectors, const StridedWeightMasks& masks, bool first,
-                                                    float* sums, int64_t so, const char* ahead, const char* ahead_end) {
+                                                    float* sums, int64_t so, const LinesAhead& lines_ahead) {
   __m512 acc[kStridedOut][3];
   for (int o = 0; o < kStridedOut; ++o) {
     for (int kx = 0; kx < 3; ++kx) acc[o][kx] = _mm512_setzero_ps();
   }
   const StridedWeightMasks m = masks;  // in mask registers for the block's length
+  // Field by field: a copy as one vector load of what the caller stored as parts waited ~20 cycles
+  // (the store could not be forwarded).
+  LinesAhead ahead;
+  ahead.p = lines_ahead.p, ahead.end = lines_ahead.end, ahead.p2 = lines_ahead.p2, ahead.end2 = lines_ahead.end2;
   const int64_t step = kStridedOut * kLanes;
   for (int64_t r = 0; r < rows; ++r, x += xrs) {
     if (vectors == 1) {
@@ -421,7 +438,7 @@ __attribute__((noinline)) void strided_weight_block(const float* d, const float*
     strided_weight_step<Edge::head>(d, x, m, acc);
     d += step;
     for (int64_t j = 1; j < vectors - 1; ++j, d += step) {
-      if (ahead < ahead_end) _mm_prefetch(ahead, _MM_HINT_T1), ahead += 64;
+      ahead.next(), ahead.next();
       strided_weight_step<Edge::none>(d, x + 2 * kLanes * j, m, acc);
     }
     strided_weight_step<Edge::tail>(d, x + 2 * kLanes * (vectors - 1), m, acc);
@@ -477,28 +494,74 @@ void backward_input(const ConvGeometry& g, const float* dy, const float* w, floa
                 });
 }
 
-// The weight gradient: per group (one thread's), per image, bands of dy
-// rows whose 8 channels' packed rows take kStridedDyBytes (L1, beside x's rows of one channel),
-// for every block of 8 output channels, input channel and kernel row.
+// The weight gradient: per group (one thread's), per image, bands of dy rows whose 8 channels'
+// packed rows take kStridedDyBytes (L1, beside x's rows of one channel), for every block of 8
+// output channels, input channel and kernel row. While a band's blocks run they ask for what the
+// next pack of dy reads (the 8 channels' rows, a share per block) and, in the band's first block
+// of channels, the x rows the next band adds (a third of channel i's per kernel row), two lines
+// per step, and the next band is the thread's next one, in the next image or group too. Without
+// them the next band's loads waited on L3 or memory: asking for x alone took layer2's 3 x 3 / 2
+// weight gradient 92 -> 119 GFLOP/s (x evicted before each call); adding dy (the pack's loads
+// had been 14% of the time), 0.48 -> 0.56 of the fp32 peak (median of 5 alternated
+// bench/cpu_layers runs, 2026-12-07; its memory roofline 0.58).
 void backward_weight(const ConvGeometry& g, const float* dy, const float* x, float* dw) {
   const int64_t cig = g.cin_g(), cog = g.cout_g(), block = cog * cig * kTaps;
   const int64_t vectors = ceil_div(g.W_out, kLanes), row_floats = vectors * kStridedOut * kLanes;
   const int64_t rows_per_band = std::max<int64_t>(1, kStridedDyBytes / (row_floats * int64_t{sizeof(float)}));
   const StridedWeightMasks masks(vectors - 1, g.W);
+  const int64_t blocks_per_pack = cig * 3;
+  const auto bytes = [](const float* p) { return reinterpret_cast<const char*>(p); };
 #pragma omp parallel if (g.groups > 1)
   {
     const Scratch lanes(block * kLanes);  // the group's sums, 16 lanes per weight (o, i, tap)
     const Scratch packed(rows_per_band * row_floats);
+    // Block b (= 3 i + ky) of a pack asks for bytes [from, to) of the next pack's dy channel
+    // `channel` (the 8 channels' rows, `span` bytes each, shared out evenly); kept for the span
+    // of the last pack (a band's, unless it ends the plane), so that no block divides.
+    struct DyShare {
+      int64_t channel, from, to;
+    };
+    std::vector<DyShare> shares(blocks_per_pack);
+    int64_t shares_span = -1;
+    const auto dy_shares = [&](int64_t span) {
+      if (span != shares_span) {
+        for (int64_t b = 0; b < blocks_per_pack; ++b) {
+          const int64_t c = b * kStridedOut / blocks_per_pack;
+          const int64_t b_lo = ceil_div(c * blocks_per_pack, kStridedOut);
+          const int64_t parts = ceil_div((c + 1) * blocks_per_pack, kStridedOut) - b_lo;
+          shares[b] = {c, span * (b - b_lo) / parts, span * (b + 1 - b_lo) / parts};
+        }
+        shares_span = span;
+      }
+      return shares.data();
+    };
     const auto [lo, hi] = thread_share(g.groups);
     for (int64_t grp = lo; grp < hi; ++grp) {
       for (int64_t n = 0; n < g.N; ++n) {
-        const float* dyg = dy + (n * g.C_out + grp * cog) * g.P();
-        const float* xg = x + (n * g.C_in + grp * cig) * g.HW();
         for (int64_t y0 = 0; y0 < g.H_out; y0 += rows_per_band) {
           const int64_t y1 = std::min(g.H_out, y0 + rows_per_band);
+          // The thread's next band: (next_grp, next_n) rows [next_y0, next_y1), or none.
+          int64_t next_grp = grp, next_n = n, next_y0 = y1;
+          if (y1 == g.H_out) next_y0 = 0, ++next_n;
+          if (next_n == g.N) next_n = 0, ++next_grp;
+          const bool has_next = next_grp < hi;
+          const int64_t next_y1 = std::min(g.H_out, next_y0 + rows_per_band);
           const bool first = n == 0 && y0 == 0;  // the group's sums start here (no zeroing pass)
+          const float* dyg = dy + (n * g.C_out + grp * cog) * g.P();
+          const float* xg = x + (n * g.C_in + grp * cig) * g.HW();
           for (int64_t o0 = 0; o0 < cog; o0 += kStridedOut) {
             pack_dy_rows(dyg + o0 * g.P(), g.P(), g.W_out, y0, y1, vectors, packed.get());
+            // What the next pack reads: this band's next 8 channels, or the next band's first.
+            const bool next_in_band = o0 + kStridedOut < cog;
+            const float* next_dy = nullptr;
+            const DyShare* share = nullptr;
+            if (next_in_band || has_next) {
+              const int64_t o = next_in_band ? o0 + kStridedOut : 0;
+              const int64_t ny0 = next_in_band ? y0 : next_y0, ny1 = next_in_band ? y1 : next_y1;
+              const int64_t ngrp = next_in_band ? grp : next_grp, nn = next_in_band ? n : next_n;
+              next_dy = dy + (nn * g.C_out + ngrp * cog + o) * g.P() + ny0 * g.W_out;
+              share = dy_shares((ny1 - ny0) * g.W_out * int64_t{sizeof(float)});
+            }
             for (int64_t i = 0; i < cig; ++i) {
               for (int ky = 0; ky < 3; ++ky) {
                 // dy rows [r0, r1) of the band read x rows 2 oy + ky - ph inside x.
@@ -506,19 +569,21 @@ void backward_weight(const ConvGeometry& g, const float* dy, const float* x, flo
                 const int64_t r1 = std::clamp(floor_div(g.H - 1 + g.ph - ky, 2) + 1, r0, y1);
                 float* sums = lanes.get() + ((o0 * cig + i) * kTaps + ky * 3) * kLanes;
                 const float* xr = r1 > r0 ? xg + i * g.HW() + (2 * r0 + ky - g.ph) * g.W : xg;
-                // The first block of channels asks for the x rows of this channel that the next
-                // band adds, a third per kernel row (x evicted before each call: layer2 92 -> 119
-                // GFLOP/s, the others 2-6% faster).
-                const char *ahead = nullptr, *ahead_end = nullptr;
-                if (o0 == 0 && y1 < g.H_out) {
-                  const int64_t y2 = std::min(g.H_out, y1 + rows_per_band);
-                  const int64_t from = std::max<int64_t>(0, 2 * y1 - g.ph + 1), to = std::min(g.H, 2 * y2 - g.ph + 1);
-                  const char* first = reinterpret_cast<const char*>(xg + i * g.HW() + from * g.W);
-                  const int64_t bytes = std::max<int64_t>(0, (to - from) * g.W * int64_t{sizeof(float)});
-                  ahead = first + bytes * ky / 3, ahead_end = first + bytes * (ky + 1) / 3;
+                LinesAhead ahead;
+                if (o0 == 0 && has_next) {  // the x rows the next band adds, from its channel i
+                  const int64_t from = std::max<int64_t>(0, next_y0 == 0 ? 0 : 2 * next_y0 - g.ph + 1);
+                  const int64_t to = std::min(g.H, 2 * next_y1 - g.ph + 1);
+                  const char* start = bytes(x + (next_n * g.C_in + next_grp * cig + i) * g.HW() + from * g.W);
+                  const int64_t span = std::max<int64_t>(0, (to - from) * g.W * int64_t{sizeof(float)});
+                  ahead.p = start + span * ky / 3, ahead.end = start + span * (ky + 1) / 3;
+                }
+                if (next_dy != nullptr) {
+                  const DyShare& sh = share[i * 3 + ky];
+                  const char* start = bytes(next_dy + sh.channel * g.P());
+                  ahead.p2 = start + sh.from, ahead.end2 = start + sh.to;
                 }
                 strided_weight_block(packed.get() + (r0 - y0) * row_floats, xr, 2 * g.W, r1 - r0, vectors, masks, first,
-                                     sums, cig * kTaps * kLanes, ahead, ahead_end);
+                                     sums, cig * kTaps * kLanes, ahead);
               }
             }
           }
