@@ -198,23 +198,49 @@ struct StridedInputRows {
 
 // The masks of a row's last block: the lanes of its last vector inside dy's row from column b
 // (`from_b`) and from b + 1 (`from_next`), read by load_mask where they are used, and of the two
-// dx vectors it stores (`store_lo`, `store_hi`).
+// dx vectors it stores (`store_lo`, `store_hi`; a packed tail's 8 dx columns: `store_lo`).
 struct StridedInputMasks {
   __mmask16 from_b, from_next, store_lo, store_hi;
 };
 
-// 4 dx channels (os apart) x 16 V column pairs of one dx row: the sum over `cout` dy channels (cs
-// apart) and `rows`, weights packed by strided_input_weights (w[(c * 9 + ky * 3 + kx) * 4 + i]).
-// With `tail` the last vector is the row's last: its loads and stores go under `masks`. Not
-// inlined, as strided_block.
-template <int V, bool tail>
+// How a block's last columns are summed: all V vectors whole (`none`), the last one under the
+// masks (`masked`), or V whole vectors and then the row's last 1-4 dy columns of all 4 dx
+// channels in one vector (`packed`), lane 4 k + i for column k of channel i. At layer3's 84
+// columns (5 vectors and 4) the masked tail spent 12 of every 96 lanes on nothing; packed, its
+// 3 x 3 / 2 input gradient went 0.59 -> 0.63 of the fp32 peak (medians of 5 alternated
+// bench/cpu_layers runs, 2026-12-07).
+enum class Tail { none, masked, packed };
+
+// 4 floats at p under m (the lanes past a row's end are not read), each repeated for the 4
+// channels of a packed tail: lanes 4 k + i = p[k].
+__attribute__((always_inline)) inline __m512 columns_for_channels(__mmask16 m, const float* p) {
+  __m128 v;
+  asm("vmovups (%1), %0%{%2%}%{z%}" : "=v"(v) : "r"(p), "Yk"(m));
+  // The zero-masking forms with every lane kept: the plain ones' undefined merge source makes
+  // GCC 12 warn (maybe-uninitialized).
+  const __m512i repeat = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+  return _mm512_maskz_permutexvar_ps(0xFFFF, repeat, _mm512_zextps128_ps512(v));
+}
+
+// 4 dx channels' weights (w[i], i < 4) for the lanes of a packed tail: lane 4 k + i = w[i].
+__attribute__((always_inline)) inline __m512 weights_for_columns(const float* w) {
+  return _mm512_maskz_broadcast_f32x4(0xFFFF, _mm_load_ps(w));
+}
+
+// 4 dx channels (os apart) x 16 V column pairs of one dx row (and the row's last columns, `tail`):
+// the sum over `cout` dy channels (cs apart) and `rows`, weights packed by strided_input_weights
+// (w[(c * 9 + ky * 3 + kx) * 4 + i]). A masked or packed tail is the row's last: its loads and
+// stores go under `masks`. Not inlined, as strided_block.
+template <int V, Tail tail>
 __attribute__((noinline)) void strided_input_block(const float* src, int64_t cs, int64_t cout,
                                                    const StridedInputRows& rows, const float* w, float* out,
                                                    int64_t os, const StridedInputMasks& masks, const char* prefetch) {
-  __m512 even[kStridedIn][V], odd[kStridedIn][V];
+  constexpr bool masked = tail == Tail::masked, packed = tail == Tail::packed;
+  __m512 even[kStridedIn][V > 0 ? V : 1], odd[kStridedIn][V > 0 ? V : 1];
   for (int i = 0; i < kStridedIn; ++i) {
     for (int v = 0; v < V; ++v) even[i][v] = odd[i][v] = _mm512_setzero_ps();
   }
+  __m512 even_tail = _mm512_setzero_ps(), odd_tail = _mm512_setzero_ps();  // lanes 4 k + i (packed)
   for (int64_t c = 0; c < cout; ++c) {
     const char* s = reinterpret_cast<const char*>(src + c * cs);
     const float* wc = w + c * kTaps * kStridedIn;
@@ -224,10 +250,10 @@ __attribute__((noinline)) void strided_input_block(const float* src, int64_t cs,
     for (int t = 0; t < rows.count; ++t) {
       const float* p = reinterpret_cast<const float*>(s + rows.offset[t]);
       const float* wt = wc + rows.weight[t];  // [kx][i]
-      __m512 in[V];
+      __m512 in[V > 0 ? V : 1];
       for (int v = 0; v < V; ++v) {
         const float* at = p + kLanes * v;
-        in[v] = tail && v == V - 1 ? masked_load(load_mask(&masks.from_b), at) : _mm512_loadu_ps(at);
+        in[v] = masked && v == V - 1 ? masked_load(load_mask(&masks.from_b), at) : _mm512_loadu_ps(at);
       }
       for (int i = 0; i < kStridedIn; ++i) {
         const __m512 w1 = _mm512_set1_ps(wt[kStridedIn + i]), w2 = _mm512_set1_ps(wt[2 * kStridedIn + i]);
@@ -238,11 +264,19 @@ __attribute__((noinline)) void strided_input_block(const float* src, int64_t cs,
       }
       for (int v = 0; v < V; ++v) {
         const float* at = p + kLanes * v + 1;
-        in[v] = tail && v == V - 1 ? masked_load(load_mask(&masks.from_next), at) : _mm512_loadu_ps(at);
+        in[v] = masked && v == V - 1 ? masked_load(load_mask(&masks.from_next), at) : _mm512_loadu_ps(at);
       }
       for (int i = 0; i < kStridedIn; ++i) {
         const __m512 w0 = _mm512_set1_ps(wt[i]);
         for (int v = 0; v < V; ++v) odd[i][v] = _mm512_fmadd_ps(w0, in[v], odd[i][v]);
+      }
+      if constexpr (packed) {
+        const float* at = p + kLanes * V;
+        const __m512 from_b = columns_for_channels(load_mask(&masks.from_b), at);
+        const __m512 from_next = columns_for_channels(load_mask(&masks.from_next), at + 1);
+        even_tail = _mm512_fmadd_ps(weights_for_columns(wt + kStridedIn), from_b, even_tail);
+        odd_tail = _mm512_fmadd_ps(weights_for_columns(wt + 2 * kStridedIn), from_b, odd_tail);
+        odd_tail = _mm512_fmadd_ps(weights_for_columns(wt), from_next, odd_tail);
       }
     }
   }
@@ -253,13 +287,23 @@ __attribute__((noinline)) void strided_input_block(const float* src, int64_t cs,
     for (int v = 0; v < V; ++v) {
       const __m512 first = _mm512_permutex2var_ps(even[i][v], lo, odd[i][v]);
       const __m512 second = _mm512_permutex2var_ps(even[i][v], hi, odd[i][v]);
-      if (tail && v == V - 1) {
+      if (masked && v == V - 1) {
         _mm512_mask_storeu_ps(d + 2 * kLanes * v, masks.store_lo, first);
         _mm512_mask_storeu_ps(d + 2 * kLanes * v + kLanes, masks.store_hi, second);
       } else {
         _mm512_storeu_ps(d + 2 * kLanes * v, first);
         _mm512_storeu_ps(d + 2 * kLanes * v + kLanes, second);
       }
+    }
+  }
+  if constexpr (packed) {
+    // Channels i and i + 1's 8 dx columns (even and odd phase alternating) in one vector.
+    const __m512i two_channels = _mm512_setr_epi32(0, 16, 4, 20, 8, 24, 12, 28, 1, 17, 5, 21, 9, 25, 13, 29);
+    for (int i = 0; i < kStridedIn; i += 2) {
+      const __m512i pick = _mm512_add_epi32(two_channels, _mm512_set1_epi32(i));
+      const __m512 both = _mm512_permutex2var_ps(even_tail, pick, odd_tail);
+      _mm512_mask_storeu_ps(out + i * os + 2 * kLanes * V, masks.store_lo, both);
+      _mm512_mask_storeu_ps(out + (i + 1) * os + 2 * kLanes * V - 8, static_cast<__mmask16>(masks.store_lo << 8), both);
     }
   }
 }
@@ -289,6 +333,7 @@ void strided_input_rows(const ConvGeometry& g, const float* dyg, const float* pa
   const int64_t vectors = ceil_div(g.W_out, kLanes), last = (vectors - 1) * kLanes;
   const StridedInputMasks masks{lanes_mask(g.W_out - last), lanes_mask(g.W_out - last - 1), lanes_mask(g.W - 2 * last),
                                 lanes_mask(g.W - 2 * last - kLanes)};
+  const bool packs_tail = g.W_out - last <= 4;  // the row's last vector has 1-4 columns: Tail::packed
   for (int64_t iy = y0; iy < y1; ++iy) {
     StridedInputRows rows;
     for (int ky = 0; ky < 3; ++ky) {  // dx row iy takes kernel row ky of dy row (iy + ph - ky) / 2 where exact
@@ -315,16 +360,20 @@ void strided_input_rows(const ConvGeometry& g, const float* dyg, const float* pa
         const bool share_left = ahead != nullptr && 128 * block < g.W_out * int64_t{sizeof(float)};
         const char* pf = share_left ? ahead + 128 * block : reinterpret_cast<const char*>(s);
         float* d = dxg + (i * g.H + iy) * g.W + 2 * kLanes * v0;
+        // The block's vectors, the row's last (masked or packed) among them where it is the last block.
         const int64_t V = std::min<int64_t>(3, vectors - v0);
-        const bool tail = v0 + V == vectors;
+        const int tail = v0 + V < vectors ? 0 : packs_tail ? 1 : 2;
         // Each block asks for the lines the next one writes (the row's first for its own too).
         if (block == 0) write_ahead(i, v0);
         v0 + 3 < vectors ? write_ahead(i, v0 + 3) : write_ahead(i + kStridedIn, 0);
-        switch (V * 2 + tail) {
-          case 6: strided_input_block<3, false>(s, g.P(), cog, rows, w, d, g.HW(), masks, pf); break;
-          case 7: strided_input_block<3, true>(s, g.P(), cog, rows, w, d, g.HW(), masks, pf); break;
-          case 5: strided_input_block<2, true>(s, g.P(), cog, rows, w, d, g.HW(), masks, pf); break;
-          case 3: strided_input_block<1, true>(s, g.P(), cog, rows, w, d, g.HW(), masks, pf); break;
+        switch (V * 4 + tail) {
+          case 12: strided_input_block<3, Tail::none>(s, g.P(), cog, rows, w, d, g.HW(), masks, pf); break;
+          case 14: strided_input_block<3, Tail::masked>(s, g.P(), cog, rows, w, d, g.HW(), masks, pf); break;
+          case 10: strided_input_block<2, Tail::masked>(s, g.P(), cog, rows, w, d, g.HW(), masks, pf); break;
+          case 6: strided_input_block<1, Tail::masked>(s, g.P(), cog, rows, w, d, g.HW(), masks, pf); break;
+          case 13: strided_input_block<2, Tail::packed>(s, g.P(), cog, rows, w, d, g.HW(), masks, pf); break;
+          case 9: strided_input_block<1, Tail::packed>(s, g.P(), cog, rows, w, d, g.HW(), masks, pf); break;
+          case 5: strided_input_block<0, Tail::packed>(s, g.P(), cog, rows, w, d, g.HW(), masks, pf); break;
           default: throw std::logic_error("strided_input_rows: no block for this shape");
         }
       }

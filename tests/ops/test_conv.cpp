@@ -418,6 +418,13 @@ TEST_CASE("grouped 3x3 conv2d by the direct kernels agrees with the double refer
       // column phases in one block, the weight gradient's bands of packed dy rows): the cases
       // above, and rows of one vector (first and last at once) in two bands of rows.
       {1, 16, 100, 30, 16, 3, 3, {2, 2}, {1, 1}, {1, 1}, 2},
+      // The input gradient's last 1-4 dy columns of 4 dx channels in one vector (Tail::packed):
+      // 17 columns (one vector and 1), 50 from an odd width (3 and 2, the last block only the
+      // packed columns), 36 (2 and 4), 4 (the packed columns alone); layer3's 84 is above.
+      {1, 16, 6, 34, 16, 3, 3, {2, 2}, {1, 1}, {1, 1}, 2},
+      {2, 32, 5, 99, 32, 3, 3, {2, 2}, {1, 1}, {1, 1}, 2},
+      {1, 16, 7, 71, 16, 3, 3, {2, 2}, {2, 1}, {1, 1}, 2},
+      {1, 16, 4, 8, 16, 3, 3, {2, 2}, {1, 1}, {1, 1}, 2},
       // Along the channels (16k channels per group, pw = 1; conv_grouped_channels.h). The cases
       // above: 64 -> 64 per group at stride 1 (weight gradient bands of one row), 32 -> 32 and
       // 16 -> 16 at stride 2 (rows of 24-position blocks; 93 columns: 24 x 3 + 12 + 6 and a last
