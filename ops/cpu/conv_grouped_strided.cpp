@@ -448,15 +448,15 @@ __attribute__((always_inline)) inline void strided_weight_step(const float* d, c
   }
 }
 
-// Cache lines to ask for into L2, from two ranges (the next band's x rows and dy rows), one at a
-// time as a block's steps go by.
+// Cache lines to ask for into L2, the next band's x rows [x, x_end) first, then the next pack's
+// dy rows [dy, dy_end), one at a time as a block's steps go by.
 struct LinesAhead {
-  const char *p = nullptr, *end = nullptr, *p2 = nullptr, *end2 = nullptr;
+  const char *x = nullptr, *x_end = nullptr, *dy = nullptr, *dy_end = nullptr;
   __attribute__((always_inline)) void next() {
-    if (p < end) {
-      _mm_prefetch(p, _MM_HINT_T1), p += 64;
-    } else if (p2 < end2) {
-      _mm_prefetch(p2, _MM_HINT_T1), p2 += 64;
+    if (x < x_end) {
+      _mm_prefetch(x, _MM_HINT_T1), x += 64;
+    } else if (dy < dy_end) {
+      _mm_prefetch(dy, _MM_HINT_T1), dy += 64;
     }
   }
 };
@@ -476,7 +476,7 @@ __attribute__((noinline)) void strided_weight_block(const float* d, const float*
   // Field by field: a copy as one vector load of what the caller stored as parts waited ~20 cycles
   // (the store could not be forwarded).
   LinesAhead ahead;
-  ahead.p = lines_ahead.p, ahead.end = lines_ahead.end, ahead.p2 = lines_ahead.p2, ahead.end2 = lines_ahead.end2;
+  ahead.x = lines_ahead.x, ahead.x_end = lines_ahead.x_end, ahead.dy = lines_ahead.dy, ahead.dy_end = lines_ahead.dy_end;
   const int64_t step = kStridedOut * kLanes;
   for (int64_t r = 0; r < rows; ++r, x += xrs) {
     if (vectors == 1) {
@@ -624,12 +624,12 @@ void backward_weight(const ConvGeometry& g, const float* dy, const float* x, flo
                   const int64_t to = std::min(g.H, 2 * next_y1 - g.ph + 1);
                   const char* start = bytes(x + (next_n * g.C_in + next_grp * cig + i) * g.HW() + from * g.W);
                   const int64_t span = std::max<int64_t>(0, (to - from) * g.W * int64_t{sizeof(float)});
-                  ahead.p = start + span * ky / 3, ahead.end = start + span * (ky + 1) / 3;
+                  ahead.x = start + span * ky / 3, ahead.x_end = start + span * (ky + 1) / 3;
                 }
                 if (next_dy != nullptr) {
                   const DyShare& sh = share[i * 3 + ky];
                   const char* start = bytes(next_dy + sh.channel * g.P());
-                  ahead.p2 = start + sh.from, ahead.end2 = start + sh.to;
+                  ahead.dy = start + sh.from, ahead.dy_end = start + sh.to;
                 }
                 strided_weight_block(packed.get() + (r0 - y0) * row_floats, xr, 2 * g.W, r1 - r0, vectors, masks, first,
                                      sums, cig * kTaps * kLanes, ahead);
