@@ -269,26 +269,6 @@ struct InputRows {
   int64_t w[3];
 };
 
-// One group's weights (cout_g x cin_g x 9 from wg) as the blocks read them: the channels along
-// the vectors (output channels with `outputs`, the forward's; else input channels, the input
-// gradient's) in lanes, each in `copies` lanes side by side (2: the pair blocks), per vector of
-// them, per channel of the other kind and tap.
-template <bool outputs, int copies>
-void pack_weights(const float* wg, int64_t cog, int64_t cig, float* packed) {
-  constexpr int per_vector = kLanes / copies;
-  const int64_t others = outputs ? cig : cog;
-  for (int64_t o = 0; o < cog; ++o) {
-    for (int64_t i = 0; i < cig; ++i) {
-      const int64_t along = outputs ? o : i, other = outputs ? i : o;
-      for (int t = 0; t < kTaps; ++t) {
-        float* lanes =
-            packed + ((along / per_vector * others + other) * kTaps + t) * kLanes + along % per_vector * copies;
-        for (int k = 0; k < copies; ++k) lanes[k] = wg[(o * cig + i) * kTaps + t];
-      }
-    }
-  }
-}
-
 // ---- Pairs of positions: 8 channels per group at stride 1 ----
 //
 // With 8 channels per group along the vectors (ResNeXt's layer2) a vector of 16 lanes holds 8
@@ -372,7 +352,7 @@ __attribute__((always_inline)) inline void store_pairs(const __m512 (&acc)[V], f
 }
 
 // The forward's block: 8 output channels at positions [p0, p0 + P) of one output row, as
-// forward_block (the same arguments, S = 1) with weights packed by pack_weights<true, 2>
+// forward_block (the same arguments, S = 1) with weights packed by pack_weights<true, 8, 2>
 // (w[(c * 3 + r) * 48 + kx * 16 + 2 k + s]).
 template <int P, bool head, bool tail>
 __attribute__((noinline)) void forward_pair_block(const float* x, int64_t cs, int64_t W, int rows, int64_t cin,
@@ -400,7 +380,7 @@ __attribute__((noinline)) void forward_pair_block(const float* x, int64_t cs, in
 }
 
 // The input gradient's block: 8 input channels at positions [p0, p0 + P) of one dx row, as
-// input_block (the same arguments, S = 1) with weights packed by pack_weights<false, 2>
+// input_block (the same arguments, S = 1) with weights packed by pack_weights<false, 8, 2>
 // (w[(o * 9 + ky * 3 + kx) * 16 + 2 i + s]).
 template <int P, bool head, bool tail>
 __attribute__((noinline)) void input_pair_block(const float* dy, int64_t cs, const InputRows& rows, int64_t cout,
@@ -592,7 +572,7 @@ __attribute__((always_inline)) inline void store_transposed(const __m512 (&acc)[
 // 16 output channels at positions [p0, p0 + P) of one output row: out (their first) = bias + the
 // sum over `cin` input channels (x from the first kernel row inside x, at column S p0 - 1; channels
 // cs apart, rows W apart; `rows` kernel rows) of 3 kernel columns each (weights packed by
-// pack_weights<true, 1>: w[(c * 3 + r) * 48 + kx * 16 + o], from the first kernel row inside x).
+// pack_weights<true, 16>: w[(c * 3 + r) * 48 + kx * 16 + o], from the first kernel row inside x).
 // Meanwhile each input channel and kernel row asks for 2 lines from prefetch + c cs on.
 template <int P, int S, bool head, bool tail>
 __attribute__((noinline)) void forward_block(const float* x, int64_t cs, int64_t W, int rows, int64_t cin,
@@ -669,7 +649,7 @@ template <int S, bool pairs>
 void forward_with(const ConvGeometry& g, const float* x, const float* w, const float* b, float* y) {
   const int64_t cig = g.cin_g(), cog = g.cout_g();
   const RowBlocks<S, pairs> row(g.W_out, S * (g.W_out - 1) + 1 >= g.W);
-  const auto pack = pack_weights<true, pairs ? 2 : 1>;
+  const auto pack = pack_weights<true, pairs ? 8 : 16, pairs ? 2 : 1>;
   // The x rows [from, to) that output row oy reads.
   auto x_rows = [&](int64_t oy) {
     const int64_t top = oy * g.sh - g.ph;
@@ -755,7 +735,7 @@ __attribute__((always_inline)) inline void input_row(const float* dr, const __m5
 
 // 16 input channels at positions [p0, p0 + P) of one dx row: out (their first) = the sum over
 // `cout` dy channels (from dy, at column floor((p0 - 1) / S) of dy's row 0; channels cs apart)
-// and the kernel rows `rows` names, weights packed by pack_weights<false, 1> (w[(o * 9 + ky * 3 +
+// and the kernel rows `rows` names, weights packed by pack_weights<false, 16> (w[(o * 9 + ky * 3 +
 // kx) * 16 + i]). Meanwhile each dy channel asks for one line from prefetch + o cs on.
 template <int P, int S, int par, bool head, bool tail>
 __attribute__((noinline)) void input_block(const float* dy, int64_t cs, const InputRows& rows, int64_t cout,
@@ -814,7 +794,7 @@ void backward_input_with(const ConvGeometry& g, const float* dy, const float* w,
   // The row's last column takes kernel column 0 of dy column W_out (none) at stride 1, and at
   // stride 2 where W is even.
   const InputRowBlocks<S, pairs> row(g.W, S == 1 || g.W % 2 == 0);
-  const auto pack = pack_weights<false, pairs ? 2 : 1>;
+  const auto pack = pack_weights<false, pairs ? 8 : 16, pairs ? 2 : 1>;
   for_each_item(g, g.H, 2 * kRowsPerItem, w, pack, [&](const Item& it, const Item&, const float* packed) {
     const float* dyg = dy + (it.n * g.C_out + it.grp * cog) * g.P();
     for (int64_t iy = it.y0; iy < it.y1; ++iy) {

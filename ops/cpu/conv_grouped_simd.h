@@ -82,6 +82,26 @@ __attribute__((always_inline)) inline void prefetch_for_writing(const float* p, 
   }
 }
 
+// One group's weights (cout_g x cin_g x 9 from wg) as a direct kernel's blocks read them: the
+// channels along a block's vector (output channels with `outputs`, the forwards'; else input
+// channels, the input gradients') `per_vector` at a time, each in `copies` lanes side by side
+// (2: the pair blocks), per block of them, per channel of the other kind and tap:
+// packed[((along / per_vector * others + other) * 9 + t) * per_vector * copies + along % per_vector * copies + k].
+template <bool outputs, int per_vector, int copies = 1>
+void pack_weights(const float* wg, int64_t cog, int64_t cig, float* packed) {
+  const int64_t others = outputs ? cig : cog;
+  for (int64_t o = 0; o < cog; ++o) {
+    for (int64_t i = 0; i < cig; ++i) {
+      const int64_t along = outputs ? o : i, other = outputs ? i : o;
+      for (int t = 0; t < kTaps; ++t) {
+        float* lanes = packed + ((along / per_vector * others + other) * kTaps + t) * per_vector * copies +
+                       along % per_vector * copies;
+        for (int k = 0; k < copies; ++k) lanes[k] = wg[(o * cig + i) * kTaps + t];
+      }
+    }
+  }
+}
+
 // [lo, hi): thread t's contiguous share of `items` (the next item a thread takes is its own next one,
 // which the prefetching needs to know).
 inline std::pair<int64_t, int64_t> thread_share(int64_t items) {

@@ -52,8 +52,10 @@ struct StridedTaps {
 };
 
 // 8 output channels (os apart) x V vectors of one output row: out = bias + the sum over `cin`
-// source channels (cs apart) and the taps (weights packed by strided_weights: w[(c * 9 + t) * 8
-// + o] for the t-th tap, w from the first kernel row that reads inside x). The block's first
+// source channels (cs apart) and the taps (weights packed by pack_weights<true, 8>, the 8
+// channels' side by side so that the broadcasts read one base pointer (8 pointers kept the
+// general registers spilling): w[(c * 9 + t) * 8 + o] for the t-th tap, w from the first kernel
+// row that reads inside x). The block's first
 // vector is the row's first (`head`) or its last the row's last (`tail`): their loads go under
 // the taps' masks. Meanwhile each tap asks for one cache line of x from prefetch + c cs on
 // (the next output row's; prefetches never fault). Not inlined: GCC then allocates the 24
@@ -107,22 +109,8 @@ __attribute__((noinline)) void strided_block(const float* src, int64_t cs, int64
   }
 }
 
-// One group's weights (cout_g x cin_g x 9 from wg) as strided_block reads them: per block of 8
-// output channels, per source channel and tap, the 8 channels' weights side by side, so that a
-// block's broadcasts read one base pointer (8 pointers kept the general registers spilling).
-void strided_weights(const float* wg, int64_t cog, int64_t cig, float* packed) {
-  for (int64_t o = 0; o < cog; ++o) {
-    for (int64_t c = 0; c < cig; ++c) {
-      for (int t = 0; t < kTaps; ++t) {
-        const int64_t to = ((o / kStridedOut * cig + c) * kTaps + t) * kStridedOut + o % kStridedOut;
-        packed[to] = wg[(o * cig + c) * kTaps + t];
-      }
-    }
-  }
-}
-
 // Output rows [y0, y1) of one (image, group) by strided_block: xg is the group's channel 0, packed
-// its weights (strided_weights), yg its output channel 0. The blocks of a row share out, one line
+// its weights (pack_weights<true, 8>), yg its output channel 0. The blocks of a row share out, one line
 // per tap, the x rows that the next output row adds (for the last row, the `next_rows` rows from
 // `next_first` that the next item's first row reads): an even trickle, where a burst of
 // prefetches before each block stalled it.
@@ -189,7 +177,7 @@ void strided_rows(const ConvGeometry& g, const float* xg, const float* packed, c
 constexpr int kStridedIn = 4;  // dx channels per block: x 2 phases x 3 vectors = 24 accumulators
 
 // The kernel rows that reach one dx row: where each one's dy row starts (bytes from the block's
-// source) and where its weights start among a dy channel's (strided_input_weights).
+// source) and where its weights start among a dy channel's (pack_weights<false, 4>).
 struct StridedInputRows {
   int count = 0;
   int64_t offset[2];
@@ -228,7 +216,7 @@ __attribute__((always_inline)) inline __m512 weights_for_columns(const float* w)
 }
 
 // 4 dx channels (os apart) x 16 V column pairs of one dx row (and the row's last columns, `tail`):
-// the sum over `cout` dy channels (cs apart) and `rows`, weights packed by strided_input_weights
+// the sum over `cout` dy channels (cs apart) and `rows`, weights packed by pack_weights<false, 4>
 // (w[(c * 9 + ky * 3 + kx) * 4 + i]). A masked or packed tail is the row's last: its loads and
 // stores go under `masks`. Not inlined, as strided_block.
 template <int V, Tail tail>
@@ -308,20 +296,8 @@ __attribute__((noinline)) void strided_input_block(const float* src, int64_t cs,
   }
 }
 
-// One group's weights (cout_g x cin_g x 9 from wg) as strided_input_block reads them: per block
-// of 4 dx channels, per dy channel and tap, the 4 channels' weights side by side.
-void strided_input_weights(const float* wg, int64_t cog, int64_t cig, float* packed) {
-  for (int64_t o = 0; o < cog; ++o) {
-    for (int64_t i = 0; i < cig; ++i) {
-      for (int t = 0; t < kTaps; ++t) {
-        packed[((i / kStridedIn * cog + o) * kTaps + t) * kStridedIn + i % kStridedIn] = wg[(o * cig + i) * kTaps + t];
-      }
-    }
-  }
-}
-
 // dx rows [y0, y1) of one (image, group) by strided_input_block: dyg is the group's dy channel 0,
-// packed its weights (strided_input_weights), dxg its dx channel 0. The blocks of a row ask for
+// packed its weights (pack_weights<false, 4>), dxg its dx channel 0. The blocks of a row ask for
 // the dy row after the last one it reads (past the plane's last, from next_first: the next
 // item's first), 2 lines per channel each (dy and dx evicted before each call: 2-9% faster), and
 // for the dx lines the next block writes: each store otherwise waits for its line's read for
@@ -514,7 +490,7 @@ bool applies(const ConvGeometry& g) { return g.sh == 2 && g.sw == 2 && g.pw == 1
 // first row's x rows are asked for.
 void forward(const ConvGeometry& g, const float* x, const float* w, const float* b, float* y) {
   const int64_t cig = g.cin_g(), cog = g.cout_g();
-  for_each_item(g, g.H_out, kRowsPerItem, w, strided_weights, [&](const Item& it, const Item& next, const float* packed) {
+  for_each_item(g, g.H_out, kRowsPerItem, w, pack_weights<true, kStridedOut>, [&](const Item& it, const Item& next, const float* packed) {
     const float* next_first = nullptr;
     int64_t next_rows = 0;
     if (next.n >= 0) {
@@ -531,7 +507,7 @@ void forward(const ConvGeometry& g, const float* x, const float* w, const float*
 // during an item's last dx row.
 void backward_input(const ConvGeometry& g, const float* dy, const float* w, float* dx) {
   const int64_t cig = g.cin_g(), cog = g.cout_g();
-  for_each_item(g, g.H, 2 * kRowsPerItem, w, strided_input_weights,
+  for_each_item(g, g.H, 2 * kRowsPerItem, w, pack_weights<false, kStridedIn>,
                 [&](const Item& it, const Item& next, const float* packed) {
                   const float* next_first = nullptr;
                   if (next.n >= 0) {
