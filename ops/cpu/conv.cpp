@@ -405,8 +405,12 @@ void forward_step_packed(const ConvGeometry& g, const Tile& t, int64_t grp, cons
     const float* bias = b != nullptr ? b + grp * cog : nullptr;
     auto row = [&](int64_t r, int64_t q0, int64_t n, float* scratch) { return column_matrix_piece(g, x, s, grp, r, q0, q0 + n, scratch); };
     const gemm::BSource Col{gemm::BSource::Kind::kRows, row};
-    if (s.single()) {
-      gemm::sgemm(cog, s.cols(), K, Wg, Col, y + (s.n0 * g.C_out + grp * cog) * g.P() + s.p0, g.P(), false, bias);
+    float* y_tile = y + (s.n0 * g.C_out + grp * cog) * g.P() + s.p0;
+    if (s.single() && g.pointwise()) {  // the column matrix is x's rows: the GEMM may read them in place
+      gemm::sgemm(cog, s.cols(), K, Wg, gemm::Strided{x + (s.n0 * g.C_in + grp * g.cin_g()) * g.HW() + s.p0, g.HW(), 1}, y_tile, g.P(),
+                  false, bias);
+    } else if (s.single()) {
+      gemm::sgemm(cog, s.cols(), K, Wg, Col, y_tile, g.P(), false, bias);
     } else {
       float* out = ws.buf + column_offset(t, s);
       gemm::sgemm(cog, s.cols(), K, Wg, Col, out, ws.ld, false, bias);
@@ -493,7 +497,9 @@ void backward_input_step_packed(const ConvGeometry& g, const Tile& t, int64_t gr
   };
   const gemm::BSource DY{gemm::BSource::Kind::kRows, dy_row};
   if (t.single() && g.pointwise()) {  // each dx element is written exactly once: no zeroing, no col2im
-    if (s.cols() > 0) gemm::sgemm(cig, s.cols(), cog, WgT, DY, dx + (s.n0 * g.C_in + grp * cig) * g.HW() + s.p0, g.HW(), false);
+    // dy's rows in memory: the GEMM asks for the next block's lines while it computes
+    const gemm::Strided dy_rows{dy + (s.n0 * g.C_out + grp * cog) * g.P() + s.p0, g.P(), 1};
+    if (s.cols() > 0) gemm::sgemm(cig, s.cols(), cog, WgT, dy_rows, dx + (s.n0 * g.C_in + grp * cig) * g.HW() + s.p0, g.HW(), false);
     return;
   }
   const auto [c0, c1] = team.share(cig);

@@ -163,6 +163,15 @@ void pack_b(const BSource& b, int64_t k0, int64_t kc, int64_t n0, int64_t nc, fl
   }
 }
 
+// Lines of B's source for a micro-kernel call to ask for while it runs (see run_sgemm): `lines`
+// of them, one every `every` steps, row after row of `per_row` lines, the rows `stride_bytes`
+// apart from address `at` (an integer: the lines may start before B's first float, prefetches
+// never fault, and no pointer is formed outside the array).
+struct Ahead {
+  uintptr_t at = 0;
+  int64_t lines = 0, per_row = 1, stride_bytes = 0, every = 1;
+};
+
 #if defined(__AVX512F__)
 static_assert(kNr % 16 == 0 && kMr == 8, "the micro-kernel holds kMr x kNr/16 vectors");
 
@@ -170,7 +179,13 @@ static_assert(kNr % 16 == 0 && kMr == 8, "the micro-kernel holds kMr x kNr/16 ve
 // (16 V columns wide). Every element is the same chain of FMAs whatever V is.
 template <int V>
 void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict b, float* c, int64_t ldc, int64_t mr,
-                  int64_t nr, bool load_c, const float* bias) {
+                  int64_t nr, bool load_c, const float* bias, const Ahead& asked) {
+  // Copied field by field: a struct the caller stored as parts, read back as one vector, would
+  // miss store forwarding (~20 cycles a call).
+  uintptr_t row = asked.at;
+  int64_t lines = asked.lines, line = 0;
+  const int64_t per_row = asked.per_row, stride_bytes = asked.stride_bytes, every = asked.every;
+  int64_t next_ask = lines > 0 ? 0 : kc;
   __m512 acc[kMr][V];
 #pragma GCC unroll 8
   for (int i = 0; i < kMr; ++i) {
@@ -180,7 +195,15 @@ void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict
   for (int64_t i = 0; i < mr; ++i) {  // the C tile is needed at the end: fetch it meanwhile
     for (int v = 0; v < V; ++v) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 16 * v), _MM_HINT_T0);
   }
-  for (int64_t k = 0; k < kc; ++k) {  // (software prefetches of B and unrolling measured no faster)
+  for (int64_t k = 0; k < kc; ++k) {  // (software prefetches of the packed B and unrolling measured no faster)
+    if (k == next_ask) {
+      _mm_prefetch(reinterpret_cast<const char*>(row + 64 * line), _MM_HINT_T1);  // into L2: L1 holds the A panel
+      if (++line == per_row) {
+        line = 0;
+        row += stride_bytes;
+      }
+      next_ask = --lines > 0 ? k + every : kc;
+    }
     __m512 bv[V];
 #pragma GCC unroll 4
     for (int v = 0; v < V; ++v) bv[v] = _mm512_load_ps(b + 16 * v);
@@ -212,17 +235,17 @@ void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict
 
 // The micro-kernel for a panel `width` columns wide (a multiple of 16, at most kNr).
 void micro_kernel(int64_t width, int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t mr, int64_t nr,
-                  bool load_c, const float* bias) {
+                  bool load_c, const float* bias, const Ahead& ahead) {
   static_assert(kNr == 48, "one case per width below");
   switch (width) {
-    case 16: return micro_kernel<1>(kc, a, b, c, ldc, mr, nr, load_c, bias);
-    case 32: return micro_kernel<2>(kc, a, b, c, ldc, mr, nr, load_c, bias);
-    default: return micro_kernel<3>(kc, a, b, c, ldc, mr, nr, load_c, bias);
+    case 16: return micro_kernel<1>(kc, a, b, c, ldc, mr, nr, load_c, bias, ahead);
+    case 32: return micro_kernel<2>(kc, a, b, c, ldc, mr, nr, load_c, bias, ahead);
+    default: return micro_kernel<3>(kc, a, b, c, ldc, mr, nr, load_c, bias, ahead);
   }
 }
 #else
 void micro_kernel(int64_t width, int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t mr, int64_t nr,
-                  bool load_c, const float* bias) {
+                  bool load_c, const float* bias, const Ahead&) {
   float acc[kMr][kNr] = {};
   for (int64_t k = 0; k < kc; ++k) {
     for (int64_t i = 0; i < kMr; ++i) {
@@ -240,9 +263,14 @@ void micro_kernel(int64_t width, int64_t kc, const float* a, const float* b, flo
 }
 #endif
 
+// `rows` (may be null): B itself, in memory with contiguous rows. Packing a block then waits on
+// every line it reads (L3 or memory: perf put a third of layer1's 256 -> 64 forward, 8 A panels
+// per block, in pack_b), so the micro-kernel calls of each block ask for the next block's lines
+// meanwhile, a share each, and packing it reads L2. The blocks are kNcAhead wide, so that the
+// packed block and the next one's source fit in L2 together.
 template <class APanel>
 void run_sgemm(int64_t M, int64_t N, int64_t K, APanel a_panel, const BSource& b, float* c, int64_t ldc,
-               bool accumulate, const float* row_bias) {
+               bool accumulate, const float* row_bias, const Strided* rows = nullptr) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {  // an empty sum
     for (int64_t i = 0; i < M; ++i) {
@@ -254,21 +282,48 @@ void run_sgemm(int64_t M, int64_t N, int64_t K, APanel a_panel, const BSource& b
   }
   Buffers& buf = thread_buffers();
   // Equal blocks, so that no block is a sliver: 1000 columns are 2 x 528, not 960 + 40.
-  const int64_t nc_max = round_up(ceil_div(N, ceil_div(N, kNc)), kNr);
+  const int64_t nc_max = round_up(ceil_div(N, ceil_div(N, rows != nullptr ? kNcAhead : kNc)), kNr);
   const int64_t kc_max = ceil_div(K, ceil_div(K, kKc));
+  const int64_t calls = ceil_div(M, kMr) * ceil_div(nc_max, kNr);  // micro-kernel calls per block
   for (int64_t jc = 0; jc < N; jc += nc_max) {
     const int64_t nc = std::min(nc_max, N - jc);
     for (int64_t pc = 0; pc < K; pc += kc_max) {
       const int64_t kc = std::min(kc_max, K - pc);
       pack_b(b, pc, kc, jc, nc, buf.b_block, buf);
       const bool load_c = accumulate || pc > 0;
+      // The next block (the next rows of these columns, else the first rows of the next ones):
+      // whole rows of it per micro-kernel call, all asked for before the last A panel's calls.
+      Ahead ahead;
+      int64_t share = 0, left = 0;  // rows per call, rows not yet handed out
+      if (rows != nullptr) {
+        const bool down = pc + kc < K;
+        const int64_t next_pc = down ? pc + kc : 0, next_jc = down ? jc : jc + nc;
+        if (next_jc < N) {
+          const int64_t next_kc = std::min(kc_max, K - next_pc), next_nc = std::min(nc_max, N - next_jc);
+          const float* first = rows->p + next_pc * rows->rs + next_jc;
+          ahead.at = reinterpret_cast<uintptr_t>(first) / 64 * 64;
+          ahead.per_row = static_cast<int64_t>((reinterpret_cast<uintptr_t>(first + next_nc) + 63) / 64 - ahead.at / 64);
+          ahead.stride_bytes = static_cast<int64_t>(sizeof(float)) * rows->rs;
+          share = ceil_div(next_kc, std::max<int64_t>(1, calls - ceil_div(nc, kNr)));
+          left = next_kc;
+          ahead.every = std::max<int64_t>(1, kc / (share * ahead.per_row));
+        }
+      }
       for (int64_t ir = 0; ir < M; ir += kMr) {  // one A panel stays in L1 while the B panels stream from L2
         const int64_t mr = std::min(kMr, M - ir);
         const float* panel = a_panel(ir, mr, pc, kc, buf);
         const float* bias = pc == 0 && row_bias != nullptr ? row_bias + ir : nullptr;
         for (int64_t jr = 0; jr < nc; jr += kNr) {
+          Ahead part;
+          if (left > 0) {
+            const int64_t n = std::min(share, left);
+            part = ahead;
+            part.lines = n * ahead.per_row;
+            ahead.at += static_cast<uintptr_t>(n * ahead.stride_bytes);
+            left -= n;
+          }
           micro_kernel(panel_width(nc, jr / kNr), kc, panel, buf.b_block + (jr / kNr) * kc * kNr, c + ir * ldc + jc + jr,
-                       ldc, mr, std::min(kNr, nc - jr), load_c, bias);
+                       ldc, mr, std::min(kNr, nc - jr), load_c, bias, part);
         }
       }
     }
@@ -333,8 +388,14 @@ void sgemm(int64_t M, int64_t N, int64_t K, const PackedA& a, const BSource& b, 
   run_sgemm(M, N, K, packed, b, c, ldc, accumulate, row_bias);
 }
 
-void sgemm(int64_t M, int64_t N, int64_t K, const PackedA& a, const Strided& b, float* c, int64_t ldc, bool accumulate) {
-  with_b_source(b, [&](const BSource& source) { sgemm(M, N, K, a, source, c, ldc, accumulate); });
+void sgemm(int64_t M, int64_t N, int64_t K, const PackedA& a, const Strided& b, float* c, int64_t ldc, bool accumulate,
+           const float* row_bias) {
+  auto packed = [&](int64_t ir, int64_t, int64_t pc, int64_t, Buffers&) -> const float* {
+    return a.p + packed_a_index(ir, pc, K);
+  };
+  with_b_source(b, [&](const BSource& source) {
+    run_sgemm(M, N, K, packed, source, c, ldc, accumulate, row_bias, b.cs == 1 ? &b : nullptr);
+  });
 }
 
 void pack_a_panel(const Strided& a, int64_t M, int64_t K, int64_t panel, float* packed) {

@@ -74,7 +74,8 @@ void sgemm(int64_t M, int64_t N, int64_t K, const Strided& a, const Strided& b, 
 struct PackedA {
   const float* p;
 };
-void sgemm(int64_t M, int64_t N, int64_t K, const PackedA& a, const Strided& b, float* c, int64_t ldc, bool accumulate);
+void sgemm(int64_t M, int64_t N, int64_t K, const PackedA& a, const Strided& b, float* c, int64_t ldc, bool accumulate,
+           const float* row_bias = nullptr);
 void sgemm(int64_t M, int64_t N, int64_t K, const PackedA& a, const BSource& b, float* c, int64_t ldc, bool accumulate,
            const float* row_bias = nullptr);
 // Writes panel `panel` of an M x K matrix A (its rows [panel kMr, panel kMr + kMr), all K columns)
@@ -90,6 +91,12 @@ inline constexpr int64_t kNr = 48;
 // 256 x 960 was within the run-to-run noise (~5%) of the best of 128 to 512 deep, 480 to 1920 wide.
 inline constexpr int64_t kKc = 256;
 inline constexpr int64_t kNc = 960;
+// Where B lies in memory with contiguous rows (sgemm with PackedA and Strided B: the 1 x 1
+// convolutions' x or dy, Winograd's transformed tiles), the micro-kernels ask for the next block's
+// lines while they run, so that packing it reads L2: blocks half as wide, so that the packed block
+// and the next one's source fit in L2 together. (layer1's 1 x 1 256 -> 64 forward 1.16-1.24x,
+// bench/results/cpu_layers.md, 2026-12-07 22:40 UTC.)
+inline constexpr int64_t kNcAhead = 480;
 
 inline int64_t packed_a_index(int64_t i, int64_t k, int64_t K) { return ((i / kMr) * K + k) * kMr + i % kMr; }
 inline int64_t packed_a_size(int64_t M, int64_t K) { return (M + kMr - 1) / kMr * kMr * K; }

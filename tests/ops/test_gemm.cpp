@@ -124,8 +124,11 @@ TEST_CASE("float32 GEMM equals a double loop at every edge of its blocking", "[o
 TEST_CASE("float32 GEMM with A already packed gives the same bits as packing it on the way", "[ops][gemm]") {
   if (!gemm::available()) return gndet::test::skip("this build has no AVX-512 GEMM (it falls back to Eigen)");
   std::mt19937 rng(61206);
-  // Rows not a multiple of 8 (the packed rows past M are zero), K with one, two and three blocks.
-  const int64_t sizes[][3] = {{8, 48, 16}, {13, 50, 7}, {31, 97, 300}, {9, 130, 600}, {256, 144, 256}};
+  // Rows not a multiple of 8 (the packed rows past M are zero), K with one, two and three blocks;
+  // B's rows in memory, so the micro-kernels ask for the next block's lines: blocks of kNcAhead
+  // columns, an uneven last one, with one and three K blocks (the next block below, or to the right).
+  const int64_t sizes[][3] = {{8, 48, 16}, {13, 50, 7}, {31, 97, 300}, {9, 130, 600}, {256, 144, 256},
+                              {64, 1000, 256}, {20, 977, 513}};
   for (const auto& s : sizes) {
     const int64_t M = s[0], N = s[1], K = s[2];
     INFO("M " << M << " N " << N << " K " << K);
@@ -139,8 +142,11 @@ TEST_CASE("float32 GEMM with A already packed gives the same bits as packing it 
       std::uniform_real_distribution<float> u(-1.0f, 1.0f);
       for (float& v : want) v = accumulate ? u(rng) : std::numeric_limits<float>::quiet_NaN();
       got = want;
-      gemm::sgemm(M, N, K, A.view, B.view, want.data(), N, accumulate);
-      gemm::sgemm(M, N, K, gemm::PackedA{packed.data()}, B.view, got.data(), N, accumulate);
+      std::vector<float> bias(M);
+      for (float& v : bias) v = u(rng);
+      const float* row_bias = accumulate ? bias.data() : nullptr;  // with and without
+      gemm::sgemm(M, N, K, A.view, B.view, want.data(), N, accumulate, row_bias);
+      gemm::sgemm(M, N, K, gemm::PackedA{packed.data()}, B.view, got.data(), N, accumulate, row_bias);
       CHECK(got == want);
       CHECK(std::none_of(got.begin(), got.end(), [](float v) { return std::isnan(v); }));
     }
