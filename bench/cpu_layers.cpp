@@ -29,6 +29,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "tensor/grad_mode.h"
 #include "ops/conv.h"
 #include "ops/norm.h"
@@ -45,6 +47,35 @@ bool gndet_has_avx512() {
 #else
   return false;
 #endif
+}
+
+// The CPU and its caches, for the record: the same VM image has run on Intel CPUs of different
+// generations (Sapphire Rapids with 2 MB of L2 per core and 260 MB of L3; Ice Lake with 1.25 MB and
+// 48 MB), whose tables differ by far more than this benchmark's run-to-run noise.
+std::string machine_line() {
+  std::string model = "unknown CPU", family, number;
+  if (std::FILE* f = std::fopen("/proc/cpuinfo", "r")) {
+    char line[512];
+    auto value = [&] {
+      const char* colon = std::strchr(line, ':');
+      std::string v = colon != nullptr ? colon + 1 : "";
+      v.erase(0, v.find_first_not_of(' '));
+      v.erase(v.find_last_not_of(" \n") + 1);
+      return v;
+    };
+    while (std::fgets(line, sizeof line, f) != nullptr) {
+      if (std::strncmp(line, "model name", 10) == 0 && model == "unknown CPU") model = value();
+      else if (std::strncmp(line, "cpu family", 10) == 0 && family.empty()) family = value();
+      else if (std::strncmp(line, "model\t", 6) == 0 && number.empty()) number = value();
+    }
+    std::fclose(f);
+  }
+  const long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE), l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+  char text[768];
+  std::snprintf(text, sizeof text, "CPU: %s (family %s, model %s), L2 %ld KB per core, L3 %ld MB", model.c_str(),
+                family.empty() ? "?" : family.c_str(), number.empty() ? "?" : number.c_str(), l2 > 0 ? l2 >> 10 : -1,
+                l3 > 0 ? l3 >> 20 : -1);
+  return text;
 }
 
 double now_s() {
@@ -198,6 +229,7 @@ int main(int argc, char** argv) {
   autograd::NoGradGuard no_grad;
   std::printf("gndet CPU layers, %d OpenMP threads, Eigen SIMD: %s\n", omp_get_max_threads(),
               Eigen::SimdInstructionSetsInUse());
+  std::printf("%s\n", machine_line().c_str());
 
   if (conv) {
     PeakGemm gemm(1024);
