@@ -306,7 +306,7 @@ void run_sgemm(int64_t M, int64_t N, int64_t K, APanel a_panel, const BSource& b
           ahead.stride_bytes = static_cast<int64_t>(sizeof(float)) * rows->rs;
           share = ceil_div(next_kc, std::max<int64_t>(1, calls - ceil_div(nc, kNr)));
           left = next_kc;
-          ahead.every = std::max<int64_t>(1, kc / (share * ahead.per_row));
+          ahead.every = std::max<int64_t>(1, kc / (share * ahead.per_row));  // (lines past kc a call: not asked for)
         }
       }
       for (int64_t ir = 0; ir < M; ir += kMr) {  // one A panel stays in L1 while the B panels stream from L2
@@ -348,6 +348,15 @@ void with_b_source(const Strided& b, F&& f) {
   f(BSource{BSource::Kind::kRows, row});
 }
 
+// With A packed, panel ir's columns [pc, pc + kc) are contiguous: no copy at all. `rows`: see run_sgemm.
+void sgemm_packed(int64_t M, int64_t N, int64_t K, const PackedA& a, const BSource& b, float* c, int64_t ldc,
+                  bool accumulate, const float* row_bias, const Strided* rows) {
+  auto packed = [&](int64_t ir, int64_t, int64_t pc, int64_t, Buffers&) -> const float* {
+    return a.p + packed_a_index(ir, pc, K);
+  };
+  run_sgemm(M, N, K, packed, b, c, ldc, accumulate, row_bias, rows);
+}
+
 }  // namespace
 
 bool available() {
@@ -381,20 +390,13 @@ void sgemm(int64_t M, int64_t N, int64_t K, const Strided& a, const Strided& b, 
 
 void sgemm(int64_t M, int64_t N, int64_t K, const PackedA& a, const BSource& b, float* c, int64_t ldc, bool accumulate,
            const float* row_bias) {
-  // Panel ir's columns [pc, pc + kc) are contiguous in the packed layout: no copy at all.
-  auto packed = [&](int64_t ir, int64_t, int64_t pc, int64_t, Buffers&) -> const float* {
-    return a.p + packed_a_index(ir, pc, K);
-  };
-  run_sgemm(M, N, K, packed, b, c, ldc, accumulate, row_bias);
+  sgemm_packed(M, N, K, a, b, c, ldc, accumulate, row_bias, nullptr);
 }
 
 void sgemm(int64_t M, int64_t N, int64_t K, const PackedA& a, const Strided& b, float* c, int64_t ldc, bool accumulate,
            const float* row_bias) {
-  auto packed = [&](int64_t ir, int64_t, int64_t pc, int64_t, Buffers&) -> const float* {
-    return a.p + packed_a_index(ir, pc, K);
-  };
   with_b_source(b, [&](const BSource& source) {
-    run_sgemm(M, N, K, packed, source, c, ldc, accumulate, row_bias, b.cs == 1 ? &b : nullptr);
+    sgemm_packed(M, N, K, a, source, c, ldc, accumulate, row_bias, b.cs == 1 ? &b : nullptr);
   });
 }
 
