@@ -276,9 +276,11 @@ struct InputRows {
 // that a tap's source values are two adjacent columns of x (or dy): one 64-bit broadcast straight
 // from the tensor (vbroadcastsd, a load), with each weight twice. At stride 1 vector v's kernel
 // column kx reads the pair from column 2 v + kx - 1 in the forward (2 v + 1 - kx in the input
-// gradient): P + 2 broadcasts per 3 P / 2 multiply-adds. The pair that reaches over the row's
-// start or end keeps the column inside (a masked broadcast), and the accumulators are transposed
-// as 8 x 8 blocks of pairs on the way out. Only at stride 1: at stride 2 two positions' columns
+// gradient): P + 2 broadcasts per 3 P / 2 multiply-adds, per output row; at stride 1 down two
+// output rows are summed at once, each pair broadcast once for both (forward_pair_rows: on Ice
+// Lake broadcasts, not multiply-adds, bounded the one-row block). The pair that reaches over the
+// row's start or end keeps the column inside (a masked broadcast), and the accumulators are
+// transposed as 8 x 8 blocks of pairs on the way out. Only at stride 1: at stride 2 two positions' columns
 // are 2 apart. (Copying two groups' rows interleaved instead, so that a vector holds 2 groups x 8
 // channels at one position, cost more in the copy than it saved: layer2's 3 x 3 / 2 forward 210
 // -> 160 GFLOP/s, standalone, 2026-12-07.)
@@ -292,24 +294,68 @@ constexpr int pair_vector(int V, bool mirrored, int m, int kx) {
   return (m - k) / 2;
 }
 
-// Pair m of the block's source row into every vector whose tap reads it. With `head` (the row's
-// first block) pair 0 is (padding, column 0), with `tail` (its last) pair 2 V (last column,
-// padding): only the lane of the column inside is kept.
+// Pair m of the block's source row, broadcast. With `head` (the row's first block) pair 0 is
+// (padding, column 0), with `tail` (its last) pair 2 V (last column, padding): only the lane of
+// the column inside is kept.
+template <int V, bool head, bool tail, int m>
+__attribute__((always_inline)) inline __m512 pair_source(const float* r) {
+  if constexpr (head && m == 0) {
+    return _mm512_maskz_mov_ps(0xAAAA, _mm512_set1_ps(r[1]));
+  } else if constexpr (tail && m == 2 * V) {
+    return _mm512_maskz_mov_ps(0x5555, _mm512_set1_ps(r[m]));
+  } else {
+    double pair;
+    std::memcpy(&pair, r + m, sizeof pair);
+    return _mm512_castpd_ps(_mm512_set1_pd(pair));
+  }
+}
+
+// Pair m of the block's source row into every vector whose tap reads it.
 template <int V, bool mirrored, bool head, bool tail, int m>
 __attribute__((always_inline)) inline void pair_column(const float* r, const __m512 (&w)[3], __m512 (&acc)[V]) {
   constexpr int v0 = pair_vector(V, mirrored, m, 0), v1 = pair_vector(V, mirrored, m, 1), v2 = pair_vector(V, mirrored, m, 2);
+  if constexpr (v0 >= 0 || v1 >= 0 || v2 >= 0) fan_out<v0, v1, v2>(w, pair_source<V, head, tail, m>(r), acc);
+}
+
+// The same into two output rows' vectors, kernel row wa's taps into acc_a (with `to_a`) and wb's
+// into acc_b (with `to_b`): one broadcast for up to 6 multiply-adds.
+template <int V, bool mirrored, bool head, bool tail, bool to_a, bool to_b, int m>
+__attribute__((always_inline)) inline void pair_column_twice(const float* r, const __m512 (&wa)[3], const __m512 (&wb)[3],
+                                                             __m512 (&acc_a)[V], __m512 (&acc_b)[V]) {
+  constexpr int v0 = pair_vector(V, mirrored, m, 0), v1 = pair_vector(V, mirrored, m, 1), v2 = pair_vector(V, mirrored, m, 2);
   if constexpr (v0 >= 0 || v1 >= 0 || v2 >= 0) {
-    __m512 xv;
-    if constexpr (head && m == 0) {
-      xv = _mm512_maskz_mov_ps(0xAAAA, _mm512_set1_ps(r[1]));
-    } else if constexpr (tail && m == 2 * V) {
-      xv = _mm512_maskz_mov_ps(0x5555, _mm512_set1_ps(r[m]));
-    } else {
-      double pair;
-      std::memcpy(&pair, r + m, sizeof pair);
-      xv = _mm512_castpd_ps(_mm512_set1_pd(pair));
-    }
-    fan_out<v0, v1, v2>(w, xv, acc);
+    const __m512 xv = pair_source<V, head, tail, m>(r);
+    if constexpr (to_a) fan_out<v0, v1, v2>(wa, xv, acc_a);
+    if constexpr (to_b) fan_out<v0, v1, v2>(wb, xv, acc_b);
+  }
+}
+
+template <int V, bool mirrored, bool head, bool tail, bool to_a, bool to_b, int... M>
+__attribute__((always_inline)) inline void pair_row_twice(const float* r, const __m512 (&wa)[3], const __m512 (&wb)[3],
+                                                          __m512 (&acc_a)[V], __m512 (&acc_b)[V],
+                                                          std::integer_sequence<int, M...>) {
+  (pair_column_twice<V, mirrored, head, tail, to_a, to_b, M>(r, wa, wb, acc_a, acc_b), ...);
+}
+
+// A source row into two output rows' vectors by the kernel rows at wa (for acc_a) and wb (for
+// acc_b), either null where the row does not reach that output row.
+template <int V, bool mirrored, bool head, bool tail>
+__attribute__((always_inline)) inline void pair_row_into_two(const float* r, const float* wa, const float* wb,
+                                                             __m512 (&acc_a)[V], __m512 (&acc_b)[V]) {
+  constexpr auto pairs = std::make_integer_sequence<int, 2 * V + 1>{};
+  auto load = [](const float* p, __m512 (&w)[3]) {
+    for (int kx = 0; kx < 3; ++kx) w[kx] = _mm512_load_ps(p + kx * kLanes);
+  };
+  __m512 a[3], b[3];
+  if (wa != nullptr && wb != nullptr) {
+    load(wa, a), load(wb, b);
+    pair_row_twice<V, mirrored, head, tail, true, true>(r, a, b, acc_a, acc_b, pairs);
+  } else if (wa != nullptr) {
+    load(wa, a);
+    pair_row_twice<V, mirrored, head, tail, true, false>(r, a, a, acc_a, acc_b, pairs);
+  } else if (wb != nullptr) {
+    load(wb, b);
+    pair_row_twice<V, mirrored, head, tail, false, true>(r, b, b, acc_a, acc_b, pairs);
   }
 }
 
@@ -379,6 +425,37 @@ __attribute__((noinline)) void forward_pair_block(const float* x, int64_t cs, in
   store_pairs<V>(acc, out, os);
 }
 
+// Two output rows (oy, oy + 1) of forward_pair_block at once, from the x rows i0 <= i < i1 of the
+// four they read (row i counted from oy's top, x pointing at row i0; kernel row i for oy, i - 1 for
+// oy + 1; w from kernel row 0), the second row's outputs next_row floats after the first's. Why:
+// each x pair is then broadcast once for 6 multiply-adds instead of 3, and on Ice Lake a
+// broadcast from memory issues at one per cycle (a vector load at two): the one-row block, 25
+// broadcasts per 36 multiply-adds, ran at 0.69 of the FMA rate there (standalone loop, 2026-12-08).
+template <int P, bool head, bool tail>
+__attribute__((noinline)) void forward_pair_rows(const float* x, int64_t cs, int64_t W, int i0, int i1, int64_t cin,
+                                                 const float* w, const float* bias, float* out, int64_t os,
+                                                 int64_t next_row, const char* prefetch) {
+  constexpr int V = P / 2;
+  static_assert(P % 2 == 0);
+  __m512 acc_a[V], acc_b[V];
+  const __m512i twice = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  const __m512 init = bias != nullptr ? _mm512_maskz_permutexvar_ps(0xFFFF, twice, _mm512_maskz_loadu_ps(0xFF, bias))
+                                      : _mm512_setzero_ps();
+  for (int v = 0; v < V; ++v) acc_a[v] = init, acc_b[v] = init;
+  for (int64_t c = 0; c < cin; ++c) {
+    const char* ahead = prefetch + c * cs * int64_t{sizeof(float)};
+    const float* wc = w + c * 3 * 3 * kLanes;
+    for (int i = i0; i < i1; ++i) {
+      _mm_prefetch(ahead + 128 * (i - i0), _MM_HINT_T1);
+      _mm_prefetch(ahead + 128 * (i - i0) + 64, _MM_HINT_T1);
+      pair_row_into_two<V, false, head, tail>(x + c * cs + (i - i0) * W, i <= 2 ? wc + i * 3 * kLanes : nullptr,
+                                              i >= 1 ? wc + (i - 1) * 3 * kLanes : nullptr, acc_a, acc_b);
+    }
+  }
+  store_pairs<V>(acc_a, out, os);
+  store_pairs<V>(acc_b, out + next_row, os);
+}
+
 // The input gradient's block: 8 input channels at positions [p0, p0 + P) of one dx row, as
 // input_block (the same arguments, S = 1) with weights packed by pack_weights<false, 8, 2>
 // (w[(o * 9 + ky * 3 + kx) * 16 + 2 i + s]).
@@ -398,6 +475,37 @@ __attribute__((noinline)) void input_pair_block(const float* dy, int64_t cs, con
     }
   }
   store_pairs<V>(acc, out, os);
+}
+
+// The dy rows that reach two dx rows (iy, iy + 1) at stride 1 down: where each starts (floats from
+// the block's dy) and the weights of its kernel row for each dx row (floats from a dy channel's;
+// -1: it does not reach that row).
+struct InputRowsTwo {
+  int count = 0;
+  int64_t dy[4];
+  int64_t wa[4], wb[4];
+};
+
+// Two dx rows of input_pair_block at once, the second's outputs next_row floats after the first's:
+// each dy pair broadcast once for both (see forward_pair_rows for why).
+template <int P, bool head, bool tail>
+__attribute__((noinline)) void input_pair_rows(const float* dy, int64_t cs, const InputRowsTwo& rows, int64_t cout,
+                                               const float* w, float* out, int64_t os, int64_t next_row,
+                                               const char* prefetch) {
+  constexpr int V = P / 2;
+  static_assert(P % 2 == 0);
+  __m512 acc_a[V], acc_b[V];
+  for (int v = 0; v < V; ++v) acc_a[v] = _mm512_setzero_ps(), acc_b[v] = _mm512_setzero_ps();
+  for (int64_t o = 0; o < cout; ++o) {
+    _mm_prefetch(prefetch + o * cs * int64_t{sizeof(float)}, _MM_HINT_T1);
+    const float* wo = w + o * kTaps * kLanes;
+    for (int r = 0; r < rows.count; ++r) {
+      pair_row_into_two<V, true, head, tail>(dy + o * cs + rows.dy[r], rows.wa[r] >= 0 ? wo + rows.wa[r] : nullptr,
+                                             rows.wb[r] >= 0 ? wo + rows.wb[r] : nullptr, acc_a, acc_b);
+    }
+  }
+  store_pairs<V>(acc_a, out, os);
+  store_pairs<V>(acc_b, out + next_row, os);
 }
 
 // The weight gradient: 8 output channels x 2 positions per vector of dy (transposed per band of
@@ -596,6 +704,8 @@ __attribute__((noinline)) void forward_block(const float* x, int64_t cs, int64_t
 
 using ForwardBlock = void (*)(const float*, int64_t, int64_t, int, int64_t, const float*, const float*, float*, int64_t,
                               const char*);
+using ForwardRows = void (*)(const float*, int64_t, int64_t, int, int, int64_t, const float*, const float*, float*, int64_t,
+                             int64_t, const char*);
 
 // A row's blocks (first column, positions): 24 while 24 are left, then 12 and 6 while as many
 // are left, and what is left after that (< 6) by a last block of 6 that ends at the row's end
@@ -622,6 +732,7 @@ struct RowBlocks {
   struct Block {
     int64_t p0;
     ForwardBlock run;
+    ForwardRows run_two = nullptr;  // with `pairs`: two output rows at once
   };
   std::vector<Block> blocks;
   template <int P>
@@ -634,40 +745,50 @@ struct RowBlocks {
     if (head) return tail ? forward_block<P, S, true, true> : forward_block<P, S, true, false>;
     return tail ? forward_block<P, S, false, true> : forward_block<P, S, false, false>;
   }
+  template <int P>
+  static ForwardRows pick_two(bool head, bool tail) {
+    if (head) return tail ? forward_pair_rows<P, true, true> : forward_pair_rows<P, true, false>;
+    return tail ? forward_pair_rows<P, false, true> : forward_pair_rows<P, false, false>;
+  }
   RowBlocks(int64_t W_out, bool tail) {
     for (const auto& [p0, P] : row_spans(W_out)) {
       const bool h = p0 == 0, t = tail && p0 + P == W_out;
       blocks.push_back({p0, P == 24 ? pick<24>(h, t) : P == 12 ? pick<12>(h, t) : pick<6>(h, t)});
+      if constexpr (pairs) blocks.back().run_two = P == 24 ? pick_two<24>(h, t) : P == 12 ? pick_two<12>(h, t) : pick_two<6>(h, t);
     }
   }
 };
 
-// Items of kRowsPerItem output rows, each row's blocks per 16 output channels (8 with `pairs`).
-// The blocks of a row share out, two lines per kernel row and input channel, the x rows that the
-// next output row adds (after an item's last row, those of the next item's first).
+// Items of kRowsPerItem output rows, each row's blocks per 16 output channels (8 with `pairs`, two
+// rows at a time while two are left). The blocks of a row (or two) share out, two lines per x row
+// and input channel, the x rows that the next one (or two) adds (after an item's last, those of
+// the next item's first).
 template <int S, bool pairs>
 void forward_with(const ConvGeometry& g, const float* x, const float* w, const float* b, float* y) {
   const int64_t cig = g.cin_g(), cog = g.cout_g();
   const RowBlocks<S, pairs> row(g.W_out, S * (g.W_out - 1) + 1 >= g.W);
   const auto pack = pack_weights<true, pairs ? 8 : 16, pairs ? 2 : 1>;
-  // The x rows [from, to) that output row oy reads.
-  auto x_rows = [&](int64_t oy) {
+  // How many output rows one step takes from oy on, of an item ending at y1.
+  auto step_rows = [&](int64_t oy, int64_t y1) -> int64_t { return pairs && g.sh == 1 && oy + 1 < y1 ? 2 : 1; };
+  // The x rows [from, to) that output rows [oy, oy + n) read.
+  auto x_rows = [&](int64_t oy, int64_t n) {
     const int64_t top = oy * g.sh - g.ph;
-    return std::pair{std::max<int64_t>(0, top), std::min<int64_t>(g.H, top + 3)};
+    return std::pair{std::max<int64_t>(0, top), std::min<int64_t>(g.H, top + (n - 1) * g.sh + 3)};
   };
   for_each_item(g, g.H_out, kRowsPerItem, w, pack, [&](const Item& it, const Item& next, const float* packed) {
     const float* xg = x + (it.n * g.C_in + it.grp * cig) * g.HW();
-    for (int64_t oy = it.y0; oy < it.y1; ++oy) {
+    for (int64_t oy = it.y0, n = 0; oy < it.y1; oy += n) {
+      n = step_rows(oy, it.y1);
       const int64_t top = oy * g.sh - g.ph;
-      const auto [from, to] = x_rows(oy);
-      // What the next output row adds (the next item's first row's, after an item's last).
+      const auto [from, to] = x_rows(oy, n);
+      // What the next step adds (the next item's first step's, after an item's last).
       const float* ahead = nullptr;
       int64_t ahead_rows = 0;
-      if (oy + 1 < it.y1) {
-        const auto [next_from, next_to] = x_rows(oy + 1);
+      if (oy + n < it.y1) {
+        const auto [next_from, next_to] = x_rows(oy + n, step_rows(oy + n, it.y1));
         ahead = xg + std::max(to, next_from) * g.W, ahead_rows = std::max<int64_t>(0, next_to - std::max(to, next_from));
       } else if (next.n >= 0) {
-        const auto [next_from, next_to] = x_rows(next.y0);
+        const auto [next_from, next_to] = x_rows(next.y0, step_rows(next.y0, next.y1));
         ahead = x + (next.n * g.C_in + next.grp * cig) * g.HW() + next_from * g.W, ahead_rows = next_to - next_from;
       }
       // Per channel, the lines they span; block k asks for 2 per kernel row from line 2 k x rows
@@ -678,7 +799,7 @@ void forward_with(const ConvGeometry& g, const float* x, const float* w, const f
       const int64_t lines_per_block = 2 * (to - from);
       int64_t block = 0;
       for (int64_t o0 = 0; o0 < cog; o0 += kLanes) {
-        const float* wo = packed + o0 * cig * kTaps + (from - top) * 3 * kLanes;
+        const float* wo = packed + o0 * cig * kTaps;
         const float* bo = b != nullptr ? b + it.grp * cog + o0 : nullptr;
         float* yo = y + (it.n * g.C_out + it.grp * cog + o0) * g.P() + oy * g.W_out;
         for (const auto& blk : row.blocks) {
@@ -686,7 +807,12 @@ void forward_with(const ConvGeometry& g, const float* x, const float* w, const f
           const char* pf = block * lines_per_block < span_lines
                                ? reinterpret_cast<const char*>(span + 64 * block * lines_per_block)
                                : reinterpret_cast<const char*>(xs + 1);
-          blk.run(xs, g.HW(), g.W, static_cast<int>(to - from), cig, wo, bo, yo + blk.p0, g.P(), pf);
+          if (n == 2) {
+            blk.run_two(xs, g.HW(), g.W, static_cast<int>(from - top), static_cast<int>(to - top), cig, wo, bo, yo + blk.p0,
+                        g.P(), g.W_out, pf);
+          } else {
+            blk.run(xs, g.HW(), g.W, static_cast<int>(to - from), cig, wo + (from - top) * 3 * kLanes, bo, yo + blk.p0, g.P(), pf);
+          }
           ++block;
         }
       }
@@ -755,6 +881,8 @@ __attribute__((noinline)) void input_block(const float* dy, int64_t cs, const In
 }
 
 using InputBlock = void (*)(const float*, int64_t, const InputRows&, int64_t, const float*, float*, int64_t, const char*);
+using InputRowsBlock = void (*)(const float*, int64_t, const InputRowsTwo&, int64_t, const float*, float*, int64_t, int64_t,
+                                const char*);
 
 // The input gradient's blocks of a dx row (row_spans): the last block of 6 over the row's end
 // may start at an odd column (par).
@@ -763,6 +891,7 @@ struct InputRowBlocks {
   struct Block {
     int64_t p0;
     InputBlock run;
+    InputRowsBlock run_two = nullptr;  // with `pairs`: two dx rows at once
   };
   std::vector<Block> blocks;
   template <int P, int par>
@@ -782,12 +911,45 @@ struct InputRowBlocks {
       if (P == 12) blocks.push_back({p0, pick<12, 0>(h, t)});
       // Only the last block over the row's end starts at an odd column.
       if (P == 6) blocks.push_back({p0, S == 2 && p0 % 2 == 1 ? pick<6, S - 1>(h, t) : pick<6, 0>(h, t)});
+      if constexpr (pairs) blocks.back().run_two = P == 24 ? pick_two<24>(h, t) : P == 12 ? pick_two<12>(h, t) : pick_two<6>(h, t);
     }
+  }
+  template <int P>
+  static InputRowsBlock pick_two(bool head, bool tail) {
+    if (head) return tail ? input_pair_rows<P, true, true> : input_pair_rows<P, true, false>;
+    return tail ? input_pair_rows<P, false, true> : input_pair_rows<P, false, false>;
   }
 };
 
 // Items of 2 x kRowsPerItem dx rows, each row's blocks per 16 input channels (8 with `pairs`); each
 // block asks for a line per dy channel of the dy row after the last its row reads.
+// dx rows iy and iy + 1 (stride 1 down, 8 channels per group; di: row iy of the group's first
+// channel) from dy (dyg: the group's first channel), the dy rows in the order the one-row blocks
+// take them (kernel rows ascending), so that each sum is the same.
+template <class Blocks>
+void input_two_rows(const ConvGeometry& g, const Blocks& row, const float* dyg, const float* packed, float* di, int64_t iy) {
+  InputRowsTwo rows;
+  for (int64_t d = iy + 1 + g.ph; d >= iy + g.ph - 2; --d) {
+    const int64_t ka = iy + g.ph - d, kb = ka + 1;  // the kernel rows it takes into dx rows iy, iy + 1
+    if (d < 0 || d >= g.H_out) continue;
+    rows.dy[rows.count] = d * g.W_out;
+    rows.wa[rows.count] = ka >= 0 && ka < 3 ? ka * 3 * kLanes : -1;
+    rows.wb[rows.count] = kb >= 0 && kb < 3 ? kb * 3 * kLanes : -1;
+    ++rows.count;
+  }
+  // The dy row after the last these read, a line per channel per block (or nothing).
+  const int64_t after = iy + 1 + g.ph + 1;
+  const char* ahead = after < g.H_out ? reinterpret_cast<const char*>(dyg + after * g.W_out) : nullptr;
+  int64_t block = 0;
+  for (const auto& blk : row.blocks) {
+    const float* src = dyg + blk.p0 - 1;
+    const bool share_left = ahead != nullptr && 64 * block < g.W_out * int64_t{sizeof(float)};
+    const char* pf = share_left ? ahead + 64 * block : reinterpret_cast<const char*>(src + 1);
+    blk.run_two(src, g.P(), rows, g.cout_g(), packed, di + blk.p0, g.HW(), g.W, pf);
+    ++block;
+  }
+}
+
 template <int S, bool pairs>
 void backward_input_with(const ConvGeometry& g, const float* dy, const float* w, float* dx) {
   const int64_t cig = g.cin_g(), cog = g.cout_g();
@@ -798,6 +960,11 @@ void backward_input_with(const ConvGeometry& g, const float* dy, const float* w,
   for_each_item(g, g.H, 2 * kRowsPerItem, w, pack, [&](const Item& it, const Item&, const float* packed) {
     const float* dyg = dy + (it.n * g.C_out + it.grp * cog) * g.P();
     for (int64_t iy = it.y0; iy < it.y1; ++iy) {
+      if (pairs && g.sh == 1 && iy + 1 < it.y1) {
+        input_two_rows(g, row, dyg, packed, dx + (it.n * g.C_in + it.grp * cig) * g.HW() + iy * g.W, iy);
+        ++iy;
+        continue;
+      }
       InputRows rows;
       for (int ky = 0; ky < 3; ++ky) {  // dx row iy takes kernel row ky of dy row (iy + ph - ky) / sh where exact
         const int64_t e = iy + g.ph - ky;

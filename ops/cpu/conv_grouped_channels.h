@@ -21,8 +21,10 @@
 // With 8 channels per group (layer2) at stride 1 across, a vector holds 8 channels at 2 adjacent
 // positions, each tap's sources a pair of adjacent columns (one 64-bit broadcast from x or dy; at
 // stride 2 the two positions' columns are 2 apart): the forward and input gradient 8 channels x
-// 24 (12, 6) positions, the weight gradient dy transposed as pairs of positions, 8 output
-// channels x 8 input channels x 3 kernel columns, a pair's 2 lanes added at the end.
+// 24 (12, 6) positions (two rows at a time at stride 1 down: each pair feeds both rows' taps, since
+// on Ice Lake a broadcast from memory issues at one per cycle, half a vector load's rate), the
+// weight gradient dy transposed as pairs of positions, 8 output channels x 8 input channels x 3
+// kernel columns, a pair's 2 lanes added at the end.
 // Each output element is summed by one thread in an order fixed by the geometry (the positions'
 // blocks never change a sum's order), and each group's weight gradient too (float over a band's
 // rows, then double across bands and images), so no result depends on the thread count.

@@ -439,8 +439,12 @@ TEST_CASE("grouped 3x3 conv2d by the direct kernels agrees with the double refer
       // Pairs of positions (8 channels per group, stride 1 across): a row of 24 + 6 over two
       // images and 4 groups; 13 columns (12 and a last block of 6 from an odd column; the weight
       // gradient's last pair half outside); stride 2 down with 24 + 24 and a last block of 6; rows
-      // of 1 and 2 positions (the weight gradient's only pair at both ends).
+      // of 1 and 2 positions (the weight gradient's only pair at both ends). The forward and the
+      // input gradient take two rows at a time (an item's last row alone where its count is odd):
+      // padding 2 and 0 down, so that a pair of rows reads 2-4 source rows.
       {2, 32, 9, 30, 32, 3, 3, {1, 1}, {1, 1}, {1, 1}, 4},
+      {1, 16, 7, 30, 16, 3, 3, {1, 1}, {2, 1}, {1, 1}, 2},
+      {1, 16, 8, 26, 16, 3, 3, {1, 1}, {0, 1}, {1, 1}, 2},
       {1, 16, 6, 13, 16, 3, 3, {1, 1}, {1, 1}, {1, 1}, 2},
       {1, 24, 7, 50, 24, 3, 3, {2, 1}, {1, 1}, {1, 1}, 3},
       {1, 16, 5, 1, 16, 3, 3, {1, 1}, {1, 1}, {1, 1}, 2},
