@@ -960,7 +960,7 @@ void backward_input_with(const ConvGeometry& g, const float* dy, const float* w,
   for_each_item(g, g.H, 2 * kRowsPerItem, w, pack, [&](const Item& it, const Item&, const float* packed) {
     const float* dyg = dy + (it.n * g.C_out + it.grp * cog) * g.P();
     for (int64_t iy = it.y0; iy < it.y1; ++iy) {
-      if (pairs && g.sh == 1 && iy + 1 < it.y1) {
+      if (pairs && g.sh == 1 && iy + 1 < it.y1) {  // rows iy and iy + 1 in one step
         input_two_rows(g, row, dyg, packed, dx + (it.n * g.C_in + it.grp * cig) * g.HW() + iy * g.W, iy);
         ++iy;
         continue;
