@@ -921,8 +921,6 @@ struct InputRowBlocks {
   }
 };
 
-// Items of 2 x kRowsPerItem dx rows, each row's blocks per 16 input channels (8 with `pairs`); each
-// block asks for a line per dy channel of the dy row after the last its row reads.
 // dx rows iy and iy + 1 (stride 1 down, 8 channels per group; di: row iy of the group's first
 // channel) from dy (dyg: the group's first channel), the dy rows in the order the one-row blocks
 // take them (kernel rows ascending), so that each sum is the same.
@@ -950,6 +948,9 @@ void input_two_rows(const ConvGeometry& g, const Blocks& row, const float* dyg, 
   }
 }
 
+// Items of 2 x kRowsPerItem dx rows, each row's blocks per 16 input channels (8 with `pairs`, two
+// rows at a time at stride 1 down while two are left); each block asks for a line per dy channel of
+// the dy row after the last its row reads.
 template <int S, bool pairs>
 void backward_input_with(const ConvGeometry& g, const float* dy, const float* w, float* dx) {
   const int64_t cig = g.cin_g(), cog = g.cout_g();
