@@ -647,20 +647,22 @@ constexpr int tap_position(int P, int S, bool head, bool tail, int m, int kx) {
   return q;
 }
 
-// Column m of the block's x row (broadcast once) into every position that reads it.
-template <int P, int S, bool head, bool tail, int m>
-__attribute__((always_inline)) inline void forward_column(const float* xr, const __m512 (&w)[3], __m512 (&acc)[P]) {
+// Column m of the block's x row (broadcast once) into every position that reads it, in each of
+// the O vectors of output channels.
+template <int O, int P, int S, bool head, bool tail, int m>
+__attribute__((always_inline)) inline void forward_column(const float* xr, const __m512 (&w)[O][3], __m512 (&acc)[O][P]) {
   constexpr int q0 = tap_position(P, S, head, tail, m, 0), q1 = tap_position(P, S, head, tail, m, 1),
                 q2 = tap_position(P, S, head, tail, m, 2);
   if constexpr (q0 >= 0 || q1 >= 0 || q2 >= 0) {
-    fan_out<q0, q1, q2>(w, _mm512_set1_ps(xr[m]), acc);
+    const __m512 xv = _mm512_set1_ps(xr[m]);
+    for (int o = 0; o < O; ++o) fan_out<q0, q1, q2>(w[o], xv, acc[o]);
   }
 }
 
-template <int P, int S, bool head, bool tail, int... M>
-__attribute__((always_inline)) inline void forward_row(const float* xr, const __m512 (&w)[3], __m512 (&acc)[P],
+template <int O, int P, int S, bool head, bool tail, int... M>
+__attribute__((always_inline)) inline void forward_row(const float* xr, const __m512 (&w)[O][3], __m512 (&acc)[O][P],
                                                        std::integer_sequence<int, M...>) {
-  (forward_column<P, S, head, tail, M>(xr, w, acc), ...);
+  (forward_column<O, P, S, head, tail, M>(xr, w, acc), ...);
 }
 
 // acc[q] (16 channels at position q) to out[l * os + q] for l < 16, q < P.
@@ -677,29 +679,41 @@ __attribute__((always_inline)) inline void store_transposed(const __m512 (&acc)[
   }
 }
 
-// 16 output channels at positions [p0, p0 + P) of one output row: out (their first) = bias + the
-// sum over `cin` input channels (x from the first kernel row inside x, at column S p0 - 1; channels
-// cs apart, rows W apart; `rows` kernel rows) of 3 kernel columns each (weights packed by
-// pack_weights<true, 16>: w[(c * 3 + r) * 48 + kx * 16 + o], from the first kernel row inside x).
-// Meanwhile each input channel and kernel row asks for 2 lines from prefetch + c cs on.
-template <int P, int S, bool head, bool tail>
+// 16 O output channels (O vectors of 16) at positions [p0, p0 + P) of one output row: out (their
+// first) = bias + the sum over `cin` input channels (x from the first kernel row inside x, at
+// column S p0 - 1; channels cs apart, rows W apart; `rows` kernel rows) of 3 kernel columns each
+// (weights packed by pack_weights<true, 16>: w[(c * 3 + r) * 48 + kx * 16 + o], from the first
+// kernel row inside x; vector o's 16 cin 9 floats on). Meanwhile each input channel and kernel row
+// asks for 2 lines from prefetch + c cs on.
+// Why O = 2 where a group has 32 output channels (layer4): each x column is then broadcast once
+// for twice the multiply-adds, and on Ice Lake broadcasts from memory issue at one per cycle; at
+// stride 2 the one-vector block broadcasts 49 columns per 72 multiply-adds, which bounds it at
+// 0.73 of the FMA rate there before anything else.
+template <int O, int P, int S, bool head, bool tail>
 __attribute__((noinline)) void forward_block(const float* x, int64_t cs, int64_t W, int rows, int64_t cin,
                                              const float* w, const float* bias, float* out, int64_t os,
                                              const char* prefetch) {
-  __m512 acc[P];
-  const __m512 init = bias != nullptr ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
-  for (int q = 0; q < P; ++q) acc[q] = init;
+  static_assert(O * P <= 24, "accumulators, weights and a broadcast in 32 registers");
+  __m512 acc[O][P];
+  for (int o = 0; o < O; ++o) {
+    const __m512 init = bias != nullptr ? _mm512_loadu_ps(bias + o * kLanes) : _mm512_setzero_ps();
+    for (int q = 0; q < P; ++q) acc[o][q] = init;
+  }
+  const int64_t vector_floats = cin * kTaps * kLanes;  // from one vector's weights to the next's
   for (int64_t c = 0; c < cin; ++c) {
     const char* ahead = prefetch + c * cs * int64_t{sizeof(float)};
     for (int r = 0; r < rows; ++r) {
       _mm_prefetch(ahead + 128 * r, _MM_HINT_T1);
       _mm_prefetch(ahead + 128 * r + 64, _MM_HINT_T1);
-      const float* wr = w + (c * 3 + r) * 3 * kLanes;
-      const __m512 wv[3] = {_mm512_load_ps(wr), _mm512_load_ps(wr + kLanes), _mm512_load_ps(wr + 2 * kLanes)};
-      forward_row<P, S, head, tail>(x + c * cs + r * W, wv, acc, std::make_integer_sequence<int, S * (P - 1) + 3>{});
+      __m512 wv[O][3];
+      for (int o = 0; o < O; ++o) {
+        const float* wr = w + o * vector_floats + (c * 3 + r) * 3 * kLanes;
+        for (int kx = 0; kx < 3; ++kx) wv[o][kx] = _mm512_load_ps(wr + kx * kLanes);
+      }
+      forward_row<O, P, S, head, tail>(x + c * cs + r * W, wv, acc, std::make_integer_sequence<int, S * (P - 1) + 3>{});
     }
   }
-  store_transposed<P>(acc, out, os);
+  for (int o = 0; o < O; ++o) store_transposed<P>(acc[o], out + o * kLanes * os, os);
 }
 
 using ForwardBlock = void (*)(const float*, int64_t, int64_t, int, int64_t, const float*, const float*, float*, int64_t,
@@ -707,27 +721,28 @@ using ForwardBlock = void (*)(const float*, int64_t, int64_t, int, int64_t, cons
 using ForwardRows = void (*)(const float*, int64_t, int64_t, int, int, int64_t, const float*, const float*, float*, int64_t,
                              int64_t, const char*);
 
-// A row's blocks (first column, positions): 24 while 24 are left, then 12 and 6 while as many
-// are left, and what is left after that (< 6) by a last block of 6 that ends at the row's end
-// (recomputing up to 5 positions, in the same order). With at least kMinColumns columns it never
-// starts the row.
+// A row's blocks (first column, positions): 24 (12 with `narrow`) while as many are left, then 12
+// and 6 while as many are left, and what is left after that (< 6) by a last block of 6 that ends
+// at the row's end (recomputing up to 5 positions, in the same order). With at least kMinColumns
+// columns it never starts the row.
 struct RowSpan {
   int64_t p0;
   int P;
 };
-std::vector<RowSpan> row_spans(int64_t width) {
+std::vector<RowSpan> row_spans(int64_t width, bool narrow = false) {
   std::vector<RowSpan> spans;
   int64_t p0 = 0;
   for (const int P : {24, 12, 6}) {
+    if (narrow && P == 24) continue;
     for (; width - p0 >= P; p0 += P) spans.push_back({p0, P});
   }
   if (p0 < width) spans.push_back({width - 6, 6});
   return spans;
 }
 
-// The forward's blocks of a row (row_spans); with `tail` the row's last block leaves out its last
-// position's kernel column 2.
-template <int S, bool pairs>
+// The forward's blocks of a row (row_spans, at most 12 positions with O = 2 vectors of output
+// channels); with `tail` the row's last block leaves out its last position's kernel column 2.
+template <int S, bool pairs, int O>
 struct RowBlocks {
   struct Block {
     int64_t p0;
@@ -741,9 +756,12 @@ struct RowBlocks {
       static_assert(S == 1);
       if (head) return tail ? forward_pair_block<P, true, true> : forward_pair_block<P, true, false>;
       return tail ? forward_pair_block<P, false, true> : forward_pair_block<P, false, false>;
+    } else if constexpr (O * P > 24) {
+      return nullptr;  // never asked for: the spans are narrow
+    } else {
+      if (head) return tail ? forward_block<O, P, S, true, true> : forward_block<O, P, S, true, false>;
+      return tail ? forward_block<O, P, S, false, true> : forward_block<O, P, S, false, false>;
     }
-    if (head) return tail ? forward_block<P, S, true, true> : forward_block<P, S, true, false>;
-    return tail ? forward_block<P, S, false, true> : forward_block<P, S, false, false>;
   }
   template <int P>
   static ForwardRows pick_two(bool head, bool tail) {
@@ -751,7 +769,7 @@ struct RowBlocks {
     return tail ? forward_pair_rows<P, false, true> : forward_pair_rows<P, false, false>;
   }
   RowBlocks(int64_t W_out, bool tail) {
-    for (const auto& [p0, P] : row_spans(W_out)) {
+    for (const auto& [p0, P] : row_spans(W_out, O == 2)) {
       const bool h = p0 == 0, t = tail && p0 + P == W_out;
       blocks.push_back({p0, P == 24 ? pick<24>(h, t) : P == 12 ? pick<12>(h, t) : pick<6>(h, t)});
       if constexpr (pairs) blocks.back().run_two = P == 24 ? pick_two<24>(h, t) : P == 12 ? pick_two<12>(h, t) : pick_two<6>(h, t);
@@ -759,14 +777,14 @@ struct RowBlocks {
   }
 };
 
-// Items of kRowsPerItem output rows, each row's blocks per 16 output channels (8 with `pairs`, two
-// rows at a time while two are left). The blocks of a row (or two) share out, two lines per x row
-// and input channel, the x rows that the next one (or two) adds (after an item's last, those of
-// the next item's first).
-template <int S, bool pairs>
+// Items of kRowsPerItem output rows, each row's blocks per 16 O output channels (8 with `pairs`,
+// two rows at a time while two are left). The blocks of a row (or two) share out, two lines per x
+// row and input channel, the x rows that the next one (or two) adds (after an item's last, those
+// of the next item's first).
+template <int S, bool pairs, int O = 1>
 void forward_with(const ConvGeometry& g, const float* x, const float* w, const float* b, float* y) {
   const int64_t cig = g.cin_g(), cog = g.cout_g();
-  const RowBlocks<S, pairs> row(g.W_out, S * (g.W_out - 1) + 1 >= g.W);
+  const RowBlocks<S, pairs, O> row(g.W_out, S * (g.W_out - 1) + 1 >= g.W);
   const auto pack = pack_weights<true, pairs ? 8 : 16, pairs ? 2 : 1>;
   // How many output rows one step takes from oy on, of an item ending at y1.
   auto step_rows = [&](int64_t oy, int64_t y1) -> int64_t { return pairs && g.sh == 1 && oy + 1 < y1 ? 2 : 1; };
@@ -798,7 +816,7 @@ void forward_with(const ConvGeometry& g, const float* x, const float* w, const f
           ahead_rows > 0 ? ceil_div(static_cast<int64_t>(reinterpret_cast<uintptr_t>(ahead + ahead_rows * g.W) - span), 64) : 0;
       const int64_t lines_per_block = 2 * (to - from);
       int64_t block = 0;
-      for (int64_t o0 = 0; o0 < cog; o0 += kLanes) {
+      for (int64_t o0 = 0; o0 < cog; o0 += O * kLanes) {
         const float* wo = packed + o0 * cig * kTaps;
         const float* bo = b != nullptr ? b + it.grp * cog + o0 : nullptr;
         float* yo = y + (it.n * g.C_out + it.grp * cog + o0) * g.P() + oy * g.W_out;
@@ -1018,8 +1036,9 @@ bool applies_to_input_gradient(const ConvGeometry& g) {
 
 void forward(const ConvGeometry& g, const float* x, const float* w, const float* b, float* y) {
   if (pairs_apply(g, g.cout_g())) return forward_with<1, true>(g, x, w, b, y);
-  if (g.sw == 2) return forward_with<2, false>(g, x, w, b, y);
-  return forward_with<1, false>(g, x, w, b, y);
+  const bool two = g.cout_g() % (2 * kLanes) == 0;  // two vectors of output channels per block
+  if (g.sw == 2) return two ? forward_with<2, false, 2>(g, x, w, b, y) : forward_with<2, false>(g, x, w, b, y);
+  return two ? forward_with<1, false, 2>(g, x, w, b, y) : forward_with<1, false>(g, x, w, b, y);
 }
 
 void backward_input(const ConvGeometry& g, const float* dy, const float* w, float* dx) {

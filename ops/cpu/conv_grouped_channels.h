@@ -9,9 +9,9 @@
 // that read it or folded into the multiply-add as a memory operand, at any stride; the price is a
 // 16 x 16 transposition in registers where positions meet channel rows (dy in the weight
 // gradient, the outputs of the other two).
-// - forward: 16 output channels x 24 (12, 6) positions of one row; per input channel and kernel
-//   row 3 weight vectors, and each x column broadcast once (2 P + 1 at stride 2 for 3 P
-//   multiply-adds);
+// - forward: 16 output channels x 24 (12, 6) positions of one row, or with 32k per group
+//   (layer4) 32 x 12 (6); per input channel and kernel row 3 weight vectors per 16 channels, and
+//   each x column broadcast once (2 P + 1 at stride 2 for 3 P multiply-adds per vector);
 // - input gradient: 16 input channels x 24 (12, 6) positions of one dx row, each dy column
 //   broadcast once (about P / 2 at stride 2 for 3 P / 2 multiply-adds); at stride 2 only from
 //   32 dy channels per group, where the transposition is small beside the sums;

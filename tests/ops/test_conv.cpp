@@ -436,6 +436,11 @@ TEST_CASE("grouped 3x3 conv2d by the direct kernels agrees with the double refer
       {1, 32, 5, 45, 64, 3, 3, {2, 2}, {2, 1}, {1, 1}, 2},
       {1, 64, 6, 1, 64, 3, 3, {2, 2}, {1, 1}, {1, 1}, 2},
       {1, 32, 7, 2, 32, 3, 3, {2, 2}, {1, 1}, {1, 1}, 2},
+      // Two vectors of output channels per forward block (32k per group, layer4): 32 -> 64 per
+      // group at stride 1 (two such blocks per row; 28 columns: 12 + 12 and a last 6 over the
+      // row's end), 32 -> 32 at stride 2 over two images (27 columns); 64 -> 32 above at stride 2.
+      {1, 64, 7, 28, 128, 3, 3, {1, 1}, {1, 1}, {1, 1}, 2},
+      {2, 64, 9, 53, 64, 3, 3, {2, 2}, {1, 1}, {1, 1}, 2},
       // Pairs of positions (8 channels per group, stride 1 across): a row of 24 + 6 over two
       // images and 4 groups; 13 columns (12 and a last block of 6 from an odd column; the weight
       // gradient's last pair half outside); stride 2 down with 24 + 24 and a last block of 6; rows
