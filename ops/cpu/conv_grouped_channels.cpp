@@ -74,12 +74,15 @@ __attribute__((always_inline)) inline void fan_out(const __m512 (&w)[3], __m512 
 
 // ---- The weight gradient ----
 //
-// A block keeps 16 O output channels x 8 / O input channels x kernel columns 0-2 of one kernel
-// row (24 sums, O = 1 or 2 vectors of output channels) while it sweeps a band's dy rows: per
-// position O loads of dy (transposed: its channels side by side) and 24 multiply-adds, each with
-// the x value of its tap broadcast from memory (column S j + kx - 1 of an x row). Standalone, best
-// of 30, 4 alternated rounds (2026-12-07), against the per-position kernels: layer3's 3 x 3 / 2
-// 189 -> 254, layer4's 184 -> 267, layer3's 3 x 3 230 -> 273, layer4's 218 -> 274 GFLOP/s.
+// A block keeps 16 O output channels x CI input channels x kernel columns 0-2 of one kernel row
+// (O = 1 or 2 vectors of output channels, CI = 4 / O: 12 sums) while it sweeps a band's dy rows,
+// J positions at a time (J = 4 / O): per step J O loads of dy (transposed: its channels side by
+// side) and 3 J O CI multiply-adds, each x value that the step's taps read (column S j + kx - 1
+// of an x row) broadcast once from memory for all of them. Standalone, best of 30, 4 alternated
+// rounds (2026-12-07), one position at a time (24 sums of 8 / O input channels) against the
+// per-position kernels: layer3's 3 x 3 / 2 189 -> 254, layer4's 184 -> 267, layer3's 3 x 3
+// 230 -> 273, layer4's 218 -> 274 GFLOP/s (Sapphire Rapids). J positions at a time: see
+// weight_block.
 
 // dy rows [y0, y1) of cog channels (ds floats apart, W_out columns), transposed: element (r, j, o)
 // at out[((r - y0) * W_out + j) * cog + o]. Each 16 x 16 tile asks for the same tile `ahead`
@@ -107,15 +110,38 @@ void transpose_dy_rows(const float* dy, int64_t ds, int64_t W_out, int64_t y0, i
 
 // One position: O vectors of dy (from d) times x at kernel columns [kx0, kx1) of 8 / O input
 // channels (xp[c][col + kx]).
-template <int O, int kx0, int kx1>
-__attribute__((always_inline)) inline void weight_step(const float* d, const float* const (&xp)[8 / O], int64_t col,
-                                                       __m512 (&acc)[O][8 / O][3]) {
+template <int O, int CI, int kx0, int kx1>
+__attribute__((always_inline)) inline void weight_step(const float* d, const float* const (&xp)[CI], int64_t col,
+                                                       __m512 (&acc)[O][CI][3]) {
   __m512 dv[O];
   for (int o = 0; o < O; ++o) dv[o] = _mm512_load_ps(d + kLanes * o);
-  for (int c = 0; c < 8 / O; ++c) {
+  for (int c = 0; c < CI; ++c) {
     for (int kx = kx0; kx < kx1; ++kx) {
       const __m512 xv = _mm512_set1_ps(xp[c][col + kx]);
       for (int o = 0; o < O; ++o) acc[o][c][kx] = _mm512_fmadd_ps(dv[o], xv, acc[o][c][kx]);
+    }
+  }
+}
+
+// J positions from the one whose kernel column 0 reads column col of xp[c] (dy from d, ds floats
+// per position), all 3 kernel columns: each x column broadcast once for every position and kernel
+// column that reads it (at stride 1 J + 2 broadcasts per 3 J O multiply-adds and input channel,
+// at stride 2 2 J + 1). Each sum takes its positions in the same order as one at a time.
+template <int O, int CI, int J, int S>
+__attribute__((always_inline)) inline void weight_steps(const float* d, int64_t ds, const float* const (&xp)[CI],
+                                                        int64_t col, __m512 (&acc)[O][CI][3]) {
+  __m512 dv[J][O];
+  _Pragma("GCC unroll 16") for (int q = 0; q < J; ++q) {
+    _Pragma("GCC unroll 16") for (int o = 0; o < O; ++o) dv[q][o] = _mm512_load_ps(d + q * ds + kLanes * o);
+  }
+  _Pragma("GCC unroll 16") for (int c = 0; c < CI; ++c) {
+    _Pragma("GCC unroll 16") for (int m = 0; m < S * (J - 1) + 3; ++m) {
+      const __m512 xv = _mm512_set1_ps(xp[c][col + m]);
+      _Pragma("GCC unroll 16") for (int q = 0; q < J; ++q) {
+        const int kx = m - S * q;
+        if (kx < 0 || kx > 2) continue;
+        _Pragma("GCC unroll 16") for (int o = 0; o < O; ++o) acc[o][c][kx] = _mm512_fmadd_ps(dv[q][o], xv, acc[o][c][kx]);
+      }
     }
   }
 }
@@ -126,12 +152,18 @@ __attribute__((always_inline)) inline void weight_step(const float* d, const flo
 // Position 0 has no kernel column 0 (the padding), and with `short_last` the last position no
 // kernel column 2 (it would read column W). With `ask`, each row asks for the x row after it (the
 // next dy row's, or the next band's first), a line per 16 columns it moves on.
-template <int O, int S>
+// The positions between the first and last go J at a time (weight_steps): one at a time each x
+// value was broadcast for O multiply-adds, and on Ice Lake a broadcast from memory issues at one
+// per cycle, so with O = 1 (layer3) that alone held the block to half the FMA rate. Standalone on
+// the Ice Lake VM (2026-12-08, medians of 5 alternated rounds): layer3's 3 x 3 160 -> 272 GFLOP/s,
+// its 3 x 3 / 2 148 -> 168; 8 input channels and J = 2 instead: 162 / 156 (24 sums, 2 dy vectors
+// and a broadcast spill), 4 and J = 8: 268 / 151.
+template <int O, int CI, int J, int S>
 __attribute__((noinline)) void weight_block(const float* d, int64_t ds, const float* x, int64_t cs, int64_t xrs,
                                             int64_t rows, int64_t cols, bool short_last, double* sums, int64_t sc,
                                             int64_t so, bool ask) {
-  constexpr int CI = 8 / O;
   constexpr int kLineSteps = kLanes / S;  // positions per cache line of x
+  static_assert(kLineSteps % J == 0, "the steps of J from position 1 meet every line's first");
   __m512 acc[O][CI][3];
   for (int o = 0; o < O; ++o) {
     for (int c = 0; c < CI; ++c) {
@@ -143,19 +175,27 @@ __attribute__((noinline)) void weight_block(const float* d, int64_t ds, const fl
     const float* xp[CI];
     for (int c = 0; c < CI; ++c) xp[c] = x + c * cs + r * xrs;
     if (cols == 1 && short_last) {
-      weight_step<O, 1, 2>(d, xp, -1, acc);
+      weight_step<O, CI, 1, 2>(d, xp, -1, acc);
     } else {
-      weight_step<O, 1, 3>(d, xp, -1, acc);
+      weight_step<O, CI, 1, 3>(d, xp, -1, acc);
     }
     d += ds;
-    for (int64_t j = 1; j < full_end; ++j, d += ds) {
+    auto ask_next_row = [&](int64_t j) {
       if (ask && j % kLineSteps == 1) {
         for (int c = 0; c < CI; ++c) _mm_prefetch(reinterpret_cast<const char*>(xp[c] + xrs + S * (j - 1) - 1), _MM_HINT_T1);
       }
-      weight_step<O, 0, 3>(d, xp, S * j - 1, acc);
+    };
+    int64_t j = 1;
+    for (; j + J <= full_end; j += J, d += J * ds) {
+      ask_next_row(j);
+      weight_steps<O, CI, J, S>(d, ds, xp, S * j - 1, acc);
+    }
+    for (; j < full_end; ++j, d += ds) {
+      ask_next_row(j);
+      weight_step<O, CI, 0, 3>(d, xp, S * j - 1, acc);
     }
     if (short_last && cols > 1) {
-      weight_step<O, 0, 2>(d, xp, S * (cols - 1) - 1, acc);
+      weight_step<O, CI, 0, 2>(d, xp, S * (cols - 1) - 1, acc);
       d += ds;
     }
     if (ask) {
@@ -180,8 +220,8 @@ __attribute__((noinline)) void weight_block(const float* d, int64_t ds, const fl
 // A band's transposed dy rows: in L1 beside the x rows a block streams.
 constexpr int64_t kDyBandBytes = int64_t{24} << 10;
 
-// Output channel vectors per block: 2 (32 channels, 4 input channels) where they divide the
-// group, else 1 (16 channels, 8 input channels); 0: the geometry does not fit.
+// Output channel vectors per block: 2 where 32 output and 4 input channels divide the group,
+// else 1 where 16 and 8 do (a block takes 4 / O input channels); 0: the geometry does not fit.
 int weight_vectors(const ConvGeometry& g) {
   const int64_t cig = g.cin_g(), cog = g.cout_g();
   if (cog % 32 == 0 && cig % 4 == 0) return 2;
@@ -236,7 +276,7 @@ std::pair<int64_t, int64_t> rows_reaching(const ConvGeometry& g, int ky, int64_t
 // Per band, per block of output channels, input channels and kernel row one weight_block.
 template <int O, int S>
 void backward_weight_with(const ConvGeometry& g, const float* dy, const float* x, float* dw) {
-  constexpr int CI = 8 / O;
+  constexpr int CI = 4 / O, J = 4 / O;  // 12 sums and J O dy vectors in registers
   const int64_t cig = g.cin_g(), cog = g.cout_g(), row_floats = g.W_out * cog, sc = kTaps * cog;
   const bool short_last = S * (g.W_out - 1) + 1 >= g.W;
   auto transpose = [&](const float* dyg, int64_t y0, int64_t y1, float* band, int64_t ahead) {
@@ -251,9 +291,9 @@ void backward_weight_with(const ConvGeometry& g, const float* dy, const float* x
           if (r1 == r0) continue;
           // The first block of output channels asks for the x rows after its own (evicted
           // first: layer3's 3 x 3 / 2 183 -> 207-223 GFLOP/s).
-          weight_block<O, S>(band + (r0 - y0) * row_floats + o0, cog, xg + i0 * g.HW() + (g.sh * r0 + ky - g.ph) * g.W,
-                             g.HW(), g.sh * g.W, r1 - r0, g.W_out, short_last, sums + i0 * sc + ky * 3 * cog + o0, sc,
-                             cog, o0 == 0);
+          weight_block<O, CI, J, S>(band + (r0 - y0) * row_floats + o0, cog,
+                                    xg + i0 * g.HW() + (g.sh * r0 + ky - g.ph) * g.W, g.HW(), g.sh * g.W, r1 - r0,
+                                    g.W_out, short_last, sums + i0 * sc + ky * 3 * cog + o0, sc, cog, o0 == 0);
         }
       }
     }

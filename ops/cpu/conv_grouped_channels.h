@@ -15,9 +15,10 @@
 // - input gradient: 16 input channels x 24 (12, 6) positions of one dx row, each dy column
 //   broadcast once (about P / 2 at stride 2 for 3 P / 2 multiply-adds); at stride 2 only from
 //   32 dy channels per group, where the transposition is small beside the sums;
-// - weight gradient: 16 or 32 output channels x 8 or 4 input channels x the 3 kernel columns of
-//   one kernel row (24 sums) over a band's positions: per position 1-2 loads of dy (transposed
-//   per band) and 24 multiply-adds, each with its x value broadcast from memory.
+// - weight gradient: 16 or 32 output channels x 4 or 2 input channels x the 3 kernel columns of
+//   one kernel row (12 sums) over a band's positions, 4 or 2 at a time: per step 4 loads of dy
+//   (transposed per band) and 48 or 24 multiply-adds, each x value they read broadcast once from
+//   memory (at stride 1 24 or 8 broadcasts).
 // With 8 channels per group (layer2) at stride 1 across, a vector holds 8 channels at 2 adjacent
 // positions, each tap's sources a pair of adjacent columns (one 64-bit broadcast from x or dy; at
 // stride 2 the two positions' columns are 2 apart): the forward and input gradient 8 channels x
