@@ -108,7 +108,7 @@ void transpose_dy_rows(const float* dy, int64_t ds, int64_t W_out, int64_t y0, i
   }
 }
 
-// One position: O vectors of dy (from d) times x at kernel columns [kx0, kx1) of 8 / O input
+// One position: O vectors of dy (from d) times x at kernel columns [kx0, kx1) of CI input
 // channels (xp[c][col + kx]).
 template <int O, int CI, int kx0, int kx1>
 __attribute__((always_inline)) inline void weight_step(const float* d, const float* const (&xp)[CI], int64_t col,
@@ -126,7 +126,8 @@ __attribute__((always_inline)) inline void weight_step(const float* d, const flo
 // J positions from the one whose kernel column 0 reads column col of xp[c] (dy from d, ds floats
 // per position), all 3 kernel columns: each x column broadcast once for every position and kernel
 // column that reads it (at stride 1 J + 2 broadcasts per 3 J O multiply-adds and input channel,
-// at stride 2 2 J + 1). Each sum takes its positions in the same order as one at a time.
+// at stride 2 2 J + 1). Each sum takes its positions in the same order as one at a time. The
+// loops are unrolled on request: GCC left the stride-2 step rolled, its sums in memory (0.23-0.74x).
 template <int O, int CI, int J, int S>
 __attribute__((always_inline)) inline void weight_steps(const float* d, int64_t ds, const float* const (&xp)[CI],
                                                         int64_t col, __m512 (&acc)[O][CI][3]) {
@@ -140,13 +141,15 @@ __attribute__((always_inline)) inline void weight_steps(const float* d, int64_t 
       _Pragma("GCC unroll 16") for (int q = 0; q < J; ++q) {
         const int kx = m - S * q;
         if (kx < 0 || kx > 2) continue;
-        _Pragma("GCC unroll 16") for (int o = 0; o < O; ++o) acc[o][c][kx] = _mm512_fmadd_ps(dv[q][o], xv, acc[o][c][kx]);
+        _Pragma("GCC unroll 16") for (int o = 0; o < O; ++o) {
+          acc[o][c][kx] = _mm512_fmadd_ps(dv[q][o], xv, acc[o][c][kx]);
+        }
       }
     }
   }
 }
 
-// The 24 sums of a block: dy transposed from d (ds floats per position), x from the x row of
+// The O x CI x 3 sums of a block: dy transposed from d (ds floats per position), x from the x row of
 // the block's first dy row of its first input channel (channels cs apart, rows xrs apart), over
 // `rows` dy rows of `cols` positions; added in double to sums[c * sc + kx * so + 16 o + l].
 // Position 0 has no kernel column 0 (the padding), and with `short_last` the last position no
