@@ -552,9 +552,10 @@ __attribute__((noinline)) void input_pair_rows(const float* dy, int64_t cs, cons
 }
 
 // The weight gradient: 8 output channels x 2 positions per vector of dy (transposed per band of
-// rows, as pairs) and one accumulator per input channel (8) and kernel column of a kernel row:
-// per pair of positions one load of dy and 24 multiply-adds, each with its pair of x columns
-// broadcast from x (column 2 j + kx - 1 for pair j), the lanes of a pair added at the end.
+// rows, as pairs) and one accumulator per input channel (4) and kernel column of a kernel row:
+// per 4 pairs of positions 4 loads of dy and 48 multiply-adds, each with its pair of x columns
+// broadcast from x (column 2 j + kx - 1 for pair j; 36 broadcasts, one per pair of columns the
+// step reads), the lanes of a pair added at the end.
 
 // dy rows [y0, y1) of 8 channels (ds floats apart, W_out columns) as pairs: element (r, p, k) at
 // out[((r - y0) * pairs + p / 2) * 16 + 2 k + p % 2] (pairs = ceil(W_out / 2); an odd row's last
@@ -579,13 +580,14 @@ void transpose_dy_pairs(const float* dy, int64_t ds, int64_t W_out, int64_t y0, 
 
 // Pair j of a row at a row's ends: each kernel column's pair of x columns (2 j + kx - 1, 2 j +
 // kx) with a column outside [0, W) left out (its lane 0; both outside: no product).
-__attribute__((always_inline)) inline void pair_edge_step(const float* d, const float* const (&xp)[8], int64_t j,
-                                                          int64_t W, __m512 (&acc)[8][3]) {
+template <int CI>
+__attribute__((always_inline)) inline void pair_edge_step(const float* d, const float* const (&xp)[CI], int64_t j,
+                                                          int64_t W, __m512 (&acc)[CI][3]) {
   const __m512 dv = _mm512_load_ps(d);
   for (int kx = 0; kx < 3; ++kx) {
     const int64_t c0 = 2 * j + kx - 1, c1 = c0 + 1;
     const bool in0 = c0 >= 0 && c0 < W, in1 = c1 >= 0 && c1 < W;
-    for (int c = 0; c < 8 && (in0 || in1); ++c) {
+    for (int c = 0; c < CI && (in0 || in1); ++c) {
       __m512 xv;
       if (in0 && in1) {
         double pair;
@@ -599,46 +601,76 @@ __attribute__((always_inline)) inline void pair_edge_step(const float* d, const 
   }
 }
 
-// The 24 sums of 8 output channels x 8 input channels x kernel columns 0-2 of one kernel row: dy
-// as pairs from d (16 floats per pair, `pairs` per row), x from the x row of the block's first dy
-// row of its first input channel (channels cs apart, rows xrs apart, W columns), over `rows` dy
-// rows; added in double to sums[c * sc + kx * 8 + k]. With `ask`, each row asks for the x row
-// after it, a line per 8 pairs it moves on.
+// J inner pairs from pair j (dy from d, 16 floats per pair), all 3 kernel columns of CI input
+// channels: pair q's kernel column kx reads the x columns from col + 2 q + kx on (col = 2 j - 1),
+// each such pair of columns broadcast once for every pair and kernel column that reads it: 2 J + 1
+// broadcasts per 3 J multiply-adds and input channel (one pair at a time: one per multiply-add).
+// Each sum takes its pairs in the same order as one at a time.
+template <int CI, int J>
+__attribute__((always_inline)) inline void pair_weight_steps(const float* d, const float* const (&xp)[CI], int64_t col,
+                                                             __m512 (&acc)[CI][3]) {
+  __m512 dv[J];
+  _Pragma("GCC unroll 16") for (int q = 0; q < J; ++q) dv[q] = _mm512_load_ps(d + q * kLanes);
+  _Pragma("GCC unroll 16") for (int c = 0; c < CI; ++c) {
+    _Pragma("GCC unroll 16") for (int m = 0; m < 2 * J + 1; ++m) {
+      double pair;
+      std::memcpy(&pair, xp[c] + col + m, sizeof pair);
+      const __m512 xv = _mm512_castpd_ps(_mm512_set1_pd(pair));
+      _Pragma("GCC unroll 16") for (int q = 0; q < J; ++q) {
+        const int kx = m - 2 * q;
+        if (kx >= 0 && kx <= 2) acc[c][kx] = _mm512_fmadd_ps(dv[q], xv, acc[c][kx]);
+      }
+    }
+  }
+}
+
+// The 12 sums of 8 output channels x CI = 4 input channels x kernel columns 0-2 of one kernel row:
+// dy as pairs from d (16 floats per pair, `pairs` per row), x from the x row of the block's first
+// dy row of its first input channel (channels cs apart, rows xrs apart, W columns), over `rows` dy
+// rows; added in double to sums[c * sc + kx * 8 + k]. The inner pairs go J at a time
+// (pair_weight_steps): one at a time, 8 input channels (24 sums), each pair of x columns was
+// broadcast for one multiply-add, and on Ice Lake a broadcast from memory issues at one per cycle.
+// With `ask`, each row asks for the x row after it, a line per 8 pairs it moves on. Standalone on
+// the Ice Lake VM (2026-12-08, medians of 7 alternated rounds), layer2's stride-1 row: 136 -> 194
+// GFLOP/s.
+template <int CI, int J>
 __attribute__((noinline)) void weight_pair_block(const float* d, const float* x, int64_t cs, int64_t xrs, int64_t rows,
                                                  int64_t W, double* sums, int64_t sc, bool ask) {
+  static_assert(8 % J == 0, "the steps of J from pair 1 meet every line's first");
   const int64_t pairs = (W + 1) / 2;
   // Pairs [1, inner) read all their columns inside the row (2 j + 2 < W).
   const int64_t inner = std::max<int64_t>(1, std::min(pairs, (W - 1) / 2));
-  __m512 acc[8][3];
-  for (int c = 0; c < 8; ++c) {
+  __m512 acc[CI][3];
+  for (int c = 0; c < CI; ++c) {
     for (int kx = 0; kx < 3; ++kx) acc[c][kx] = _mm512_setzero_ps();
   }
   for (int64_t r = 0; r < rows; ++r, d += pairs * kLanes) {
-    const float* xp[8];
-    for (int c = 0; c < 8; ++c) xp[c] = x + c * cs + r * xrs;
+    const float* xp[CI];
+    for (int c = 0; c < CI; ++c) xp[c] = x + c * cs + r * xrs;
     pair_edge_step(d, xp, 0, W, acc);
-    for (int64_t j = 1; j < inner; ++j) {
+    auto ask_next_row = [&](int64_t j) {
       if (ask && j % 8 == 1) {
-        for (int c = 0; c < 8; ++c) _mm_prefetch(reinterpret_cast<const char*>(xp[c] + xrs + 2 * (j - 1)), _MM_HINT_T1);
+        for (int c = 0; c < CI; ++c) _mm_prefetch(reinterpret_cast<const char*>(xp[c] + xrs + 2 * (j - 1)), _MM_HINT_T1);
       }
-      const __m512 dv = _mm512_load_ps(d + j * kLanes);
-      for (int c = 0; c < 8; ++c) {
-        for (int kx = 0; kx < 3; ++kx) {
-          double pair;
-          std::memcpy(&pair, xp[c] + 2 * j + kx - 1, sizeof pair);
-          acc[c][kx] = _mm512_fmadd_ps(dv, _mm512_castpd_ps(_mm512_set1_pd(pair)), acc[c][kx]);
-        }
-      }
+    };
+    int64_t j = 1;
+    for (; j + J <= inner; j += J) {
+      ask_next_row(j);
+      pair_weight_steps<CI, J>(d + j * kLanes, xp, 2 * j - 1, acc);
     }
-    for (int64_t j = inner; j < pairs; ++j) pair_edge_step(d + j * kLanes, xp, j, W, acc);
+    for (; j < inner; ++j) {
+      ask_next_row(j);
+      pair_weight_steps<CI, 1>(d + j * kLanes, xp, 2 * j - 1, acc);
+    }
+    for (j = inner; j < pairs; ++j) pair_edge_step(d + j * kLanes, xp, j, W, acc);
     if (ask) {
-      for (int c = 0; c < 8; ++c) _mm_prefetch(reinterpret_cast<const char*>(xp[c] + xrs + W - 1), _MM_HINT_T1);
+      for (int c = 0; c < CI; ++c) _mm_prefetch(reinterpret_cast<const char*>(xp[c] + xrs + W - 1), _MM_HINT_T1);
     }
   }
   // Lanes 2 k and 2 k + 1 added: (k0, k4, k1, k5, k2, k6, k3, k7) put in order.
   constexpr __mmask8 all = 0xFF;
   const __m512i order = _mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7);
-  for (int c = 0; c < 8; ++c) {
+  for (int c = 0; c < CI; ++c) {
     for (int kx = 0; kx < 3; ++kx) {
       const __m512d a = _mm512_castps_pd(acc[c][kx]);
       const __m512d lo = _mm512_maskz_cvtps_pd(all, _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0x0F, a, 0)));
@@ -650,19 +682,20 @@ __attribute__((noinline)) void weight_pair_block(const float* d, const float* x,
   }
 }
 
-// Per band (dy as pairs), per 8 input channels and kernel row one weight_pair_block.
+// Per band (dy as pairs), per CI input channels and kernel row one weight_pair_block.
 void backward_weight_pairs(const ConvGeometry& g, const float* dy, const float* x, float* dw) {
+  constexpr int CI = 4, J = 4;  // 2 or 8 pairs per step: 181 / 175 GFLOP/s on layer2, 4: 194
   const int64_t cig = g.cin_g(), cog = g.cout_g(), row_floats = (g.W_out + 1) / 2 * kLanes, sc = kTaps * cog;
   auto transpose = [&](const float* dyg, int64_t y0, int64_t y1, float* band, int64_t ahead) {
     transpose_dy_pairs(dyg, g.P(), g.W_out, y0, y1, band, ahead);
   };
   auto sweep = [&](const float* band, const float* xg, int64_t y0, int64_t y1, double* sums) {
-    for (int64_t i0 = 0; i0 < cig; i0 += 8) {
+    for (int64_t i0 = 0; i0 < cig; i0 += CI) {
       for (int ky = 0; ky < 3; ++ky) {
         const auto [r0, r1] = rows_reaching(g, ky, y0, y1);
         if (r1 == r0) continue;
-        weight_pair_block(band + (r0 - y0) * row_floats, xg + i0 * g.HW() + (g.sh * r0 + ky - g.ph) * g.W, g.HW(),
-                          g.sh * g.W, r1 - r0, g.W, sums + i0 * sc + ky * 3 * cog, sc, true);
+        weight_pair_block<CI, J>(band + (r0 - y0) * row_floats, xg + i0 * g.HW() + (g.sh * r0 + ky - g.ph) * g.W,
+                                 g.HW(), g.sh * g.W, r1 - r0, g.W, sums + i0 * sc + ky * 3 * cog, sc, true);
       }
     }
   };

@@ -24,8 +24,9 @@
 // stride 2 the two positions' columns are 2 apart): the forward and input gradient 8 channels x
 // 24 (12, 6) positions (two rows at a time at stride 1 down: each pair feeds both rows' taps, since
 // on Ice Lake a broadcast from memory issues at one per cycle, half a vector load's rate), the
-// weight gradient dy transposed as pairs of positions, 8 output channels x 8 input channels x 3
-// kernel columns, a pair's 2 lanes added at the end.
+// weight gradient dy transposed as pairs of positions, 8 output channels x 4 input channels x 3
+// kernel columns over 4 pairs per step (each pair of x columns broadcast once for the step's
+// taps that read it), a pair's 2 lanes added at the end.
 // Each output element is summed by one thread in an order fixed by the geometry (the positions'
 // blocks never change a sum's order), and each group's weight gradient too (float over a band's
 // rows, then double across bands and images), so no result depends on the thread count.
