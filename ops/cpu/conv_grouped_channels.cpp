@@ -440,6 +440,13 @@ __attribute__((always_inline)) inline void store_pairs(const __m512 (&acc)[V], f
   }
 }
 
+// The 8 output channels' biases (or zeros, with none), each in both lanes of its channel.
+__attribute__((always_inline)) inline __m512 pair_bias(const float* bias) {
+  if (bias == nullptr) return _mm512_setzero_ps();
+  const __m512i twice = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  return _mm512_maskz_permutexvar_ps(0xFFFF, twice, _mm512_maskz_loadu_ps(0xFF, bias));
+}
+
 // The forward's block: 8 output channels at positions [p0, p0 + P) of one output row, as
 // forward_block (the same arguments, S = 1) with weights packed by pack_weights<true, 8, 2>
 // (w[(c * 3 + r) * 48 + kx * 16 + 2 k + s]).
@@ -450,10 +457,7 @@ __attribute__((noinline)) void forward_pair_block(const float* x, int64_t cs, in
   constexpr int V = P / 2;
   static_assert(P % 2 == 0);
   __m512 acc[V];
-  // Each output channel's bias in both its lanes.
-  const __m512i twice = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-  const __m512 init = bias != nullptr ? _mm512_maskz_permutexvar_ps(0xFFFF, twice, _mm512_maskz_loadu_ps(0xFF, bias))
-                                      : _mm512_setzero_ps();
+  const __m512 init = pair_bias(bias);
   for (int v = 0; v < V; ++v) acc[v] = init;
   for (int64_t c = 0; c < cin; ++c) {
     const char* ahead = prefetch + c * cs * int64_t{sizeof(float)};
@@ -481,9 +485,7 @@ __attribute__((noinline)) void forward_pair_rows(const float* x, int64_t cs, int
   constexpr int V = P / 2;
   static_assert(P % 2 == 0);
   __m512 acc_a[V], acc_b[V];
-  const __m512i twice = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-  const __m512 init = bias != nullptr ? _mm512_maskz_permutexvar_ps(0xFFFF, twice, _mm512_maskz_loadu_ps(0xFF, bias))
-                                      : _mm512_setzero_ps();
+  const __m512 init = pair_bias(bias);
   for (int v = 0; v < V; ++v) acc_a[v] = init, acc_b[v] = init;
   for (int64_t c = 0; c < cin; ++c) {
     const char* ahead = prefetch + c * cs * int64_t{sizeof(float)};
